@@ -1,0 +1,138 @@
+"""Time as an injected dependency.
+
+Everything in exo-ref that waits or stamps a time (poll spacing, backoffs, ``enqueue_after``,
+retry delays, cron) goes through a :class:`Clock`, so that tests can replace wall-clock time with
+a :class:`ManualClock` and a 2-4-8 s retry policy resolves in milliseconds. Both the runtime and the
+fake state manager take a clock; give them the same one when they share a test.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ["Clock", "ManualClock", "SystemClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What exo-ref needs from time: a wall-clock reading and a way to wait."""
+
+    def now(self) -> float:
+        """Seconds since the Unix epoch (the state manager derives millisecond stamps from it)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time (at least one scheduling point, even for 0)."""
+        ...
+
+
+class SystemClock:
+    """The real clock: :func:`time.time` and :func:`anyio.sleep`."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class ManualClock:
+    """A clock that moves only when told to, for deterministic tests.
+
+    ``advance()`` moves time forward and wakes every sleeper whose deadline has come. With
+    ``auto_advance=True`` (driven by :meth:`run_auto_advance`, which the fake state manager starts
+    for you inside its async context), time jumps straight to the next due moment whenever every
+    task is blocked: the next sleeper's deadline, or the earliest time reported by a wake-up source
+    such as the fake's next delayed state or cron trigger. That makes a scenario with long delays
+    run as fast as its CPU work, while keeping the order of events exactly as it would be in real
+    time.
+    """
+
+    def __init__(self, start: float = 1_767_225_600.0, *, auto_advance: bool = False) -> None:
+        if not math.isfinite(start):
+            raise ValueError(f"ManualClock start must be a finite number of seconds, got {start!r}")
+        self._now = float(start)
+        self.auto_advance = auto_advance
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._counter = itertools.count()
+        self._sources: list[Callable[[], float | None]] = []
+        self._changed: anyio.Event | None = None
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._counter), event))
+        self._notify_change()
+        await event.wait()
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` and wake the sleepers that are now due."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go backwards: advance() got {seconds!r}")
+        self.advance_to(self._now + seconds)
+
+    def advance_to(self, when: float) -> None:
+        """Move time forward to ``when`` (no-op if it lies in the past)."""
+        self._now = max(self._now, when)
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, event = heapq.heappop(self._sleepers)
+            event.set()
+
+    def add_wakeup_source(self, source: Callable[[], float | None]) -> None:
+        """Register a function giving the next time (epoch seconds) something becomes due."""
+        self._sources.append(source)
+        self._notify_change()
+
+    def notify_change(self) -> None:
+        """Tell an auto-advancing clock that a wake-up source may have a new due time."""
+        self._notify_change()
+
+    def next_due(self) -> float | None:
+        """The earliest future moment a sleeper or a wake-up source is waiting for."""
+        candidates = [self._sleepers[0][0]] if self._sleepers else []
+        for source in self._sources:
+            due = source()
+            if due is not None and due > self._now:
+                candidates.append(due)
+        return min(candidates) if candidates else None
+
+    async def run_auto_advance(self) -> None:
+        """Jump to the next due time whenever all other tasks are blocked; runs until cancelled."""
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            if not self.auto_advance:
+                await self._wait_for_change()
+                continue
+            due = self.next_due()
+            if due is None:
+                await self._wait_for_change()
+                continue
+            self.advance_to(due)
+            await anyio.lowlevel.checkpoint()
+
+    async def _wait_for_change(self) -> None:
+        self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def _notify_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    def __repr__(self) -> str:
+        return f"ManualClock(now={self._now!r}, auto_advance={self.auto_advance!r})"

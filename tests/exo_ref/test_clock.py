@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from exo_ref._clock import ManualClock, SystemClock
+
+
+def test_manual_clock_refuses_to_go_backwards() -> None:
+    clock = ManualClock(100.0)
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(-1)
+
+
+async def test_manual_clock_wakes_sleepers_in_deadline_order() -> None:
+    clock = ManualClock(100.0)
+    woke: list[str] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(f"{name}@{clock.now()}")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper, "late", 5.0)
+        tg.start_soon(sleeper, "early", 2.0)
+        await anyio.wait_all_tasks_blocked()
+        assert woke == []
+        clock.advance(2.0)
+        await anyio.wait_all_tasks_blocked()
+        assert woke == ["early@102.0"]
+        clock.advance(3.0)
+    assert woke == ["early@102.0", "late@105.0"]
+
+
+async def test_auto_advance_jumps_to_next_wakeup_source() -> None:
+    clock = ManualClock(0.0, auto_advance=True)
+    clock.add_wakeup_source(lambda: 50.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.run_auto_advance)
+        await clock.sleep(3600.0)
+        tg.cancel_scope.cancel()
+    # The wake-up source at 50 s was visited on the way to the sleeper's deadline.
+    assert clock.now() == 3600.0
+
+
+async def test_system_clock_sleep_zero_is_a_checkpoint() -> None:
+    clock = SystemClock()
+    before = clock.now()
+    await clock.sleep(0)
+    assert clock.now() >= before
