@@ -1,4 +1,10 @@
-"""Shared test configuration: every async test runs on asyncio and on trio."""
+"""Benchmark configuration: backends, and sizes that depend on whether benchmarks are enabled.
+
+In the normal test run (``--benchmark-disable`` from pyproject) every benchmark runs once at a
+small size, as a correctness check. ``tox -e bench`` passes ``--benchmark-enable`` and gets the
+sizes of issue 5. The size parameters are generated here so that the check run does not repeat
+the same small case under several size labels.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,34 @@ import inspect
 
 import pytest
 
+from benchmarks._harness import full_size
+
+# name -> (sizes when enabled, sizes in the check run)
+_SIZES: dict[str, tuple[list[object], list[object]]] = {
+    "drain_n": ([1_000, 10_000], [40]),
+    "upstream_settings": (["defaults", "tuned"], ["tuned"]),
+    "latency_poll": ([1.0, 0.1], [0.1]),
+    "stored_states": ([1_000, 100_000], [600]),
+    "sync_workers": ([1, 2, 4], [2]),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    for name, (enabled, check) in _SIZES.items():
+        if name in metafunc.fixturenames:
+            sizes = enabled if full_size(metafunc) else check
+            metafunc.parametrize(name, sizes, ids=[f"{name}={s}" for s in sizes])
+
 
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def full(request: pytest.FixtureRequest) -> bool:
+    """True when benchmarks are enabled (full sizes), False in the check run."""
+    return full_size(request)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

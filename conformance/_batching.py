@@ -1,0 +1,88 @@
+"""Batching rules (contract §2.7, §3.3, §8.5; issue 3 "Polling and batching").
+
+- **B1** no enqueue asks for more than ``batch_size`` (nor for fewer than 1).
+- **B2** claimed-but-unstarted states never exceed ``batch_size``. Measured at every claim (an
+  enqueue answer reaching the runtime) as ``claimed so far - executions begun so far``; a state
+  counts as started when its ``execute()`` begins, so up to ``workers`` states that a worker has
+  already taken but not yet begun (fetching secrets, validating inputs) are allowed on top.
+- **B3** every claimed state reaches exactly one terminal report (executed / errored / prune)
+  applied by the server, and no state gets a terminal report it was not claimed for. A state
+  re-enqueued with re-enqueue-after is claimed again and needs a terminal report once more.
+"""
+
+from __future__ import annotations
+
+from conformance._harness import Observation
+from conformance._outcomes import TERMINAL_KINDS, claimed_states, reports_by_state, state_case
+from conformance._rules import fail, require_healthy_run
+
+__all__ = ["assert_batching"]
+
+
+def assert_batching(obs: Observation) -> None:
+    """Raise ``AssertionError`` naming B1, B2 or B3 if the observation breaks one."""
+    require_healthy_run(obs)
+    batch_size = obs.settings.batch_size
+    enqueues = obs.log.layer("runtime", "enqueue")
+    for exchange in enqueues:
+        asked = exchange.request.get("batch_size") if isinstance(exchange.request, dict) else None
+        if not isinstance(asked, int) or not 1 <= asked <= batch_size:
+            fail(
+                "batching",
+                "B1",
+                f"an enqueue asked for batch_size={asked!r}, outside 1..batch_size={batch_size}",
+                obs,
+            )
+    starts = sorted(e.start_seq for e in obs.log.executions)
+    claimed = 0
+    allowance = batch_size + obs.settings.workers
+    for exchange in enqueues:
+        claimed += len(claimed_states(exchange))
+        done = exchange.done_seq or 0
+        started = sum(1 for seq in starts if seq < done)
+        if claimed - started > allowance:
+            fail(
+                "batching",
+                "B2",
+                f"{claimed - started} claimed-but-unstarted states exceed batch_size={batch_size}"
+                f" (+{obs.settings.workers} being handed to workers)",
+                obs,
+            )
+    _assert_one_terminal_report(obs)
+
+
+def _assert_one_terminal_report(obs: Observation) -> None:
+    cases = state_case(obs.log)
+    claims: dict[str, int] = {}
+    for exchange in obs.log.layer("server", "enqueue"):
+        for state in claimed_states(exchange):
+            state_id = str(state.get("state_id"))
+            claims[state_id] = claims.get(state_id, 0) + 1
+    applied = reports_by_state(obs.log, "server", applied_only=True)
+    for state_id, exchanges in applied.items():
+        if state_id not in claims:
+            fail("batching", "B3", f"state {state_id} was reported without being claimed", obs)
+        terminal = [x.kind for x in exchanges if x.kind in TERMINAL_KINDS]
+        if len(terminal) > 1:
+            fail(
+                "batching",
+                "B3",
+                f"state {state_id} (case {cases.get(state_id)}) got {len(terminal)} applied"
+                f" terminal reports {terminal}, expected exactly one",
+                obs,
+            )
+    if not obs.reached:
+        missing = [
+            f"{s} (case {cases.get(s)})"
+            for s in claims
+            if not any(x.kind in TERMINAL_KINDS for x in applied.get(s, []))
+        ]
+        if missing:
+            fail(
+                "batching",
+                "B3",
+                f"claimed states never reached a terminal report: {', '.join(missing[:5])}"
+                f"{' ...' if len(missing) > 5 else ''}",
+                obs,
+            )
+        fail("batching", "B3", "not every triggered state was claimed and reported", obs)

@@ -1,0 +1,235 @@
+"""One ordered log of everything a conformance scenario observes.
+
+Three sources write to the same :class:`EventLog`, so their events can be ordered against each
+other by a single sequence number:
+
+- :class:`RecordingTransport` wraps an httpx transport and records every exchange (method, path,
+  request JSON, status, response JSON or the exception raised). A scenario stacks two of them:
+  the *runtime* layer (what the runtime sent and saw) outside the fault transport, and the
+  *server* layer (what reached the state manager and what it answered) inside it.
+- the probe inside the generated nodes (:mod:`conformance._nodes`) records the start and end of
+  each execution, possibly from worker threads (hence the lock);
+- the harness records marks such as ``stop`` (when ``RuntimeHandle.stop()`` was called).
+
+Times are read from the scenario's clock (virtual with a ManualClock, so spacings are exact).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import httpx
+
+from exo_ref._clock import Clock
+
+__all__ = ["EventLog", "Exchange", "Execution", "Layer", "RecordingTransport"]
+
+Layer = Literal["runtime", "server"]
+"""``runtime``: as the runtime saw it; ``server``: as it reached the state manager."""
+
+
+@dataclass
+class Exchange:
+    """One HTTP request and its outcome on one layer."""
+
+    layer: Layer
+    method: str
+    path: str
+    request: Any
+    sent_seq: int
+    sent_at: float
+    done_seq: int | None = None
+    done_at: float | None = None
+    status: int | None = None
+    response: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The request got a 2xx answer on this layer."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def kind(self) -> str:
+        """The runtime call this is (contract §8.3): register, enqueue, executed, errored, ..."""
+        return request_kind(self.method, self.path)
+
+    @property
+    def state_id(self) -> str | None:
+        """The state id in a ``/state/{id}/...`` path, else None."""
+        parts = self.path.rstrip("/").split("/")
+        if "state" in parts:
+            index = parts.index("state")
+            if index + 1 < len(parts):
+                return parts[index + 1]
+        return None
+
+
+@dataclass
+class Execution:
+    """One run of a generated node's ``execute`` (the probe's record)."""
+
+    case: str
+    attempt: int
+    start_seq: int
+    start_at: float
+    end_seq: int | None = None
+    end_at: float | None = None
+    outcome: str | None = None
+
+
+def request_kind(method: str, path: str) -> str:
+    """Classify a runtime request by its path suffix (contract §8.3)."""
+    trimmed = path.rstrip("/")
+    if method == "PUT" and trimmed.endswith("/nodes"):
+        return "register"
+    if trimmed.endswith("/states/enqueue"):
+        return "enqueue"
+    for suffix in ("executed", "errored", "prune", "re-enqueue-after", "secrets"):
+        if trimmed.endswith("/" + suffix):
+            return suffix
+    return f"{method} {path}"
+
+
+@dataclass
+class EventLog:
+    """The shared, ordered record of a scenario (thread-safe appends)."""
+
+    clock: Clock
+    exchanges: list[Exchange] = field(default_factory=list)
+    executions: list[Execution] = field(default_factory=list)
+    marks: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _seq: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changed: anyio.Event | None = None
+    _loop_thread: int | None = None
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def bind_loop(self) -> None:
+        """Remember the event-loop thread, so notifications from other threads are skipped."""
+        self._loop_thread = threading.get_ident()
+
+    def notify(self) -> None:
+        """Wake :meth:`wait_for` (only from the event-loop thread; threads are polled for)."""
+        if threading.get_ident() != self._loop_thread:
+            return
+        if self._changed is not None:
+            self._changed.set()
+
+    def mark(self, name: str) -> int:
+        seq = self.next_seq()
+        self.marks[name] = seq
+        self.notify()
+        return seq
+
+    def start_execution(self, case: str) -> Execution:
+        with self._lock:
+            attempt = 1 + sum(1 for e in self.executions if e.case == case)
+            self._seq += 1
+            execution = Execution(case, attempt, self._seq, self.clock.now())
+            self.executions.append(execution)
+        self.notify()
+        return execution
+
+    def end_execution(self, execution: Execution, outcome: str) -> None:
+        with self._lock:
+            self._seq += 1
+            execution.end_seq = self._seq
+            execution.end_at = self.clock.now()
+            execution.outcome = outcome
+        self.notify()
+
+    def layer(self, layer: Layer, kind: str | None = None) -> list[Exchange]:
+        """The exchanges of one layer (optionally of one kind), in sending order."""
+        return [x for x in self.exchanges if x.layer == layer and (kind is None or x.kind == kind)]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        *,
+        virtual_deadline: float,
+        real_timeout: float,
+    ) -> bool:
+        """Wait until ``predicate()`` holds; False once either deadline passes.
+
+        The virtual deadline is on the scenario clock (it moves as the runtime idles under an
+        auto-advancing ManualClock); the real one is a safety net against a wedged runtime. A
+        short real-time re-check interval covers events recorded from worker threads.
+        """
+        with anyio.move_on_after(real_timeout):
+            while True:
+                if predicate():
+                    return True
+                if self.clock.now() > virtual_deadline:
+                    return False
+                self._changed = anyio.Event()
+                with anyio.move_on_after(0.02):
+                    await self._changed.wait()
+        return predicate()
+
+
+_ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _parse(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace")
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Record every exchange passing through ``inner`` into ``log`` on ``layer``."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, log: EventLog, layer: Layer) -> None:
+        self._inner = inner
+        self._log = log
+        self._layer: Layer = layer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = _parse(await request.aread())
+        exchange = Exchange(
+            self._layer,
+            request.method,
+            request.url.path,
+            body,
+            self._log.next_seq(),
+            self._log.clock.now(),
+        )
+        self._log.exchanges.append(exchange)
+        try:
+            response = await self._inner.handle_async_request(request)
+            content = await response.aread()
+        except BaseException as exc:
+            exchange.error = type(exc).__name__
+            exchange.done_seq = self._log.next_seq()
+            exchange.done_at = self._log.clock.now()
+            self._log.notify()
+            raise
+        exchange.status = response.status_code
+        exchange.response = _parse(content)
+        exchange.done_seq = self._log.next_seq()
+        exchange.done_at = self._log.clock.now()
+        self._log.notify()
+        # The content is already decoded: drop the headers that describe the wire encoding.
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _ENCODING_HEADERS
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=content)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

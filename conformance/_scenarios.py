@@ -1,0 +1,138 @@
+"""hypothesis strategies for conformance scenarios.
+
+Node shapes (field names of ``Inputs``/``Outputs``/``Secrets``, sync or async ``execute``),
+settings (batch size, workers, poll interval), cases with per-state behaviours (one output, many,
+none, raise, prune, re-enqueue, sleep) and fault plans for the fault transport.
+"""
+
+from __future__ import annotations
+
+import keyword
+
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from conformance._faults import FaultKind, FaultPlan
+from conformance._harness import Scenario
+from conformance._nodes import Behaviour, Case, NodeShape
+from conformance._targets import RuntimeTarget
+
+__all__ = [
+    "behaviours",
+    "fault_plans",
+    "field_names",
+    "invalid_node_problems",
+    "node_shapes",
+    "scenarios",
+]
+
+_RESERVED = frozenset(dir(BaseModel)) | {"case", "schema", "json", "dict", "copy"}
+
+
+def _usable(name: str) -> bool:
+    return not keyword.iskeyword(name) and not name.startswith("model") and name not in _RESERVED
+
+
+def field_names() -> st.SearchStrategy[str]:
+    """Lower-case identifiers that pydantic accepts as field names without warnings."""
+    return st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True).filter(_usable)
+
+
+@st.composite
+def node_shapes(
+    draw: st.DrawFn, name: str, *, sync_allowed: bool = True, min_inputs: int = 1
+) -> NodeShape:
+    """A node called ``name`` with 1-3 inputs, 0-3 outputs, 0-2 secrets."""
+    unique = st.lists(field_names(), unique=True)
+    inputs = draw(st.lists(field_names(), min_size=min_inputs, max_size=3, unique=True))
+    outputs = draw(unique.filter(lambda xs: len(xs) <= 3))
+    secrets = draw(unique.filter(lambda xs: len(xs) <= 2))
+    sync = draw(st.booleans()) if sync_allowed else False
+    return NodeShape(name, tuple(inputs), tuple(outputs), tuple(secrets), sync)
+
+
+def behaviours(
+    *, sync: bool, instant_only: bool = False, min_requeue_ms: int = 1
+) -> st.SearchStrategy[Behaviour]:
+    """A first-execution behaviour; ``sleep`` only for async nodes and not when instant_only."""
+    options: list[st.SearchStrategy[Behaviour]] = [
+        st.just(Behaviour("one")),
+        st.integers(2, 4).map(lambda n: Behaviour("many", count=n)),
+        st.just(Behaviour("none")),
+        st.integers(0, 999).map(lambda n: Behaviour("raise", message=f"failure number {n}")),
+        st.just(Behaviour("prune")),
+        st.integers(min_requeue_ms, min_requeue_ms + 3000).map(
+            lambda ms: Behaviour("requeue", delay_ms=ms)
+        ),
+    ]
+    if not sync and not instant_only:
+        options.append(
+            st.sampled_from([0.25, 1.0, 2.5, 7.0]).map(lambda s: Behaviour("sleep", seconds=s))
+        )
+    return st.one_of(options)
+
+
+def fault_plans() -> st.SearchStrategy[FaultPlan]:
+    """Random fault plans: 10-40% of requests fail, with a non-empty subset of fault kinds."""
+    return st.builds(
+        FaultPlan,
+        seed=st.integers(0, 2**16),
+        rate=st.sampled_from([0.1, 0.25, 0.4]),
+        kinds=st.lists(st.sampled_from(list(FaultKind)), min_size=1, max_size=4, unique=True).map(
+            tuple
+        ),
+    )
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn,
+    target: RuntimeTarget,
+    *,
+    max_cases: int = 8,
+    faults: bool = False,
+    instant_only: bool = False,
+    poll_intervals: tuple[float, ...] = (0.5, 1.0, 2.5),
+) -> Scenario:
+    """A whole scenario for ``target`` (sync nodes only where the target supports them)."""
+    count = draw(st.integers(1, 2))
+    shapes = tuple(
+        draw(node_shapes(f"Node{i}", sync_allowed=target.sync_nodes)) for i in range(count)
+    )
+    # Under faults a re-enqueue waits longer than any report retry, so a retried re-enqueue-after
+    # cannot land after the state was claimed again (contract §2.11 has no precondition).
+    min_requeue = 5000 if faults else 1
+    cases = []
+    for i in range(draw(st.integers(0, max_cases))):
+        shape = draw(st.sampled_from(shapes))
+        behaviour = draw(
+            behaviours(sync=shape.sync, instant_only=instant_only, min_requeue_ms=min_requeue)
+        )
+        cases.append(Case(f"case{i:03d}", shape.name, behaviour))
+    plan = draw(fault_plans()) if faults else FaultPlan()
+    return Scenario(
+        shapes,
+        tuple(cases),
+        batch_size=draw(st.integers(1, 6)),
+        workers=draw(st.integers(1, 4)),
+        poll_interval=draw(st.sampled_from(poll_intervals)),
+        faults=plan,
+    )
+
+
+@st.composite
+def invalid_node_problems(
+    draw: st.DrawFn, valid: tuple[NodeShape, ...]
+) -> list[tuple[str, str, str]]:
+    """1-3 invalid classes ``(name, problem, field)``; duplicates reuse a valid shape's name."""
+    kinds = ["not_subclass", "field_not_str", "outputs_not_model"]
+    if valid:
+        kinds.append("duplicate")
+    problems = []
+    for i in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(kinds))
+        name = valid[0].name if kind == "duplicate" else f"Broken{i}"
+        if kind == "duplicate" and any(p[1] == "duplicate" for p in problems):
+            kind, name = "not_subclass", f"Broken{i}"
+        problems.append((name, kind, draw(field_names())))
+    return problems

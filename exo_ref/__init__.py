@@ -1,0 +1,72 @@
+"""exo_ref: an Exosphere runtime SDK, API-compatible with ``exospherehost`` 0.0.3.
+
+Change ``from exospherehost import ...`` to ``from exo_ref import ...``; the rest of your code
+stays. Built on anyio (asyncio or trio) and httpx; see contract §8 for the upstream behaviour it
+keeps and the defects it fixes.
+"""
+
+from __future__ import annotations
+
+from ._client import Backoff as Backoff
+from ._clock import Clock as Clock
+from ._clock import ManualClock as ManualClock
+from ._clock import SystemClock as SystemClock
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import ExoRefError as ExoRefError
+from ._errors import InvalidResponseError as InvalidResponseError
+from ._errors import NodeValidationError as NodeValidationError
+from ._errors import RegistrationError as RegistrationError
+from ._errors import RuntimeAlreadyRunningError as RuntimeAlreadyRunningError
+from ._errors import StateManagerError as StateManagerError
+from ._errors import StateManagerTimeoutError as StateManagerTimeoutError
+from ._errors import StateManagerUnavailableError as StateManagerUnavailableError
+from ._models import CronTrigger as CronTrigger
+from ._models import GraphNodeModel as GraphNodeModel
+from ._models import RetryPolicyModel as RetryPolicyModel
+from ._models import RetryStrategyEnum as RetryStrategyEnum
+from ._models import StoreConfigModel as StoreConfigModel
+from ._models import UnitesModel as UnitesModel
+from ._models import UnitesStrategyEnum as UnitesStrategyEnum
+from ._node import BaseNode as BaseNode
+from ._runtime import Runtime as Runtime
+from ._signals import PruneSignal as PruneSignal
+from ._signals import ReQueueAfterSignal as ReQueueAfterSignal
+from ._state_manager import GraphValidationError as GraphValidationError
+from ._state_manager import StateManager as StateManager
+from ._state_manager import WaitTimeoutError as WaitTimeoutError
+from ._version import VERSION as VERSION
+from ._version import __version__ as __version__
+
+__all__ = [
+    "VERSION",
+    "AuthenticationError",
+    "Backoff",
+    "BaseNode",
+    "Clock",
+    "ConfigurationError",
+    "CronTrigger",
+    "ExoRefError",
+    "GraphNodeModel",
+    "GraphValidationError",
+    "InvalidResponseError",
+    "ManualClock",
+    "NodeValidationError",
+    "PruneSignal",
+    "ReQueueAfterSignal",
+    "RegistrationError",
+    "RetryPolicyModel",
+    "RetryStrategyEnum",
+    "Runtime",
+    "RuntimeAlreadyRunningError",
+    "StateManager",
+    "StateManagerError",
+    "StateManagerTimeoutError",
+    "StateManagerUnavailableError",
+    "StoreConfigModel",
+    "SystemClock",
+    "UnitesModel",
+    "UnitesStrategyEnum",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,441 @@
+"""The runtime's HTTP client for the state manager (contract §8.3).
+
+One :class:`StateManagerClient` owns one ``httpx.AsyncClient`` for the runtime's whole life, so
+connections are reused (upstream opened a session per call, contract §8.9.1). Every call has an
+explicit timeout, checks the status before reading JSON (§8.9.4), and turns transport failures into
+:mod:`exo_ref._errors` classes whose messages name the request but never the key.
+
+Retry rules:
+
+* registration and reports (executed / errored / prune / re-enqueue-after) retry with capped,
+  jittered exponential backoff on transport errors, timeouts, 429 and 5xx: registration until it
+  succeeds, reports until they succeed or the caller cancels them (the runtime does so at its
+  shutdown deadline). Upstream never retried a report, stranding states QUEUED (§8.9.2).
+* a report retried after an attempt that may have reached the server (timeout, reset after
+  sending, 5xx) and then answered 400 (``State is not queued``, contract §2.8-2.10) was applied by
+  that earlier attempt: it counts as delivered.
+* polls are single attempts: the poller owns their backoff.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ._clock import Clock
+from ._errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    RegistrationError,
+    StateManagerError,
+    StateManagerTimeoutError,
+    StateManagerUnavailableError,
+)
+from ._node import BaseNode
+
+__all__ = [
+    "Backoff",
+    "ClaimedState",
+    "EnqueueResponse",
+    "RandomSource",
+    "RegisterRequest",
+    "RegisteredNodeSpec",
+    "ReportOutcome",
+    "StateManagerClient",
+    "is_retryable",
+]
+
+logger = logging.getLogger("exo_ref.client")
+
+SECRETS_MAX_ATTEMPTS = 5
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+class RandomSource(Protocol):
+    """What jitter needs from a random generator (``random.Random`` fits)."""
+
+    def random(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with jitter.
+
+    The ``n``-th consecutive failure waits ``min(maximum, initial * multiplier**(n-1))`` scaled by
+    a random factor in ``(1 - jitter, 1]``. With ``jitter <= 0.5`` and ``multiplier >= 2`` the
+    waits never shrink from one failure to the next until the cap is reached.
+    """
+
+    initial: float = 0.1
+    maximum: float = 10.0
+    multiplier: float = 2.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: RandomSource) -> float:
+        """Seconds to wait after the ``attempt``-th consecutive failure (``attempt >= 1``)."""
+        exponent = min(max(attempt - 1, 0), 64)  # 2.0**64 is finite; larger could overflow
+        base = min(self.maximum, self.initial * self.multiplier**exponent)
+        return base * (1.0 - self.jitter * rng.random())
+
+
+class ReportOutcome(enum.Enum):
+    """How a report (executed / errored / prune / re-enqueue-after) ended."""
+
+    DELIVERED = "delivered"
+    """The state manager accepted it."""
+    ALREADY_APPLIED = "already_applied"
+    """A retry was refused with 400 after an earlier attempt may have landed: counted delivered."""
+    REJECTED = "rejected"
+    """Refused for good (404 unknown state, 400 on the first attempt, 401...): logged."""
+
+
+# --- wire models (contract §2.1, §2.7-2.13) ---------------------------------------------------
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ClaimedState(_Wire):
+    """One state returned by a poll (contract §2.7)."""
+
+    state_id: str
+    node_name: str
+    identifier: str = ""
+    inputs: dict[str, Any] = {}
+    created_at: str | None = None
+
+
+class EnqueueResponse(_Wire):
+    count: int
+    status: str = "QUEUED"
+    states: list[ClaimedState]
+
+
+class RegisteredNodeSpec(_Wire):
+    """One node of a registration request (contract §8.3)."""
+
+    name: str
+    namespace: str
+    inputs_schema: dict[str, Any]
+    outputs_schema: dict[str, Any]
+    secrets: list[str]
+
+
+class RegisterRequest(_Wire):
+    """The body upstream's runtime sends to ``PUT /nodes/`` (contract §8.3)."""
+
+    runtime_name: str
+    runtime_namespace: str
+    nodes: list[RegisteredNodeSpec]
+
+    @classmethod
+    def for_nodes(
+        cls, *, name: str, namespace: str, nodes: Sequence[type[BaseNode]]
+    ) -> RegisterRequest:
+        return cls(
+            runtime_name=name,
+            runtime_namespace=namespace,
+            nodes=[
+                RegisteredNodeSpec(
+                    name=node.__name__,
+                    namespace=namespace,
+                    inputs_schema=node.Inputs.model_json_schema(),
+                    outputs_schema=node.Outputs.model_json_schema(),
+                    secrets=list(node.Secrets.model_fields),
+                )
+                for node in nodes
+            ],
+        )
+
+
+class _SecretsResponse(_Wire):
+    secrets: dict[str, str]
+
+
+class _ExecutedBody(_Wire):
+    outputs: list[dict[str, Any]]
+
+
+class _ErroredBody(_Wire):
+    error: str
+
+
+class _PruneBody(_Wire):
+    data: dict[str, Any]
+
+
+class _ReEnqueueBody(_Wire):
+    enqueue_after: int
+
+
+class _EnqueueBody(_Wire):
+    nodes: list[str]
+    batch_size: int
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Transport failures, timeouts, 429 and 5xx are worth retrying; other statuses are not."""
+    if isinstance(error, StateManagerUnavailableError):
+        return True
+    if isinstance(error, StateManagerError):
+        return error.status_code == 429 or error.status_code >= 500
+    return False
+
+
+def _may_have_landed(error: BaseException) -> bool:
+    # A refused connection never reached the server; anything after sending might have.
+    if isinstance(error, StateManagerUnavailableError):
+        return not isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+    return isinstance(error, StateManagerError) and error.status_code >= 500
+
+
+class StateManagerClient:
+    """Typed calls to the state-manager endpoints a runtime uses (contract §8.3).
+
+    Use as an async context manager (or call :meth:`aclose`): it owns one ``httpx.AsyncClient``.
+
+    Args:
+        uri: base URI without the version (``http://host:8000``).
+        namespace: the runtime's namespace.
+        key: the API key, sent as ``x-api-key``; never logged or put in an error message.
+        version: the API version path segment (``v0``).
+        transport: an ``httpx.AsyncBaseTransport`` (``httpx.ASGITransport`` for an in-process
+            fake, ``httpx.MockTransport`` in tests); ``None`` for real HTTP.
+        timeout: per-request timeouts.
+        clock: what backoff sleeps use.
+        rng: the jitter source.
+        backoff: retry spacing for registration, reports and secrets.
+        max_connections: connection-pool size (the runtime passes ``workers`` plus a few).
+    """
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        namespace: str,
+        key: str,
+        version: str,
+        transport: httpx.AsyncBaseTransport | None,
+        timeout: httpx.Timeout,
+        clock: Clock,
+        rng: RandomSource,
+        backoff: Backoff = Backoff(),
+        max_connections: int = 20,
+    ) -> None:
+        self._prefix = f"{uri.rstrip('/')}/{version}/namespace/{namespace}"
+        self._clock = clock
+        self._rng = rng
+        self._backoff = backoff
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            headers={"x-api-key": key},
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    async def register(self, request: RegisterRequest) -> None:
+        """``PUT /nodes/``, retried while the state manager is unreachable or answers 5xx/429.
+
+        Raises:
+            AuthenticationError: 401, the key was refused.
+            RegistrationError: another 4xx (the message carries the server's detail).
+        """
+        path = "/nodes/"
+        try:
+            await self._with_retry("PUT", path, request.model_dump_json(), None)
+        except AuthenticationError as error:
+            raise AuthenticationError(
+                "The state manager refused the API key (401 Invalid API key) while registering "
+                "nodes: check key= or EXOSPHERE_API_KEY",
+                status_code=error.status_code,
+                detail=error.detail,
+                method=error.method,
+                path=error.path,
+            ) from None
+        except StateManagerError as error:
+            raise RegistrationError(
+                f"Registering nodes failed: PUT {path} answered {error.status_code}: "
+                f"{error.detail}",
+                status_code=error.status_code,
+                detail=error.detail,
+                method=error.method,
+                path=error.path,
+            ) from None
+
+    async def enqueue(self, nodes: Sequence[str], batch_size: int) -> list[ClaimedState]:
+        """``POST /states/enqueue`` once (contract §2.7); the poller owns the backoff."""
+        body = _EnqueueBody.model_construct(nodes=list(nodes), batch_size=batch_size)
+        response = await self._send("POST", "/states/enqueue", body.model_dump_json())
+        return _parse(EnqueueResponse, response, "POST", "/states/enqueue").states
+
+    async def secrets(self, state_id: str) -> dict[str, str]:
+        """``GET /state/{id}/secrets`` (contract §2.13), a few attempts on retryable failures."""
+        path = f"/state/{state_id}/secrets"
+        response = await self._with_retry("GET", path, None, SECRETS_MAX_ATTEMPTS)
+        return _parse(_SecretsResponse, response, "GET", path).secrets
+
+    async def report_executed(
+        self, state_id: str, outputs: list[dict[str, Any]]
+    ) -> ReportOutcome:
+        """``POST /state/{id}/executed`` with the dumped outputs (contract §2.8)."""
+        body = _ExecutedBody.model_construct(outputs=outputs)
+        return await self._report(f"/state/{state_id}/executed", body.model_dump_json())
+
+    async def report_errored(self, state_id: str, error: str) -> ReportOutcome:
+        """``POST /state/{id}/errored`` (contract §2.9)."""
+        body = _ErroredBody.model_construct(error=error)
+        return await self._report(f"/state/{state_id}/errored", body.model_dump_json())
+
+    async def report_prune(self, state_id: str, data: dict[str, Any]) -> ReportOutcome:
+        """``POST /state/{id}/prune`` (contract §2.10)."""
+        body = _PruneBody.model_construct(data=data)
+        return await self._report(f"/state/{state_id}/prune", body.model_dump_json())
+
+    async def report_re_enqueue_after(self, state_id: str, delay_ms: int) -> ReportOutcome:
+        """``POST /state/{id}/re-enqueue-after`` (contract §2.11); ``delay_ms`` must be > 0."""
+        body = _ReEnqueueBody.model_construct(enqueue_after=max(1, int(delay_ms)))
+        return await self._report(f"/state/{state_id}/re-enqueue-after", body.model_dump_json())
+
+    # -- machinery ------------------------------------------------------------------------------
+
+    async def _report(self, path: str, body: str) -> ReportOutcome:
+        try:
+            await self._with_retry("POST", path, body, None)
+        except StateManagerError as error:
+            if error.status_code == 400 and error.after_uncertain_attempt:
+                logger.info(
+                    "POST %s answered 400 (%s) after an earlier attempt may have been applied; "
+                    "counting it as delivered",
+                    path,
+                    error.detail,
+                )
+                return ReportOutcome.ALREADY_APPLIED
+            logger.error("%s; the report was not applied", error)  # noqa: TRY400 - no traceback
+            return ReportOutcome.REJECTED
+        return ReportOutcome.DELIVERED
+
+    async def _with_retry(
+        self, method: str, path: str, body: str | None, max_attempts: int | None
+    ) -> httpx.Response:
+        """Send until success or a non-retryable error (raised, with ``after_uncertain_attempt``
+        set when an earlier attempt may have been applied by the server)."""
+        attempt = 0
+        landed = False
+        while True:
+            attempt += 1
+            try:
+                return await self._send(method, path, body)
+            except (StateManagerError, StateManagerUnavailableError) as error:
+                if not is_retryable(error):
+                    if isinstance(error, StateManagerError):
+                        error.after_uncertain_attempt = landed
+                    raise
+                if max_attempts is not None and attempt >= max_attempts:
+                    raise
+                landed = landed or _may_have_landed(error)
+                delay = self._backoff.delay(attempt, self._rng)
+                if isinstance(error, StateManagerError) and error.status_code == 429:
+                    delay = max(delay, min(self._backoff.maximum, _retry_after(error)))
+                log = logger.warning if attempt == 1 or attempt % 10 == 0 else logger.debug
+                log("%s (attempt %d); retrying in %.2fs", error, attempt, delay)
+            await self._clock.sleep(delay)
+
+    async def _send(self, method: str, path: str, body: str | None) -> httpx.Response:
+        url = self._prefix + path
+        try:
+            if body is None:
+                response = await self._http.request(method, url)
+            else:
+                response = await self._http.request(
+                    method, url, content=body, headers=_JSON_HEADERS
+                )
+        except httpx.TimeoutException as error:
+            raise StateManagerTimeoutError(
+                f"{method} {path} got no answer in time ({type(error).__name__})"
+            ) from error
+        except httpx.TransportError as error:
+            raise StateManagerUnavailableError(
+                f"{method} {path} failed: {type(error).__name__}: {error}"
+            ) from error
+        if response.status_code >= 300:
+            raise _status_error(method, path, response)
+        return response
+
+
+def _status_error(method: str, path: str, response: httpx.Response) -> StateManagerError:
+    detail = _detail(response)
+    status = response.status_code
+    cls = AuthenticationError if status == 401 else StateManagerError
+    return cls(
+        f"{method} {path} answered {status}: {detail}",
+        status_code=status,
+        detail=detail,
+        method=method,
+        path=path,
+        retry_after=response.headers.get("retry-after"),
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])[:500]
+    return str(data)[:200]
+
+
+def _retry_after(error: StateManagerError) -> float:
+    try:
+        value = float(error.retry_after) if error.retry_after is not None else 0.0
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _parse(model: type[_M], response: httpx.Response, method: str, path: str) -> _M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as error:
+        raise InvalidResponseError(
+            f"{method} {path} answered {response.status_code} with an unexpected body "
+            f"({error.error_count()} problem(s) reading it as {model.__name__})",
+            status_code=response.status_code,
+            detail=response.text[:200],
+            method=method,
+            path=path,
+        ) from None

@@ -1,0 +1,155 @@
+"""Runtime configuration: the only module that reads environment variables.
+
+Upstream rules (contract §8.2): ``EXOSPHERE_STATE_MANAGER_URI`` / ``EXOSPHERE_API_KEY`` are used
+only when the argument is ``None`` (an empty string argument is kept, and then refused);
+``EXOSPHERE_LOG_LEVEL`` picks the default log level (unknown names mean INFO) and any non-empty
+``EXOSPHERE_DISABLE_DEFAULT_LOGGING`` (even ``"0"``) turns default logging off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+
+import httpx
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_STATE_MANAGER_VERSION",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_WORKERS",
+    "ENV_API_KEY",
+    "ENV_DISABLE_DEFAULT_LOGGING",
+    "ENV_LOG_LEVEL",
+    "ENV_STATE_MANAGER_URI",
+    "RuntimeSettings",
+    "default_logging_disabled",
+    "env_log_level",
+    "resolve_api_key",
+    "resolve_state_manager_uri",
+]
+
+ENV_STATE_MANAGER_URI = "EXOSPHERE_STATE_MANAGER_URI"
+ENV_API_KEY = "EXOSPHERE_API_KEY"
+ENV_LOG_LEVEL = "EXOSPHERE_LOG_LEVEL"
+ENV_DISABLE_DEFAULT_LOGGING = "EXOSPHERE_DISABLE_DEFAULT_LOGGING"
+
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_WORKERS = 4
+DEFAULT_STATE_MANAGER_VERSION = "v0"
+DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_GRACE_PERIOD = 30.0
+# Upstream set no timeout at all (aiohttp's 300 s default, contract §8.9.1). Calls to the state
+# manager are short; a hung connection should fail fast and be retried.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def resolve_state_manager_uri(value: str | None) -> str | None:
+    """The argument, or ``EXOSPHERE_STATE_MANAGER_URI`` when the argument is ``None``."""
+    return os.environ.get(ENV_STATE_MANAGER_URI) if value is None else value
+
+
+def resolve_api_key(value: str | None) -> str | None:
+    """The argument, or ``EXOSPHERE_API_KEY`` when the argument is ``None``."""
+    return os.environ.get(ENV_API_KEY) if value is None else value
+
+
+def env_log_level() -> int:
+    """The level named by ``EXOSPHERE_LOG_LEVEL``; INFO when unset or unknown."""
+    name = os.environ.get(ENV_LOG_LEVEL, "").strip().upper()
+    level = logging.getLevelNamesMapping().get(name)
+    return level if level is not None else logging.INFO
+
+
+def default_logging_disabled() -> bool:
+    """True when ``EXOSPHERE_DISABLE_DEFAULT_LOGGING`` is set to any non-empty value."""
+    return bool(os.environ.get(ENV_DISABLE_DEFAULT_LOGGING))
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """Validated Runtime settings. The key is excluded from ``repr`` so it never gets logged."""
+
+    namespace: str
+    name: str
+    state_manager_uri: str
+    key: str = field(repr=False)
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = DEFAULT_WORKERS
+    state_manager_version: str = DEFAULT_STATE_MANAGER_VERSION
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    grace_period: float = DEFAULT_GRACE_PERIOD
+    timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        namespace: str,
+        name: str,
+        state_manager_uri: str | None,
+        key: str | None,
+        batch_size: int,
+        workers: int,
+        state_manager_version: str,
+        poll_interval: float,
+        grace_period: float,
+        timeout: float | httpx.Timeout | None,
+    ) -> RuntimeSettings:
+        """Apply the environment fallbacks and validate, in upstream order (contract §8.2).
+
+        Raises:
+            ConfigurationError: (a ``ValueError``) naming the first problem found.
+        """
+        uri = resolve_state_manager_uri(state_manager_uri)
+        api_key = resolve_api_key(key)
+        # Upstream's four checks and texts, in its order (contract §8.2 step 4).
+        if batch_size < 1:
+            raise ConfigurationError("Batch size should be at least 1")
+        if workers < 1:
+            raise ConfigurationError("Workers should be at least 1")
+        if not uri:
+            raise ConfigurationError(
+                "State manager URI is not set: pass state_manager_uri= or set "
+                f"{ENV_STATE_MANAGER_URI}"
+            )
+        if not api_key:
+            raise ConfigurationError(f"API key is not set: pass key= or set {ENV_API_KEY}")
+        # Additions: upstream accepted these silently and then misbehaved.
+        if not math.isfinite(poll_interval) or poll_interval <= 0:
+            raise ConfigurationError(
+                f"poll_interval must be a positive number of seconds, got {poll_interval!r}"
+            )
+        if not math.isfinite(grace_period) or grace_period < 0:
+            raise ConfigurationError(
+                f"grace_period must be >= 0 seconds, got {grace_period!r}"
+            )
+        if not uri.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"State manager URI must start with http:// or https://, got {uri!r}"
+            )
+        if timeout is None:
+            http_timeout = DEFAULT_TIMEOUT
+        elif isinstance(timeout, httpx.Timeout):
+            http_timeout = timeout
+        else:
+            http_timeout = httpx.Timeout(float(timeout))
+        return cls(
+            namespace=namespace,
+            name=name,
+            # Upstream used the URI as-is, so a trailing slash produced "//" paths (§8.3).
+            state_manager_uri=uri.rstrip("/"),
+            key=api_key,
+            batch_size=batch_size,
+            workers=workers,
+            state_manager_version=state_manager_version,
+            poll_interval=float(poll_interval),
+            grace_period=float(grace_period),
+            timeout=http_timeout,
+        )

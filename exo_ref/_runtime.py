@@ -1,0 +1,454 @@
+"""``Runtime``: registers nodes, then polls, executes and reports until stopped (contract §8).
+
+Lifecycle (one task group per run, nothing backend-specific created before ``run()``, so a
+Runtime can be run again, on another event loop or backend; upstream defect §8.9.15)::
+
+    run() ── register (retried; stop() aborts it)
+          └─ serve: poller ──stream──▶ `workers` worker tasks ──▶ reports
+                 stop() ─▶ poller stops claiming at once
+                        ─▶ states claimed but not started are handed back (re-enqueue-after 1 ms)
+                        ─▶ running states finish and are reported within `grace_period`
+                        ─▶ after the grace period: cancel, hand back still-running states, return
+
+Seams for other implementations and conformance mutants: the class attributes
+``poller_class`` and ``worker_pool_class`` (subclass :class:`~exo_ref._poller.Poller` /
+:class:`~exo_ref._workers.WorkerPool` and override their documented hooks).
+"""
+
+from __future__ import annotations
+
+import asyncio  # only to honour upstream's start()-inside-a-running-loop contract (§8.4)
+import contextlib
+import logging
+import math
+import random
+import signal
+import threading
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+import httpx
+from anyio.abc import TaskStatus
+
+from ._client import Backoff, ClaimedState, RandomSource, RegisterRequest, StateManagerClient
+from ._clock import Clock, SystemClock
+from ._config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_STATE_MANAGER_VERSION,
+    DEFAULT_WORKERS,
+    RuntimeSettings,
+)
+from ._errors import ConfigurationError, RuntimeAlreadyRunningError
+from ._logging import setup_default_logging
+from ._node import BaseNode
+from ._poller import Backlog, Poller
+from ._validation import validate_nodes
+from ._workers import WorkerPool
+
+__all__ = ["Runtime"]
+
+logger = logging.getLogger("exo_ref.runtime")
+
+# Handed-back states become runnable again after this delay (the endpoint needs > 0, §2.11).
+HANDBACK_DELAY_MS = 1
+# After the grace period, still-running states are handed back within this extra budget.
+ABANDON_HANDBACK_BUDGET = 5.0
+# Extra connections beyond `workers`: the poller, registration, hand-back bursts.
+_SPARE_CONNECTIONS = 4
+
+
+class Runtime:
+    """Serves node classes for one namespace against an Exosphere state manager.
+
+    Signature-compatible with upstream ``exospherehost.Runtime`` (contract §8.2), so changing the
+    import is the whole migration. Keyword-only additions follow the ``*``.
+
+    Args:
+        namespace: the namespace the nodes are registered in and states are claimed from.
+        name: this runtime's name (stored as ``runtime_name`` on registration).
+        nodes: node **classes** (subclasses of :class:`~exo_ref.BaseNode`).
+        state_manager_uri: base URI; ``None`` reads ``EXOSPHERE_STATE_MANAGER_URI``.
+        key: API key; ``None`` reads ``EXOSPHERE_API_KEY``. Never logged.
+        batch_size: most states claimed and not yet started at any time (and per poll).
+        workers: most states executing at once.
+        state_manager_version: API version path segment.
+        poll_interval: seconds between polls when the queue is empty.
+        state_manage_version: upstream's misspelt name for ``state_manager_version``
+            (deprecated, accepted with a ``DeprecationWarning``).
+        transport: an ``httpx.AsyncBaseTransport`` (e.g. ``httpx.ASGITransport`` for an
+            in-process state manager, ``httpx.MockTransport`` in tests).
+        clock: time source for poll spacing, backoff and the grace period.
+        grace_period: seconds running states get to finish after ``stop()``.
+        timeout: HTTP timeout (seconds or an ``httpx.Timeout``); default 30 s, connect 10 s.
+        rng: random source for backoff jitter (``random.Random`` fits).
+        backoff: retry spacing for registration, reports and secrets.
+
+    Raises:
+        ConfigurationError: (a ``ValueError``) bad settings, checked in upstream's order.
+        NodeValidationError: (a ``ValueError``) listing every problem with the node classes.
+    """
+
+    poller_class: ClassVar[type[Poller]] = Poller
+    worker_pool_class: ClassVar[type[WorkerPool]] = WorkerPool
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        nodes: Sequence[type[BaseNode]],
+        state_manager_uri: str | None = None,
+        key: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        workers: int = DEFAULT_WORKERS,
+        state_manager_version: str = DEFAULT_STATE_MANAGER_VERSION,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        *,
+        state_manage_version: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        timeout: float | httpx.Timeout | None = None,
+        rng: RandomSource | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        setup_default_logging()  # contract §8.2 step 1 (on our logger, not the root)
+        if state_manage_version is not None:
+            warnings.warn(
+                "Runtime(state_manage_version=...) is upstream's misspelling; "
+                "use state_manager_version=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if state_manager_version not in (DEFAULT_STATE_MANAGER_VERSION, state_manage_version):
+                raise ConfigurationError(
+                    "Pass only one of state_manager_version= and state_manage_version="
+                )
+            state_manager_version = state_manage_version
+        self.settings = RuntimeSettings.build(
+            namespace=namespace,
+            name=name,
+            state_manager_uri=state_manager_uri,
+            key=key,
+            batch_size=batch_size,
+            workers=workers,
+            state_manager_version=state_manager_version,
+            poll_interval=poll_interval,
+            grace_period=grace_period,
+            timeout=timeout,
+        )
+        self.nodes: list[type[BaseNode]] = validate_nodes(list(nodes))
+        self._transport = transport
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._rng: RandomSource = rng if rng is not None else random.Random()
+        self._backoff = backoff if backoff is not None else Backoff()
+        # Cross-thread coordination: `_lock` guards the flags below; `_call_lock` makes sure a
+        # stop() from another thread never calls into an event loop that has already finished.
+        self._lock = threading.Lock()
+        self._call_lock = threading.Lock()
+        self._running = False
+        self._stop_requested = False
+        self._token: object | None = None
+        self._loop_thread: int | None = None
+        self._stop_event: anyio.Event | None = None
+        self._registering: anyio.CancelScope | None = None
+        self._main_scope: anyio.CancelScope | None = None
+        self.poller: Poller | None = None
+        self.worker_pool: WorkerPool | None = None
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"Runtime(namespace={s.namespace!r}, name={s.name!r}, "
+            f"nodes={[n.__name__ for n in self.nodes]}, state_manager_uri={s.state_manager_uri!r})"
+        )
+
+    @property
+    def is_running(self) -> bool:
+        """True from the start of :meth:`run` until it returns."""
+        return self._running
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(
+        self, backend: str = "asyncio", backend_options: dict[str, Any] | None = None
+    ) -> asyncio.Task[None] | None:
+        """Run until stopped, blocking; SIGINT/SIGTERM start a graceful shutdown.
+
+        Inside a running asyncio event loop this returns an ``asyncio.Task`` instead, as upstream
+        does (contract §8.4): keep a reference and await it. OS signals are handled only when
+        called in the main thread (the notebook pattern runs it in a background thread).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            return loop.create_task(self.run())
+        anyio.run(self._run_main, backend=backend, backend_options=backend_options)
+        return None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Register, then serve until :meth:`stop`; works on any anyio backend.
+
+        ``await task_group.start(runtime.run)`` returns once the nodes are registered and the
+        runtime is about to poll (or at once if it is stopped before that).
+
+        Raises:
+            RuntimeAlreadyRunningError: this Runtime is already running.
+            AuthenticationError: the key was refused at registration.
+            RegistrationError: registration was refused with another 4xx.
+        """
+        with self._lock:
+            if self._running:
+                raise RuntimeAlreadyRunningError(
+                    f"Runtime {self.settings.name!r} is already running; "
+                    "create another Runtime to run two at once"
+                )
+            self._running = True
+        try:
+            await self._run(task_status)
+        finally:
+            # Wait (in a thread, so this loop keeps serving callbacks) until no cross-thread
+            # stop() is calling into this loop, then forget it.
+            await anyio.to_thread.run_sync(self._forget_loop)
+            with self._lock:
+                self._running = False
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown. Safe from any thread, before start, and more than once.
+
+        Called before :meth:`run`/:meth:`start`, the next run returns at once (this avoids a race
+        with a runtime started in a background thread).
+        """
+        with self._call_lock:
+            with self._lock:
+                self._stop_requested = True
+                token, thread = self._token, self._loop_thread
+            if token is None:
+                return
+            if thread == threading.get_ident():
+                self._begin_shutdown()
+                return
+            # RuntimeError: the loop has just finished; the flag is set for the next run.
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(self._begin_shutdown, token=token)  # type: ignore[arg-type]
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _forget_loop(self) -> None:
+        with self._call_lock, self._lock:
+            self._token = None
+            self._loop_thread = None
+            self._stop_requested = False
+
+    def _begin_shutdown(self) -> None:
+        if self._registering is not None:
+            self._registering.cancel()
+        if self._stop_event is not None and not self._stop_event.is_set():
+            logger.info("Runtime %s: shutting down gracefully", self.settings.name)
+            self._stop_event.set()
+
+    def _force_stop(self) -> None:
+        if self._main_scope is not None:
+            logger.warning("Runtime %s: forced stop, running states abandoned", self.settings.name)
+            self._main_scope.cancel()
+
+    async def _run_main(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            await self.run()
+            return
+        error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals)
+            try:
+                await self.run()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+                error = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _watch_signals(self) -> None:
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                received = 0
+                async for signum in signals:
+                    received += 1
+                    if received == 1:
+                        logger.warning(
+                            "Received %s: finishing running states (send it again to force)",
+                            signal.Signals(signum).name,
+                        )
+                        self.stop()
+                    else:
+                        self._force_stop()
+        except NotImplementedError:  # e.g. Windows: no signal receiver, no graceful shutdown
+            return
+
+    async def _run(self, task_status: TaskStatus[None]) -> None:
+        self._stop_event = anyio.Event()
+        with self._lock:
+            self._token = anyio.lowlevel.current_token()
+            self._loop_thread = threading.get_ident()
+            stop_now = self._stop_requested
+        if stop_now:
+            task_status.started()
+            return
+        s = self.settings
+        async with StateManagerClient(
+            uri=s.state_manager_uri,
+            namespace=s.namespace,
+            key=s.key,
+            version=s.state_manager_version,
+            transport=self._transport,
+            timeout=s.timeout,
+            clock=self._clock,
+            rng=self._rng,
+            backoff=self._backoff,
+            max_connections=s.workers + _SPARE_CONNECTIONS,
+        ) as client:
+            with anyio.CancelScope() as self._main_scope:
+                names = [node.__name__ for node in self.nodes]
+                logger.info("Registering nodes %s in namespace %s", names, s.namespace)
+                with anyio.CancelScope() as self._registering:
+                    request = RegisterRequest.for_nodes(
+                        name=s.name, namespace=s.namespace, nodes=self.nodes
+                    )
+                    await client.register(request)
+                self._registering = None
+                task_status.started()
+                if self._stop_event.is_set():
+                    return
+                logger.info("Registered nodes %s; serving", names)
+                await self._serve(client)
+            self._main_scope = None
+
+    async def _serve(self, client: StateManagerClient) -> None:
+        s = self.settings
+        assert self._stop_event is not None
+        send, receive = anyio.create_memory_object_stream[ClaimedState](math.inf)
+        backlog = Backlog(batch_size=s.batch_size, workers=s.workers)
+        pool = self.worker_pool = self.worker_pool_class(
+            client=client,
+            nodes=self.nodes,
+            workers=s.workers,
+            backlog=backlog,
+            runtime_label=f"{s.name!r} (namespace {s.namespace!r})",
+        )
+        poller = self.poller = self.poller_class(
+            client=client,
+            node_names=[node.__name__ for node in self.nodes],
+            backlog=backlog,
+            send=send,
+            poll_interval=s.poll_interval,
+            clock=self._clock,
+            rng=self._rng,
+        )
+        leftovers: list[ClaimedState] = []
+        pool_scope = anyio.CancelScope()
+        poll_scope = anyio.CancelScope()
+        handback_scope = anyio.CancelScope()
+        pool_done = anyio.Event()
+        poll_done = anyio.Event()
+
+        async def run_pool() -> None:
+            with pool_scope:
+                await pool.run(receive)
+            pool_done.set()
+
+        async def run_poller() -> None:
+            with poll_scope:
+                leftovers.extend(await poller.run())
+            poll_done.set()
+
+        async def grace_timer() -> None:
+            await self._clock.sleep(s.grace_period)
+            if not pool_done.is_set():
+                logger.warning(
+                    "Grace period of %.1fs over: cancelling %d running state(s)",
+                    s.grace_period,
+                    len(pool.in_flight),
+                )
+            for scope in (pool_scope, poll_scope, handback_scope):
+                scope.cancel()
+
+        with send, receive:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_pool)
+                tg.start_soon(run_poller)
+                await self._stop_event.wait()
+                timer = anyio.CancelScope()
+
+                async def run_timer() -> None:
+                    with timer:
+                        await grace_timer()
+
+                tg.start_soon(run_timer)
+                poller.stop()
+                await poll_done.wait()
+                leftovers.extend(_drain(receive, backlog))
+                send.close()
+                with handback_scope:
+                    await self._hand_back(client, leftovers, "claimed but not started")
+                await pool_done.wait()
+                timer.cancel()
+        abandoned = list(pool.in_flight.values())
+        if abandoned:
+            await _within(
+                self._clock,
+                ABANDON_HANDBACK_BUDGET,
+                lambda: self._hand_back(client, abandoned, "cancelled mid-execution"),
+            )
+        logger.info("Runtime %s stopped", s.name)
+
+    async def _hand_back(
+        self, client: StateManagerClient, states: list[ClaimedState], why: str
+    ) -> None:
+        """Make states runnable again (re-enqueue-after works from any status, contract §6.2)."""
+        if not states:
+            return
+        logger.info("Handing back %d state(s) %s", len(states), why)
+        limiter = anyio.CapacityLimiter(self.settings.workers)
+
+        async def one(state: ClaimedState) -> None:
+            async with limiter:
+                try:
+                    await client.report_re_enqueue_after(state.state_id, HANDBACK_DELAY_MS)
+                except Exception:
+                    logger.exception("Could not hand back state %s", state.state_id)
+
+        async with anyio.create_task_group() as tg:
+            for state in states:
+                tg.start_soon(one, state)
+
+
+def _drain(receive: Any, backlog: Backlog) -> list[ClaimedState]:
+    drained: list[ClaimedState] = []
+    while True:
+        try:
+            drained.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    backlog.started(len(drained))
+    return drained
+
+
+async def _within(clock: Clock, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` but give up after ``seconds`` of ``clock`` time."""
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(seconds)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        await work()
+        tg.cancel_scope.cancel()

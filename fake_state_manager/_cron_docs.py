@@ -1,0 +1,90 @@
+"""Cron trigger documents and their schedule (contract §4.7 ``DatabaseTriggers``).
+
+The docs live in ``Store.cron`` (by id); :class:`CronSchedule` adds a heap of PENDING docs by
+``trigger_time`` so that finding the due ones and the next due time never scans all docs.
+Firing itself (calling the trigger) is the engine's job: see ``Engine.fire_due_triggers``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from fake_state_manager import _domain
+from fake_state_manager._store import CronDoc, Store
+
+__all__ = ["CronSchedule", "expressions"]
+
+
+def expressions(triggers: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The distinct cron expressions of a template's triggers, in order (§4.7)."""
+    found: dict[str, None] = {}
+    for trigger in triggers:
+        value = trigger.get("value") or {}
+        if trigger.get("type", "CRON") == "CRON" and isinstance(value.get("expression"), str):
+            found[value["expression"]] = None
+    return list(found)
+
+
+class CronSchedule:
+    """The PENDING cron docs of a store, ordered by trigger time."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._heap: list[tuple[float, int, CronDoc]] = []
+
+    def schedule(
+        self, triggers: Sequence[Mapping[str, Any]], graph_name: str, namespace: str, now: float
+    ) -> None:
+        """§4.7 "On VALID": one PENDING doc per distinct expression at its next fire after now.
+
+        Raises:
+            ValueError: an expression croniter cannot use (nothing is scheduled then).
+        """
+        times = [(e, _domain.next_fire(e, now)) for e in expressions(triggers)]
+        for expression, when in times:
+            self.add(expression, graph_name, namespace, when)
+
+    def add(self, expression: str, graph_name: str, namespace: str, when: float) -> CronDoc:
+        """Insert one PENDING doc due at ``when``."""
+        doc = CronDoc(self._store.new_id(), expression, graph_name, namespace, when)
+        self._store.cron[doc.id] = doc
+        heapq.heappush(self._heap, (when, self._store.next_seq(), doc))
+        return doc
+
+    def drop_pending(self, namespace: str, graph_name: str, dropped: Sequence[str]) -> None:
+        """Delete PENDING docs of a graph's old expressions (§4.7, on upsert of an existing graph).
+
+        Upstream's filter omits the namespace; the fake includes it (docs/fidelity.md).
+        """
+        for doc_id, doc in list(self._store.cron.items()):
+            if (
+                doc.trigger_status == "PENDING"
+                and doc.graph_name == graph_name
+                and doc.namespace == namespace
+                and doc.expression in dropped
+            ):
+                doc.trigger_status = "CANCELLED"  # its heap entry is now stale
+                del self._store.cron[doc_id]
+
+    def pop_due(self, now: float) -> Iterator[CronDoc]:
+        """PENDING docs with ``trigger_time <= now``, oldest first; docs added meanwhile count."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, doc = heapq.heappop(heap)
+            if doc.trigger_status == "PENDING":
+                yield doc
+
+    def next_due(self) -> float | None:
+        """The earliest PENDING trigger time, or ``None``."""
+        heap = self._heap
+        while heap and heap[0][2].trigger_status != "PENDING":
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def expire(self, now: float) -> None:
+        """Drop finished docs whose retention has passed (upstream's TTL index)."""
+        for doc_id, doc in list(self._store.cron.items()):
+            if doc.expires_at is not None and doc.expires_at <= now:
+                del self._store.cron[doc_id]

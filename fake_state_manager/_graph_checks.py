@@ -1,0 +1,348 @@
+"""Structural validation of a graph template at save time (contract §4.3).
+
+Upstream runs these checks as pydantic validators of its ``GraphTemplate`` document model and
+answers ``400 {"detail": "Error validating graph template: " + str(validation_error)}``. We run
+the same checks, in the same order, with the same messages, and build the text with pydantic's
+own ``ValidationError`` formatter, so the detail reads exactly like upstream's::
+
+    1 validation error for GraphTemplate
+    nodes
+      Value error, Node identifier a is not unique [type=value_error, input_value=[...], ...]
+        For further information visit https://errors.pydantic.dev/<version>/v/value_error
+
+How the text is assembled (mimicking pydantic's semantics):
+
+1. **Field validators.** ``nodes`` runs "identifiers unique", then (only if that passed) "every
+   ``next_nodes`` entry exists"; ``secrets`` runs "secret names non-empty". Both fields report:
+   two failing fields give ``2 validation errors for GraphTemplate`` with a ``nodes`` and a
+   ``secrets`` block (loc line = field name, ``input_value`` = the field's value; secret values
+   are masked, never printed).
+2. **Model validators** run only when every field passed, in order: unites targets, root +
+   connectivity, acyclicity, inputs. The first failing one is the single error, with no loc
+   line and ``input_value`` = a dict starting with ``name``, ``namespace``, ``nodes``.
+3. Each validator joins all of its messages with ``"\\n"``, as upstream does.
+
+The pydantic version in the ``errors.pydantic.dev`` URL and the exact truncated ``input_value``
+may differ from upstream's; the message fragments (contract §4.3) are identical.
+
+The "parents" computation reproduces upstream's DFS, quirks included (contract §4.3):
+children are traversed only on a node's first visit; a unites node's set is replaced by
+``parents(X) | {X}`` on its first visit (later arrivals union into it); a unites node reached
+before its target waits, and when the target is visited it only receives a union (its children
+are not traversed from there); a target never reached gives ``Graph is disconnected at: {...}``.
+The DFS is iterative so that a long chain cannot hit Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import InitErrorDetails, ValidationError
+
+from exo_ref._models import StoreConfigModel
+from fake_state_manager._placeholders import STORE, parse
+from fake_state_manager._schemas import NodeTemplate
+
+__all__ = [
+    "DETAIL_PREFIX",
+    "GraphCheckError",
+    "GraphStructure",
+    "check_graph",
+    "compute_structure",
+]
+
+#: The engine's 400 detail is ``DETAIL_PREFIX + str(error)`` (contract §2.3).
+DETAIL_PREFIX = "Error validating graph template: "
+
+_TITLE = "GraphTemplate"
+_Call = tuple[str, frozenset[str], frozenset[str]]
+_Activation = Generator[_Call, None, None]
+_MASK = "**********"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphStructure:
+    """What the checks computed, for the engine to reuse.
+
+    Attributes:
+        root: The root node's identifier.
+        parents: identifier -> the identifiers its inputs may reference (upstream's "parents").
+        paths: identifier -> the identifiers on the DFS paths that reached it.
+        nodes: identifier -> node template, in template order.
+    """
+
+    root: str
+    parents: Mapping[str, frozenset[str]]
+    paths: Mapping[str, frozenset[str]]
+    nodes: Mapping[str, NodeTemplate]
+
+
+class GraphCheckError(ValueError):
+    """A graph template failed structural validation (contract §4.3).
+
+    ``str(error)`` is the pydantic-style text; :attr:`detail` is the full 400 detail.
+
+    Attributes:
+        messages: The raw messages, one per failing validator (each may hold several lines).
+        validation_error: The underlying ``pydantic_core.ValidationError``.
+    """
+
+    def __init__(self, validation_error: ValidationError, messages: Sequence[str]) -> None:
+        super().__init__(str(validation_error))
+        self.validation_error = validation_error
+        self.messages = list(messages)
+
+    @property
+    def detail(self) -> str:
+        """``Error validating graph template: <text>`` as upstream's 400 detail."""
+        return DETAIL_PREFIX + str(self)
+
+
+def _value_error(loc: tuple[str, ...], value: Any, message: str) -> InitErrorDetails:
+    # Exactly what pydantic records when a validator raises ValueError(message).
+    ctx = {"error": ValueError(message)}
+    return {"type": "value_error", "loc": loc, "input": value, "ctx": ctx}
+
+
+def _normalise(nodes: Iterable[NodeTemplate | Mapping[str, Any]]) -> list[NodeTemplate]:
+    return [n if isinstance(n, NodeTemplate) else NodeTemplate.model_validate(n) for n in nodes]
+
+
+def check_graph(
+    nodes: Iterable[NodeTemplate | Mapping[str, Any]],
+    *,
+    secret_names: Iterable[str] = (),
+    store_config: StoreConfigModel | Mapping[str, Any] | None = None,
+    name: str = "",
+    namespace: str = "",
+) -> GraphStructure:
+    """Run every check of contract §4.3 on an upsert body.
+
+    Args:
+        nodes: The template's nodes (models, or dicts that validate as ``NodeTemplate``).
+        secret_names: The body's secret names (values are not checked: upstream checks the
+            ciphertext, which is never empty).
+        store_config: For the ``store.k`` input check; default: no keys.
+        name: Graph name (only shown in the error's ``input_value``).
+        namespace: Namespace (only shown in the error's ``input_value``).
+
+    Returns:
+        The computed structure (root, parents, paths).
+
+    Raises:
+        GraphCheckError: the first failing group, with upstream's text.
+    """
+    templates = _normalise(nodes)
+    config = (
+        store_config
+        if isinstance(store_config, StoreConfigModel)
+        else StoreConfigModel.model_validate(store_config or {})
+    )
+    names = list(secret_names)
+
+    field_errors: list[InitErrorDetails] = []
+    messages: list[str] = []
+    nodes_message = _check_unique(templates) or _check_next_nodes_exist(templates)
+    if nodes_message:
+        field_errors.append(_value_error(("nodes",), templates, nodes_message))
+        messages.append(nodes_message)
+    if any(not secret for secret in names):
+        message = "Secrets cannot be empty"
+        field_errors.append(_value_error(("secrets",), dict.fromkeys(names, _MASK), message))
+        messages.append(message)
+    if field_errors:
+        raise GraphCheckError(ValidationError.from_exception_data(_TITLE, field_errors), messages)
+
+    model_input = {"name": name, "namespace": namespace, "nodes": templates}
+
+    def fail(message: str) -> GraphCheckError:
+        line = _value_error((), model_input, message)
+        return GraphCheckError(ValidationError.from_exception_data(_TITLE, [line]), [message])
+
+    message = _check_unites_targets(templates)
+    if message:
+        raise fail(message)
+    try:
+        structure = compute_structure(templates)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for check in (_check_connected, _check_acyclic):
+        message = check(templates, structure)
+        if message:
+            raise fail(message)
+    message = _check_inputs(templates, structure, config)
+    if message:
+        raise fail(message)
+    return structure
+
+
+def _join(errors: list[str]) -> str:
+    return "\n".join(errors)
+
+
+def _check_unique(nodes: list[NodeTemplate]) -> str:
+    seen: set[str] = set()
+    errors: list[str] = []
+    for node in nodes:
+        if node.identifier in seen:
+            errors.append(f"Node identifier {node.identifier} is not unique")
+        seen.add(node.identifier)
+    return _join(errors)
+
+
+def _check_next_nodes_exist(nodes: list[NodeTemplate]) -> str:
+    identifiers = {node.identifier for node in nodes}
+    return _join(
+        [
+            f"Node identifier {nxt} does not exist in the graph"
+            for node in nodes
+            for nxt in node.next_nodes or ()
+            if nxt not in identifiers
+        ]
+    )
+
+
+def _check_unites_targets(nodes: list[NodeTemplate]) -> str:
+    identifiers = {node.identifier for node in nodes}
+    errors: list[str] = []
+    for node in nodes:
+        if node.unites is None:
+            continue
+        target = node.unites.identifier
+        if target not in identifiers:
+            errors.append(
+                f"Node {node.identifier} has an unites target {target} that does not exist"
+            )
+        if target == node.identifier:
+            errors.append(
+                f"Node {node.identifier} has an unites target {target} "
+                "that is the same as the node itself"
+            )
+    return _join(errors)
+
+
+def _find_root(nodes: list[NodeTemplate]) -> NodeTemplate:
+    in_degree = {node.identifier: 0 for node in nodes}
+    for node in nodes:
+        for nxt in node.next_nodes or ():
+            in_degree[nxt] += 1
+        if node.unites is not None:
+            # The unites target acts as the node's parent (contract §4.3 "Root").
+            in_degree[node.identifier] += 1
+    roots = [node for node in nodes if in_degree[node.identifier] == 0]
+    if len(roots) != 1:
+        raise ValueError(
+            "There should be exactly one root node in the graph but found "
+            f"{len(roots)} nodes with zero in-degree: {roots}"
+        )
+    return roots[0]
+
+
+def compute_structure(nodes: Iterable[NodeTemplate | Mapping[str, Any]]) -> GraphStructure:
+    """Find the root and run upstream's "parents" DFS (contract §4.3).
+
+    Expects identifiers to be unique and every ``next_nodes``/``unites`` target to exist
+    (:func:`check_graph` checks that first).
+
+    Raises:
+        ValueError: ``There should be exactly one root node ...`` or
+            ``Error building dependency graph: Graph is disconnected at: {...}``.
+    """
+    templates = _normalise(nodes)
+    root = _find_root(templates).identifier
+    by_id = {node.identifier: node for node in templates}
+    parents: dict[str, frozenset[str]] = {ident: frozenset() for ident in by_id}
+    paths: dict[str, frozenset[str]] = {ident: frozenset() for ident in by_id}
+    visited: set[str] = set()
+    awaiting: dict[str, list[str]] = {}
+
+    def visit(ident: str, arriving: frozenset[str], path: frozenset[str]) -> _Activation:
+        # One activation of upstream's recursive dfs(); yielded tuples are its recursive calls.
+        parents[ident] = arriving | parents[ident]
+        paths[ident] = path | paths[ident]
+        if ident in visited:
+            return
+        visited.add(ident)
+        node = by_id[ident]
+        if node.unites is None:
+            for_children = arriving | {ident}
+        elif node.unites.identifier in visited:
+            target = node.unites.identifier
+            parents[ident] = parents[target] | {target}
+            for_children = parents[target] | {target}
+        else:
+            awaiting.setdefault(node.unites.identifier, []).append(ident)
+            return
+        if ident in awaiting:
+            for waiting in awaiting[ident]:
+                yield (waiting, for_children, paths[waiting])
+            del awaiting[ident]
+        for nxt in node.next_nodes or ():
+            yield (nxt, for_children, path | {ident})
+
+    stack = [visit(root, frozenset(), frozenset())]
+    while stack:
+        call = next(stack[-1], None)
+        if call is None:
+            stack.pop()
+        else:
+            stack.append(visit(*call))
+    if awaiting:
+        raise ValueError(f"Error building dependency graph: Graph is disconnected at: {awaiting}")
+    return GraphStructure(root=root, parents=parents, paths=paths, nodes=by_id)
+
+
+def _check_connected(nodes: list[NodeTemplate], structure: GraphStructure) -> str:
+    return _join(
+        [
+            f"Node {node.identifier} is not connected to the root node"
+            for node in nodes
+            if node.identifier != structure.root
+            and structure.root not in structure.parents[node.identifier]
+        ]
+    )
+
+
+def _check_acyclic(nodes: list[NodeTemplate], structure: GraphStructure) -> str:
+    return _join(
+        [
+            f"Node {node.identifier} is not acyclic"
+            for node in nodes
+            if node.identifier in structure.paths[node.identifier]
+        ]
+    )
+
+
+def _check_inputs(
+    nodes: list[NodeTemplate], structure: GraphStructure, config: StoreConfigModel
+) -> str:
+    errors: list[str] = []
+    for node in nodes:
+        allowed = structure.parents[node.identifier]
+        for value in node.inputs.values():
+            if not isinstance(value, str):
+                errors.append(f"Input {value} is not a string")
+                continue
+            try:
+                parsed = parse(value)
+            except ValueError as exc:
+                errors.append(
+                    f"Error creating dependent string for input {value} check syntax string: {exc}"
+                )
+                continue
+            # Upstream iterates sets here; we use first-appearance order (deterministic).
+            for ident in parsed.identifiers():
+                if ident != STORE and ident not in allowed:
+                    errors.append(
+                        f"Input {value} depends on {ident} but {ident} "
+                        f"is not a parent of {node.identifier}"
+                    )
+            for key in parsed.store_keys():
+                if key not in config.required_keys and key not in config.default_values:
+                    errors.append(
+                        f"Input {value} depends on {key} but {key} "
+                        "is not a required key or a default value"
+                    )
+    return _join(errors)

@@ -1,0 +1,141 @@
+"""Graph-template documents and the trigger algorithm's pure parts (contract §2.3-§2.6, §4).
+
+The engine stores templates as :class:`~fake_state_manager._store.GraphTemplate` with plain
+JSON-ready values (enums turned into their string values), renders them in the shapes of the
+upsert / GET / list responses, and resolves a trigger's root inputs (§4.6 steps 2-4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+from fake_state_manager._errors import ApiError
+from fake_state_manager._placeholders import STORE, PlaceholderError, parse
+from fake_state_manager._store import GraphTemplate, iso_utc
+
+__all__ = [
+    "DEFAULT_RETRY_POLICY",
+    "DEFAULT_STORE_CONFIG",
+    "list_item",
+    "plain",
+    "root_inputs",
+    "template_response",
+]
+
+JsonDict = dict[str, Any]
+
+#: §2.4 / §5 defaults.
+DEFAULT_RETRY_POLICY: JsonDict = {
+    "max_retries": 3,
+    "strategy": "EXPONENTIAL",
+    "backoff_factor": 2000,
+    "exponent": 2,
+    "max_delay": None,
+}
+DEFAULT_STORE_CONFIG: JsonDict = {"required_keys": [], "default_values": {}}
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of ``value`` with enums replaced by their values and tuples by lists."""
+    if isinstance(value, Enum):
+        return plain(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def normalise_node(node: Mapping[str, Any]) -> JsonDict:
+    """A NodeTemplate dict with every field present (§4.1)."""
+    unites = node.get("unites")
+    return {
+        "node_name": node["node_name"],
+        "namespace": node["namespace"],
+        "identifier": node["identifier"],
+        "inputs": plain(node.get("inputs") or {}),
+        "next_nodes": plain(node.get("next_nodes")),
+        "unites": None
+        if unites is None
+        else {
+            "identifier": unites["identifier"],
+            "strategy": plain(unites.get("strategy") or "ALL_SUCCESS"),
+        },
+    }
+
+
+def template_response(template: GraphTemplate, *, status: str, errors: list[str]) -> JsonDict:
+    """The upsert (§2.3) / GET (§2.4) body: secrets as ``{name: true}``.
+
+    Deviation (docs/fidelity.md): GET shows the stored retry_policy, store_config and triggers
+    where upstream shows the defaults (§2.4 server bug).
+    """
+    return {
+        "nodes": plain(template.nodes),
+        "secrets": dict.fromkeys(template.secrets, True),
+        "retry_policy": plain(template.retry_policy),
+        "store_config": plain(template.store_config),
+        "triggers": plain(template.triggers),
+        "created_at": iso_utc(template.created_at),
+        "updated_at": iso_utc(template.updated_at),
+        "validation_status": status,
+        "validation_errors": list(errors),
+    }
+
+
+def list_item(template: GraphTemplate) -> JsonDict:
+    """One list-graphs document (§2.5), with ``_id`` and the opaque stored secret values."""
+    return {
+        "_id": template.id,
+        "created_at": iso_utc(template.created_at),
+        "updated_at": iso_utc(template.updated_at),
+        "name": template.name,
+        "namespace": template.namespace,
+        "nodes": plain(template.nodes),
+        "validation_status": template.validation_status,
+        "validation_errors": list(template.validation_errors),
+        "secrets": dict(template.secrets),
+        "triggers": plain(template.triggers),
+        "retry_policy": plain(template.retry_policy),
+        "store_config": plain(template.store_config),
+    }
+
+
+def root_inputs(
+    template: GraphTemplate, inputs: Mapping[str, str], store: Mapping[str, str]
+) -> dict[str, str]:
+    """§4.6 steps 2-4: the root state's resolved inputs, or an :class:`ApiError` 400."""
+    root = template.root()
+    defaults: Mapping[str, str] = template.store_config.get("default_values") or {}
+    resolved: dict[str, str] = {}
+    for key, template_value in (root.get("inputs") or {}).items():
+        value = inputs.get(key, template_value)
+        if not isinstance(value, str):
+            raise ApiError(400, f"Invalid input: Input {value} is not a string")
+        try:
+            dependent = parse(value)
+        except PlaceholderError as exc:
+            raise ApiError(400, f"Invalid input: {exc}") from None
+        for ident, field in dependent.dependencies():
+            if ident != STORE:
+                raise ApiError(
+                    400,
+                    "Invalid input: 400: Root node can have only store identifier as "
+                    f"dependent but got {ident}",
+                )
+            if field not in store and field not in defaults:
+                raise ApiError(
+                    400,
+                    f"Invalid input: 400: Dependent {field} not found in store for root "
+                    f"node {root['identifier']}",
+                )
+        resolved[key] = dependent.render(
+            lambda _ident, field: store[field] if field in store else defaults[field]
+        )
+    required: Sequence[str] = template.store_config.get("required_keys") or []
+    missing = [k for k in required if k not in store]
+    if missing:  # step 4, after step 3; rendered like a Python set
+        raise ApiError(400, "Missing store keys: {" + ", ".join(repr(k) for k in missing) + "}")
+    return resolved

@@ -1,0 +1,150 @@
+"""Shared helpers for the exo_ref tests: nodes, a recording fake handler, graph set-up."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import BaseModel
+
+from exo_ref import BaseNode, ManualClock
+from exo_ref._client import Backoff, StateManagerClient
+
+URI = "http://sm.test"
+KEY = "test-secret-key-123"
+NS = "ns"
+
+
+class EchoNode(BaseNode):
+    class Inputs(BaseModel):
+        text: str
+
+    class Outputs(BaseModel):
+        text: str
+
+    async def execute(self) -> BaseModel:
+        return self.Outputs(text=self.inputs.text)
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any
+    headers: httpx.Headers
+
+
+Handler = Callable[[Call], httpx.Response | Exception | None]
+
+
+@dataclass
+class Recorder:
+    """An ``httpx.MockTransport`` handler recording every request.
+
+    ``script`` maps a path suffix to a list of planned answers (a Response, an exception to
+    raise, or None for the default); when a list runs out, ``default`` answers.
+    """
+
+    script: dict[str, list[httpx.Response | Exception | None]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    states: list[dict[str, Any]] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path = request.url.path
+        call = Call(request.method, path, body, request.headers)
+        self.calls.append(call)
+        for suffix, plan in self.script.items():
+            if path.endswith(suffix) and plan:
+                answer = plan.pop(0)
+                if isinstance(answer, Exception):
+                    raise answer
+                if answer is not None:
+                    return answer
+                break
+        return self.default(call)
+
+    def default(self, call: Call) -> httpx.Response:
+        if call.path.endswith("/states/enqueue"):
+            size = call.body["batch_size"]
+            taken, self.states[:] = self.states[:size], self.states[size:]
+            return httpx.Response(
+                200, json={"count": len(taken), "namespace": NS, "status": "QUEUED",
+                           "states": taken}
+            )
+        if call.path.endswith("/nodes/"):
+            return httpx.Response(200, json={"runtime_name": "rt", "registered_nodes": []})
+        if call.path.endswith("/secrets"):
+            return httpx.Response(200, json={"secrets": {}})
+        return httpx.Response(200, json={"status": "OK"})
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def paths(self, suffix: str) -> list[Call]:
+        return [c for c in self.calls if c.path.endswith(suffix)]
+
+
+def state(state_id: str, node: str = "EchoNode", **inputs: str) -> dict[str, Any]:
+    return {"state_id": state_id, "node_name": node, "identifier": "id", "inputs": inputs,
+            "created_at": "2026-01-01T00:00:00"}
+
+
+def make_client(
+    recorder: Recorder, clock: ManualClock, backoff: Backoff | None = None
+) -> StateManagerClient:
+    return StateManagerClient(
+        uri=URI,
+        namespace=NS,
+        key=KEY,
+        version="v0",
+        transport=recorder.transport,
+        timeout=httpx.Timeout(5.0),
+        clock=clock,
+        rng=random.Random(0),
+        backoff=backoff or Backoff(),
+    )
+
+
+async def run_clock(clock: ManualClock, tg: anyio.abc.TaskGroup) -> None:
+    """Start auto-advancing ``clock`` in ``tg`` (cancel ``tg`` to end it)."""
+    clock.auto_advance = True
+    tg.start_soon(clock.run_auto_advance)
+
+
+def json_response(status: int, body: Any, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers)
+
+
+async def start_graph(
+    sm: Any, nodes: list[dict[str, Any]], *, graph: str = "g", inputs: dict[str, str] | None = None
+) -> str:
+    """Upsert a graph on the fake, wait until it is VALID, trigger it; returns the run id."""
+    async with sm.client() as client:
+        response = await client.put(
+            f"/v0/namespace/{NS}/graph/{graph}", json={"secrets": {"api_key": "k"}, "nodes": nodes}
+        )
+        assert response.status_code == 201, response.text
+        for _ in range(100):
+            body = (await client.get(f"/v0/namespace/{NS}/graph/{graph}")).json()
+            if body["validation_status"] != "PENDING":
+                break
+            await sm.clock.sleep(0.05)
+        assert body["validation_status"] == "VALID", body
+        response = await client.post(
+            f"/v0/namespace/{NS}/graph/{graph}/trigger", json={"inputs": inputs or {}}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["run_id"])
+
+
+def node(name: str, identifier: str, inputs: dict[str, str], *after: str) -> dict[str, Any]:
+    """A graph node template (contract §4.1)."""
+    return {"node_name": name, "namespace": NS, "identifier": identifier, "inputs": inputs,
+            "next_nodes": list(after) or None}

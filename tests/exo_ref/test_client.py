@@ -1,0 +1,228 @@
+"""exo_ref._client: the state-manager HTTP client (contract §8.3, issue 3 "Reporting")."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import anyio
+import httpx
+import pytest
+
+from exo_ref import (
+    AuthenticationError,
+    InvalidResponseError,
+    ManualClock,
+    RegistrationError,
+    StateManagerTimeoutError,
+    StateManagerUnavailableError,
+)
+from exo_ref._client import Backoff, RegisterRequest, ReportOutcome
+
+from .helpers import KEY, NS, EchoNode, Recorder, json_response, make_client, run_clock
+
+NOT_QUEUED = json_response(400, {"detail": "State is not queued"})
+UNAVAILABLE = json_response(503, {"detail": "down"})
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    backoff = Backoff(initial=0.1, maximum=2.0, multiplier=2.0, jitter=0.5)
+    rng = random.Random(1)
+    delays = [backoff.delay(n, rng) for n in range(1, 12)]
+    assert all(0.05 <= d <= 0.1 for d in delays[:1])
+    assert all(later >= earlier for earlier, later in itertools.pairwise(delays[:5]))
+    assert all(1.0 <= d <= 2.0 for d in delays[6:])
+    assert len(set(delays)) == len(delays)  # jittered
+    assert backoff.delay(10_000, rng) <= 2.0  # no overflow
+
+
+async def test_register_sends_upstream_body_with_key_header() -> None:
+    recorder = Recorder()
+    async with make_client(recorder, ManualClock()) as client:
+        await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[EchoNode]))
+    (call,) = recorder.calls
+    assert call.method == "PUT"
+    assert call.path == "/v0/namespace/ns/nodes/"
+    assert call.headers["x-api-key"] == KEY
+    assert call.body == {
+        "runtime_name": "rt",
+        "runtime_namespace": NS,
+        "nodes": [
+            {
+                "name": "EchoNode",
+                "namespace": NS,
+                "inputs_schema": EchoNode.Inputs.model_json_schema(),
+                "outputs_schema": EchoNode.Outputs.model_json_schema(),
+                "secrets": [],
+            }
+        ],
+    }
+
+
+async def test_register_retries_while_unreachable_then_succeeds() -> None:
+    clock = ManualClock()
+    recorder = Recorder(
+        script={"/nodes/": [
+            httpx.ConnectError("refused"),
+            UNAVAILABLE,
+            httpx.ReadTimeout("slow"),
+            json_response(429, {}, **{"retry-after": "3"}),
+        ]}
+    )
+    async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
+        await run_clock(clock, tg)
+        start = clock.now()
+        await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[]))
+        tg.cancel_scope.cancel()
+    assert len(recorder.calls) == 5
+    # Backoff 0.1, 0.2, 0.4 (each jittered down by at most half), then Retry-After: 3 s.
+    assert 3.0 + 0.35 <= clock.now() - start <= 3.0 + 0.7
+
+
+async def test_register_401_fails_at_once_without_the_key() -> None:
+    recorder = Recorder(script={"/nodes/": [json_response(401, {"detail": "Invalid API key"})]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(AuthenticationError, match="refused the API key") as info:
+            await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[]))
+    assert KEY not in str(info.value)
+    assert len(recorder.calls) == 1
+
+
+async def test_register_other_4xx_fails_at_once_with_detail() -> None:
+    recorder = Recorder(script={"/nodes/": [json_response(422, {"detail": "bad body"})]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(RegistrationError, match="422: bad body"):
+            await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[]))
+    assert len(recorder.calls) == 1
+
+
+async def test_status_is_checked_before_json() -> None:
+    html = httpx.Response(502, text="<html>Bad Gateway</html>")
+    recorder = Recorder(script={"/enqueue": [html]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(Exception, match=r"502: <html>Bad Gateway") as info:
+            await client.enqueue(["EchoNode"], 4)
+    assert info.value.status_code == 502  # type: ignore[attr-defined]
+
+
+async def test_success_with_unreadable_body_is_invalid_response() -> None:
+    recorder = Recorder(script={"/enqueue": [httpx.Response(200, text="not json")]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(InvalidResponseError, match="unexpected body"):
+            await client.enqueue(["EchoNode"], 4)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        pytest.param(httpx.ConnectError("refused"), StateManagerUnavailableError, id="connect"),
+        pytest.param(httpx.ReadError("reset"), StateManagerUnavailableError, id="reset"),
+        pytest.param(httpx.ReadTimeout("slow"), StateManagerTimeoutError, id="timeout"),
+    ],
+)
+async def test_transport_errors_are_translated(fault: Exception, error: type[Exception]) -> None:
+    recorder = Recorder(script={"/enqueue": [fault]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(error, match="POST /states/enqueue") as info:
+            await client.enqueue(["EchoNode"], 4)
+    assert KEY not in str(info.value)
+
+
+async def test_poll_sends_nodes_and_size_and_parses_states() -> None:
+    recorder = Recorder(states=[{"state_id": "s1", "node_name": "EchoNode", "identifier": "a",
+                                 "inputs": {"text": "x"}, "created_at": "t"}])
+    async with make_client(recorder, ManualClock()) as client:
+        states = await client.enqueue(["EchoNode"], 3)
+    assert recorder.calls[0].body == {"nodes": ["EchoNode"], "batch_size": 3}
+    assert [(s.state_id, s.inputs) for s in states] == [("s1", {"text": "x"})]
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param([httpx.ConnectError("refused")], id="connect"),
+        pytest.param([httpx.ReadError("reset"), httpx.RemoteProtocolError("eof")], id="resets"),
+        pytest.param([UNAVAILABLE, UNAVAILABLE], id="503s"),
+        pytest.param([httpx.WriteTimeout("slow"), json_response(429, {})], id="timeout-429"),
+    ],
+)
+async def test_reports_retry_transient_faults_until_delivered(faults: list[object]) -> None:
+    clock = ManualClock()
+    recorder = Recorder(script={"/executed": list(faults)})  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
+        await run_clock(clock, tg)
+        outcome = await client.report_executed("s1", [{"text": "x"}])
+        tg.cancel_scope.cancel()
+    assert outcome is ReportOutcome.DELIVERED
+    calls = recorder.paths("/state/s1/executed")
+    assert len(calls) == len(faults) + 1
+    assert all(c.body == {"outputs": [{"text": "x"}]} for c in calls)
+
+
+async def test_lost_response_then_not_queued_counts_as_delivered() -> None:
+    # The first attempt was applied by the server but its response was lost (reset).
+    clock = ManualClock()
+    recorder = Recorder(script={"/prune": [httpx.ReadError("reset after apply"), NOT_QUEUED]})
+    async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
+        await run_clock(clock, tg)
+        outcome = await client.report_prune("s1", {"why": "x"})
+        tg.cancel_scope.cancel()
+    assert outcome is ReportOutcome.ALREADY_APPLIED
+    assert len(recorder.calls) == 2
+
+
+async def test_not_queued_on_first_attempt_is_rejected_not_retried() -> None:
+    recorder = Recorder(script={"/errored": [NOT_QUEUED]})
+    async with make_client(recorder, ManualClock()) as client:
+        outcome = await client.report_errored("s1", "boom")
+    assert outcome is ReportOutcome.REJECTED
+    assert len(recorder.calls) == 1
+
+
+async def test_refused_connection_then_400_is_rejected() -> None:
+    # A refused connection never reached the server, so a later 400 is a real refusal.
+    clock = ManualClock()
+    recorder = Recorder(script={"/executed": [httpx.ConnectError("refused"), NOT_QUEUED]})
+    async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
+        await run_clock(clock, tg)
+        outcome = await client.report_executed("s1", [])
+        tg.cancel_scope.cancel()
+    assert outcome is ReportOutcome.REJECTED
+
+
+async def test_reports_retry_until_cancelled() -> None:
+    clock = ManualClock()
+    recorder = Recorder(script={"/re-enqueue-after": [UNAVAILABLE] * 1000})
+    async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
+        await run_clock(clock, tg)
+        with anyio.CancelScope() as scope:
+            tg.start_soon(lambda: _cancel_after(clock, 60.0, scope))
+            await client.report_re_enqueue_after("s1", 5)
+        tg.cancel_scope.cancel()
+    assert scope.cancelled_caught
+    calls = recorder.paths("/re-enqueue-after")
+    assert 8 <= len(calls) <= 20  # capped backoff (10 s) over 60 s
+    assert calls[0].body == {"enqueue_after": 5}
+
+
+async def _cancel_after(clock: ManualClock, seconds: float, scope: anyio.CancelScope) -> None:
+    await clock.sleep(seconds)
+    scope.cancel()
+
+
+async def test_secrets_give_up_after_a_few_attempts() -> None:
+    clock = ManualClock()
+    recorder = Recorder(script={"/secrets": [UNAVAILABLE] * 10})
+    async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
+        await run_clock(clock, tg)
+        with pytest.raises(Exception, match="503"):
+            await client.secrets("s1")
+        tg.cancel_scope.cancel()
+    assert len(recorder.calls) == 5
+
+
+async def test_re_enqueue_after_never_sends_zero() -> None:
+    recorder = Recorder()
+    async with make_client(recorder, ManualClock()) as client:
+        await client.report_re_enqueue_after("s1", 0)
+    assert recorder.calls[0].body == {"enqueue_after": 1}

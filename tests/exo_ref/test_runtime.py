@@ -1,0 +1,240 @@
+"""exo_ref._runtime: end to end against the in-process fake, lifecycle, threads and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from exo_ref import (
+    AuthenticationError,
+    BaseNode,
+    ManualClock,
+    RegistrationError,
+    Runtime,
+    RuntimeAlreadyRunningError,
+)
+from fake_state_manager import FakeStateManager
+
+from .helpers import KEY, NS, URI, Recorder, json_response, node, run_clock, start_graph
+
+
+class Fan(BaseNode):
+    class Inputs(BaseModel):
+        n: str
+
+    class Outputs(BaseModel):
+        i: str
+
+    async def execute(self) -> list[BaseModel]:
+        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
+
+
+class SyncLeaf(BaseNode):
+    class Inputs(BaseModel):
+        i: str
+
+    class Outputs(BaseModel):
+        done: str
+
+    def execute(self) -> BaseModel:  # a plain def: runs in a worker thread
+        return self.Outputs(done=self.inputs.i)
+
+
+FAN_GRAPH = [
+    node("Fan", "fan", {"n": "10"}, "leaf"),
+    node("SyncLeaf", "leaf", {"i": "${{ fan.outputs.i }}"}),
+]
+
+
+def runtime_for(sm: FakeStateManager, nodes: list[type[BaseNode]], **kwargs: Any) -> Runtime:
+    return Runtime(NS, "rt", nodes, state_manager_uri=sm.uri, key=sm.api_key,
+                   transport=sm.transport, clock=sm.clock, **kwargs)
+
+
+async def test_fan_out_graph_runs_to_success_within_batch_bounds() -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan, SyncLeaf], batch_size=4, workers=3)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            assert rt.is_running
+            run_id = await start_graph(sm, FAN_GRAPH)
+            summary = await sm.wait_for_run(run_id)
+            rt.stop()
+        assert not rt.is_running
+    assert summary["status"] == "SUCCESS"
+    assert (summary["success_count"], summary["total_count"]) == (20, 20)
+    register = sm.requests[0]
+    assert (register.method, register.path) == ("PUT", f"/v0/namespace/{NS}/nodes/")
+    assert register.body["runtime_namespace"] == NS
+    assert [n["namespace"] for n in register.body["nodes"]] == [NS, NS]
+    polls = [r.body["batch_size"] for r in sm.requests if r.path.endswith("/states/enqueue")]
+    assert polls
+    assert all(1 <= size <= 4 for size in polls)
+
+
+async def test_run_refuses_to_run_twice_concurrently() -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan])
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            with pytest.raises(RuntimeAlreadyRunningError, match="already running"):
+                await rt.run()
+            rt.stop()
+        # ...but it can run again once stopped (nothing backend-specific kept).
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            rt.stop()
+
+
+async def test_stop_before_start_makes_the_next_run_return_at_once() -> None:
+    recorder = Recorder()
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 clock=ManualClock())
+    rt.stop()
+    rt.stop()
+    await rt.run()
+    assert recorder.calls == []
+    assert not rt.is_running
+
+
+async def test_stop_twice_while_running_is_harmless() -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan])
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            rt.stop()
+            rt.stop()
+    assert not rt.is_running
+
+
+async def test_registration_retries_5xx_then_fails_on_401_without_the_key() -> None:
+    clock = ManualClock()
+    recorder = Recorder(script={"/nodes/": [
+        json_response(503, {"detail": "starting"}),
+        httpx.ConnectError("refused"),
+        json_response(401, {"detail": "Invalid API key"}),
+    ]})
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 clock=clock)
+    async with anyio.create_task_group() as tg:
+        await run_clock(clock, tg)
+        with pytest.raises(AuthenticationError) as info:
+            await rt.run()
+        tg.cancel_scope.cancel()
+    assert KEY not in str(info.value)
+    assert "EXOSPHERE_API_KEY" in str(info.value)
+    assert len(recorder.calls) == 3
+    assert not rt.is_running
+
+
+async def test_registration_fails_at_once_on_other_4xx() -> None:
+    recorder = Recorder(script={"/nodes/": [json_response(422, {"detail": "nodes missing"})]})
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 clock=ManualClock())
+    with pytest.raises(RegistrationError, match="422: nodes missing"):
+        await rt.run()
+
+
+async def test_stop_during_registration_retries_returns() -> None:
+    clock = ManualClock()
+    recorder = Recorder(script={"/nodes/": [httpx.ConnectError("refused")] * 100})
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 clock=clock)
+    async with anyio.create_task_group() as tg:
+        await run_clock(clock, tg)
+        tg.start_soon(rt.run)
+        while len(recorder.calls) < 3:
+            await clock.sleep(0.1)
+        rt.stop()
+        while rt.is_running:
+            await clock.sleep(0.1)
+        tg.cancel_scope.cancel()
+    assert not [c for c in recorder.calls if c.path.endswith("/enqueue")]
+
+
+class ThreadRecorder(Recorder):
+    """Signals (thread-safely) when the runtime has registered and polled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polled = threading.Event()
+
+    def default(self, call: Any) -> httpx.Response:
+        if call.path.endswith("/states/enqueue"):
+            self.polled.set()
+        return super().default(call)
+
+
+def test_start_in_a_background_thread_and_stop_from_another() -> None:
+    recorder = ThreadRecorder()
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 poll_interval=0.01)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            rt.start()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    assert recorder.polled.wait(10)
+    assert rt.is_running
+    rt.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert errors == []
+    assert not rt.is_running
+
+
+def test_start_with_trio_backend_in_a_thread() -> None:
+    recorder = ThreadRecorder()
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 poll_interval=0.01)
+    thread = threading.Thread(target=lambda: rt.start(backend="trio"), daemon=True)
+    thread.start()
+    assert recorder.polled.wait(10)
+    rt.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_sigint_under_start_in_the_main_thread_stops_gracefully() -> None:
+    assert threading.current_thread() is threading.main_thread()
+
+    class SignalOnPoll(Recorder):
+        def default(self, call: Any) -> httpx.Response:
+            if call.path.endswith("/states/enqueue") and not self.paths("/states/enqueue")[1:]:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().default(call)
+
+    recorder = SignalOnPoll()
+    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+                 poll_interval=0.01)
+    try:
+        rt.start()
+    except KeyboardInterrupt:  # pragma: no cover - the behaviour under test failed
+        pytest.fail("SIGINT was not turned into a graceful shutdown")
+    assert not rt.is_running
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_start_inside_a_running_asyncio_loop_returns_a_task() -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan])
+        task = rt.start()
+        assert isinstance(task, asyncio.Task)
+        while not rt.is_running or not sm.requests:
+            await anyio.sleep(0)
+        rt.stop()
+        await task
+    assert not rt.is_running

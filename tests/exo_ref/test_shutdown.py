@@ -1,0 +1,110 @@
+"""Graceful shutdown (issue 3 "Lifecycle"): stop claiming, finish running states, hand back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+
+from exo_ref import BaseNode, ManualClock, Runtime
+from fake_state_manager import FakeStateManager
+
+from .helpers import NS, node, start_graph
+
+
+class Root(BaseNode):
+    class Inputs(BaseModel):
+        n: str
+
+    class Outputs(BaseModel):
+        i: str
+
+    async def execute(self) -> list[BaseModel]:
+        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
+
+
+class Slow(BaseNode):
+    """Blocks until released; counts how many started."""
+
+    started = 0
+    two_running: anyio.Event
+    release: anyio.Event
+
+    class Inputs(BaseModel):
+        i: str
+
+    class Outputs(BaseModel):
+        i: str
+
+    async def execute(self) -> BaseModel:
+        cls = type(self)
+        cls.started += 1
+        if cls.started == 2:
+            cls.two_running.set()
+        await cls.release.wait()
+        return self.Outputs(i=self.inputs.i)
+
+
+GRAPH = [node("Root", "root", {"n": "8"}, "slow"), node("Slow", "slow", {"i": "${{ root.outputs.i }}"})]
+
+
+def reset_slow() -> None:
+    Slow.started = 0
+    Slow.two_running = anyio.Event()
+    Slow.release = anyio.Event()
+
+
+def statuses(sm: FakeStateManager, run_id: str, name: str) -> list[str]:
+    return sorted(s["status"] for s in sm.states(run_id) if s["node_name"] == name)
+
+
+def reports(sm: FakeStateManager, suffix: str) -> list[Any]:
+    return [r for r in sm.requests if r.path.endswith(suffix) and r.status == 200]
+
+
+async def test_shutdown_mid_batch_finishes_running_and_hands_back_unstarted() -> None:
+    reset_slow()
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = Runtime(NS, "rt", [Root, Slow], state_manager_uri=sm.uri, key=sm.api_key,
+                     transport=sm.transport, clock=sm.clock, batch_size=6, workers=2)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            run_id = await start_graph(sm, GRAPH)
+            await Slow.two_running.wait()
+            await anyio.wait_all_tasks_blocked()
+            claimed = statuses(sm, run_id, "Slow").count("QUEUED")
+            assert claimed > 2  # some claimed states have not started
+            polls_at_stop = len([r for r in sm.requests if r.path.endswith("/enqueue")])
+            rt.stop()
+            await anyio.wait_all_tasks_blocked()
+            Slow.release.set()
+        assert not rt.is_running
+        assert Slow.started == 2
+        final = statuses(sm, run_id, "Slow")
+        assert "QUEUED" not in final
+        assert final.count("SUCCESS") == 2
+        assert final.count("CREATED") == 6  # runnable again for another runtime
+        assert len(reports(sm, "/re-enqueue-after")) == claimed - 2
+        assert len([r for r in sm.requests if r.path.endswith("/enqueue")]) == polls_at_stop
+
+
+async def test_grace_period_expiry_cancels_and_hands_back_running_states() -> None:
+    reset_slow()
+    clock = ManualClock(auto_advance=True)
+    async with FakeStateManager(clock=clock) as sm:
+        rt = Runtime(NS, "rt", [Root, Slow], state_manager_uri=sm.uri, key=sm.api_key,
+                     transport=sm.transport, clock=clock, batch_size=2, workers=2,
+                     grace_period=5.0)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            run_id = await start_graph(sm, GRAPH)
+            await Slow.two_running.wait()
+            stopped_at = clock.now()
+            rt.stop()
+        # Never released: the grace period (virtual) ended the wait.
+        assert 5.0 <= clock.now() - stopped_at < 6.0
+        final = statuses(sm, run_id, "Slow")
+        assert "QUEUED" not in final
+        assert final == ["CREATED"] * 8
+        assert not reports(sm, "/executed")[1:]  # only Root's executed report

@@ -1,0 +1,106 @@
+"""Shared helpers for the engine tests: a seeded engine on a ManualClock and graph builders."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from exo_ref._clock import ManualClock
+from fake_state_manager._engine import Engine
+
+NS = "ns"
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
+START_MS = int(START * 1000)
+
+
+def make_engine(seed: int = 0) -> tuple[Engine, ManualClock]:
+    """An engine with a ManualClock at :data:`START` and a seeded random source."""
+    clock = ManualClock(START)
+    return Engine(clock=clock, rng=random.Random(seed)), clock
+
+
+def schema(fields: Sequence[str], title: str = "Model") -> dict[str, Any]:
+    """A JSON Schema like pydantic's ``model_json_schema()`` for ``str`` fields."""
+    return {
+        "properties": {f: {"title": f.title(), "type": "string"} for f in fields},
+        "required": list(fields),
+        "title": title,
+        "type": "object",
+    }
+
+
+def register(
+    engine: Engine,
+    name: str,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    namespace: str = NS,
+) -> None:
+    """Register one node class the way the SDK does (§8.3)."""
+    engine.register_nodes(
+        namespace,
+        runtime_name="rt",
+        nodes=[
+            {
+                "name": name,
+                "inputs_schema": schema(inputs, "Inputs"),
+                "outputs_schema": schema(outputs, "Outputs"),
+                "secrets": list(secrets),
+            }
+        ],
+    )
+
+
+def node(
+    identifier: str,
+    node_name: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    next_nodes: list[str] | None = None,
+    unites: dict[str, str] | None = None,
+    namespace: str = NS,
+) -> dict[str, Any]:
+    """A NodeTemplate dict (§4.1); the node name defaults to the identifier capitalised."""
+    return {
+        "node_name": node_name or identifier.capitalize(),
+        "namespace": namespace,
+        "identifier": identifier,
+        "inputs": inputs or {},
+        "next_nodes": next_nodes,
+        "unites": unites,
+    }
+
+
+def upsert_valid(
+    engine: Engine, graph: str, nodes: list[dict[str, Any]], **kwargs: Any
+) -> dict[str, Any]:
+    """Upsert a graph and assert it verified VALID; returns the GET body."""
+    kwargs.setdefault("secrets", {})
+    engine.upsert_graph(NS, graph, nodes=nodes, **kwargs)
+    body = engine.get_graph(NS, graph)
+    assert body["validation_status"] == "VALID", body["validation_errors"]
+    return body
+
+
+def claim(engine: Engine, *names: str, batch: int = 100) -> list[dict[str, Any]]:
+    """Enqueue every claimable state of these node names."""
+    return list(engine.enqueue(NS, nodes=list(names), batch_size=batch)["states"])
+
+
+def claim_one(engine: Engine, name: str) -> dict[str, Any]:
+    """Claim exactly one state of ``name`` (fails if there is not exactly one)."""
+    states = claim(engine, name)
+    assert len(states) == 1, states
+    return states[0]
+
+
+def run_states(engine: Engine, run_id: str, identifier: str | None = None) -> list[dict[str, Any]]:
+    """States of a run, optionally only those of one identifier."""
+    states = engine.states_of_run(run_id)
+    return [s for s in states if identifier is None or s["identifier"] == identifier]
+
+
+def statuses(engine: Engine, run_id: str, identifier: str) -> list[str]:
+    """Statuses of one identifier's states in a run, in creation order."""
+    return [s["status"] for s in run_states(engine, run_id, identifier)]

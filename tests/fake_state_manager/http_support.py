@@ -1,0 +1,105 @@
+"""Shared helpers for the HTTP-level tests of the fake state manager (routes, app, fuzz)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from fake_state_manager import FakeStateManager, ManualClock
+
+KEY = "test-key"
+NS = "/v0/namespace/ns"
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
+
+
+def string_schema(*fields: str) -> dict[str, Any]:
+    """A pydantic-style JSON Schema whose fields are all ``str`` (contract §4.4)."""
+    return {
+        "properties": {f: {"title": f.title(), "type": "string"} for f in fields},
+        "required": list(fields),
+        "title": "Model",
+        "type": "object",
+    }
+
+
+def node(
+    name: str,
+    inputs: tuple[str, ...] = (),
+    outputs: tuple[str, ...] = (),
+    secrets: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "inputs_schema": string_schema(*inputs),
+        "outputs_schema": string_schema(*outputs),
+        "secrets": list(secrets),
+    }
+
+
+def template(
+    identifier: str,
+    node_name: str,
+    inputs: dict[str, Any] | None = None,
+    next_nodes: list[str] | None = None,
+    unites: dict[str, str] | None = None,
+    namespace: str = "ns",
+) -> dict[str, Any]:
+    return {
+        "node_name": node_name,
+        "namespace": namespace,
+        "identifier": identifier,
+        "inputs": inputs or {},
+        "next_nodes": next_nodes,
+        "unites": unites,
+    }
+
+
+@asynccontextmanager
+async def running(**kwargs: Any) -> AsyncIterator[tuple[FakeStateManager, httpx.AsyncClient]]:
+    """A started fake on an auto-advancing ManualClock, plus a client that sends the key."""
+    kwargs.setdefault("clock", ManualClock(START, auto_advance=True))
+    kwargs.setdefault("seed", 0)
+    async with FakeStateManager(api_key=KEY, **kwargs) as sm, sm.client() as client:
+        yield sm, client
+
+
+async def ok(response_or_coro: Any, status: int = 200) -> Any:
+    """Await a request, assert its status, return the JSON body."""
+    response: httpx.Response = await response_or_coro
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json()
+
+
+async def setup_graph(
+    client: httpx.AsyncClient,
+    nodes: list[dict[str, Any]],
+    templates: list[dict[str, Any]],
+    graph: str = "g",
+    **extra: Any,
+) -> dict[str, Any]:
+    """Register ``nodes``, upsert ``templates`` as graph ``graph``, assert it becomes VALID."""
+    await ok(client.put(f"{NS}/nodes/", json={"runtime_name": "rt", "nodes": nodes}))
+    body = {"secrets": {}, "nodes": templates, **extra}
+    upserted = await ok(client.put(f"{NS}/graph/{graph}", json=body), 201)
+    assert upserted["validation_status"] == "PENDING"
+    got = await ok(client.get(f"{NS}/graph/{graph}"))
+    assert got["validation_status"] == "VALID", got["validation_errors"]
+    return got
+
+
+async def trigger(client: httpx.AsyncClient, graph: str = "g", **body: Any) -> str:
+    result = await ok(client.post(f"{NS}/graph/{graph}/trigger", json=body))
+    assert result["status"] == "CREATED"
+    return str(result["run_id"])
+
+
+async def claim(client: httpx.AsyncClient, *names: str, batch_size: int = 10) -> list[Any]:
+    result = await ok(
+        client.post(f"{NS}/states/enqueue", json={"nodes": list(names), "batch_size": batch_size})
+    )
+    assert result["status"] == "QUEUED"
+    assert result["count"] == len(result["states"])
+    return list(result["states"])

@@ -1,0 +1,143 @@
+"""``FakeStateManager``: lifecycle, request log, read helpers, wait_for_run, cron (§4.7)."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import fake_state_manager
+from exo_ref import _clock
+from fake_state_manager import FakeStateManager, ManualClock, RecordedRequest, SystemClock
+
+from .http_support import KEY, NS, START, claim, node, ok, running, setup_graph, template, trigger
+
+EVERY_MINUTE = [{"type": "CRON", "value": {"expression": "* * * * *"}}]
+
+
+def test_public_api_is_exactly_all() -> None:
+    exported = {name for name in dir(fake_state_manager) if not name.startswith("_")}
+    assert set(fake_state_manager.__all__) == exported - {"annotations"}
+    assert len(set(fake_state_manager.__all__)) == len(fake_state_manager.__all__)
+    assert fake_state_manager.ManualClock is _clock.ManualClock
+    assert fake_state_manager.SystemClock is _clock.SystemClock
+    assert fake_state_manager.DEFAULT_API_KEY == "exo-ref-dev-key"
+
+
+async def test_defaults_and_client_headers() -> None:
+    sm = FakeStateManager()
+    assert isinstance(sm.clock, SystemClock)
+    assert (sm.api_key, sm.uri) == ("exo-ref-dev-key", "http://fake-state-manager")
+    async with sm, sm.client() as client:
+        assert client.headers["x-api-key"] == "exo-ref-dev-key"
+        assert (await client.get("/v0/namespaces")).status_code == 200
+
+
+async def test_requests_are_recorded_with_clock_time_body_and_status() -> None:
+    async with running() as (sm, client):
+        await sm.clock.sleep(3)
+        await client.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
+        await client.post(f"{NS}/states/enqueue", content=b"{", headers={"x-api-key": "no"})
+        await client.get("/missing")
+    assert sm.requests == [
+        RecordedRequest(START + 3, "POST", f"{NS}/states/enqueue",
+                        {"nodes": ["A"], "batch_size": 1}, 200),
+        RecordedRequest(START + 3, "POST", f"{NS}/states/enqueue", None, 422),
+        RecordedRequest(START + 3, "GET", "/missing", None, 404),
+    ]
+
+
+async def test_request_recording_can_be_turned_off() -> None:
+    async with running(record_requests=False) as (sm, client):
+        await client.get("/health")
+    assert sm.requests == []
+
+
+async def test_entering_twice_is_refused() -> None:
+    sm = FakeStateManager(clock=ManualClock())
+    async with sm:
+        with pytest.raises(RuntimeError, match="already running"):
+            await sm.__aenter__()
+
+
+async def test_states_and_summary_read_what_the_api_serves() -> None:
+    async with running() as (sm, client):
+        await setup_graph(client, [node("A")], [template("a", "A")])
+        run_id = await trigger(client)
+        (state,) = sm.states(run_id)
+        assert (state["id"], state["status"], state["identifier"]) == (
+            state["id"], "CREATED", "a")
+        listed = await ok(client.get(f"{NS}/runs/1/10"))
+        assert listed["runs"] == [sm.run_summary(run_id)]
+        with pytest.raises(LookupError, match="no run 'nope'"):
+            sm.run_summary("nope")
+        with pytest.raises(LookupError):
+            await sm.wait_for_run("nope")
+
+
+async def test_wait_for_run_wakes_on_the_finishing_request() -> None:
+    async with running() as (sm, client):
+        await setup_graph(client, [node("A")], [template("a", "A")])
+        run_id = await trigger(client)
+        results: list[dict[str, object]] = []
+
+        async def waiter() -> None:
+            results.append(await sm.wait_for_run(run_id))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            assert results == []
+            (state,) = await claim(client, "A")
+            await anyio.wait_all_tasks_blocked()
+            assert results == []  # still QUEUED
+            await ok(client.post(f"{NS}/state/{state['state_id']}/executed",
+                                 json={"outputs": [{}]}))
+        assert results[0]["status"] == "SUCCESS"
+        assert results[0]["run_id"] == run_id
+
+
+async def test_wait_for_run_times_out_with_the_summary() -> None:
+    async with running() as (sm, client):
+        await setup_graph(client, [node("A")], [template("a", "A")])
+        run_id = await trigger(client)
+        with pytest.raises(TimeoutError, match=f"run {run_id} still PENDING"):
+            await sm.wait_for_run(run_id, timeout=0.05)
+
+
+async def test_cron_fires_at_its_exact_time_on_the_manual_clock() -> None:
+    async with running() as (sm, client):
+        await setup_graph(client, [node("A")], [template("a", "A")], triggers=EVERY_MINUTE)
+        assert (await ok(client.get(f"{NS}/runs/1/10")))["total"] == 0
+        await sm.clock.sleep(150)  # auto-advance wakes the cron loop at 00:01 and 00:02
+        # No request in between: the cron loop fired them, at the due times.
+        runs = sm.engine.list_runs("ns", 1, 10)["runs"]
+        assert [r["created_at"] for r in runs] == ["2026-01-01T00:02:00", "2026-01-01T00:01:00"]
+        assert len(await claim(client, "A")) == 2
+
+
+async def test_cron_fires_lazily_on_a_request_without_the_context_manager() -> None:
+    clock = ManualClock(START)
+    sm = FakeStateManager(api_key=KEY, clock=clock)
+    async with sm.client() as client:
+        await setup_graph(client, [node("A")], [template("a", "A")], triggers=EVERY_MINUTE)
+        clock.advance(61)
+        listed = await ok(client.get(f"{NS}/runs/1/10"))
+    assert listed["total"] == 1
+
+
+async def test_cron_added_after_start_reschedules_the_loop() -> None:
+    async with running(clock=ManualClock(START)) as (sm, client):
+        clock = sm.clock
+        assert isinstance(clock, ManualClock)
+        await anyio.wait_all_tasks_blocked()  # cron loop asleep with nothing due
+        await setup_graph(client, [node("A")], [template("a", "A")], triggers=EVERY_MINUTE)
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(60)
+        await anyio.wait_all_tasks_blocked()
+        assert sm.engine.list_runs("ns", 1, 10)["total"] == 1
+
+
+def test_serve_in_thread_refuses_a_manual_clock() -> None:
+    sm = FakeStateManager(clock=ManualClock())
+    with pytest.raises(TypeError, match="needs a real clock"), sm.serve_in_thread():
+        pass

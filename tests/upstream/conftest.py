@@ -1,0 +1,64 @@
+"""The upstream SDK as a real client of the fake (issue 4, "Targets"; run by ``tox -e upstream``).
+
+These tests import ``exospherehost`` 0.0.3, which needs Python >= 3.12 and aiohttp and is not a
+dependency of exo-ref. Where it cannot be imported, the directory is left out of collection (not
+skipped: the normal suite simply does not contain it). The ``upstream`` tox env sets
+``EXO_REQUIRE_UPSTREAM=1`` so that a broken install there fails loudly instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from tests.upstream._support import FakeReader
+
+if importlib.util.find_spec("exospherehost") is None:
+    if os.environ.get("EXO_REQUIRE_UPSTREAM"):
+        raise RuntimeError(
+            "EXO_REQUIRE_UPSTREAM is set but exospherehost is not importable: "
+            "install exospherehost==0.0.3 on Python >= 3.12 (tox -e upstream does)"
+        )
+    collect_ignore_glob = ["*.py"]
+
+#: The key the fake is served with in these tests (contract §1.2).
+API_KEY = "upstream-test-key"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The upstream SDK's StateManager speaks aiohttp, which needs asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def fake_uri() -> Iterator[str]:
+    """The fake state manager served by uvicorn on loopback, with the system clock."""
+    from exo_ref._clock import SystemClock
+    from fake_state_manager import FakeStateManager
+
+    manager = FakeStateManager(api_key=API_KEY, clock=SystemClock())
+    with manager.serve_in_thread(host="127.0.0.1", port=0) as uri:
+        yield uri
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh namespace per test: runtimes never claim another test's states (§3.3)."""
+    return f"upstream-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def reader(fake_uri: str, namespace: str) -> AsyncIterator[FakeReader]:
+    """Reads this test's namespace of the fake over REST."""
+    from tests.upstream._support import FakeReader
+
+    async with httpx.AsyncClient(base_url=fake_uri, headers={"x-api-key": API_KEY}) as client:
+        yield FakeReader(client, namespace)
