@@ -94,6 +94,11 @@ def run(backend: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     return anyio.run(fn, *args, backend=backend)
 
 
+# Figures that could not be measured in this run, with the reason (written to the JSON file by
+# conftest's pytest_benchmark_update_json hook; the report prints them as MISSING).
+MISSING: dict[str, str] = {}
+
+
 def record(
     benchmark: Any, key: str, value: float | None, unit: str, **info: Any
 ) -> dict[str, Any]:

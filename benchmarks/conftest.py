@@ -9,10 +9,15 @@ the same small case under several size labels.
 from __future__ import annotations
 
 import inspect
+import os
+import time
+from typing import Any
 
 import pytest
 
-from benchmarks._harness import full_size
+from benchmarks._harness import MISSING, full_size
+
+_LOAD_AT_START: list[float] = []
 
 # name -> (sizes when enabled, sizes in the check run)
 _SIZES: dict[str, tuple[list[object], list[object]]] = {
@@ -48,3 +53,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         function = getattr(item, "function", None)
         if function is not None and inspect.iscoroutinefunction(function):
             item.add_marker(pytest.mark.anyio)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _LOAD_AT_START[:] = [time.time(), *os.getloadavg()]
+
+
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
+) -> None:
+    # Context the report needs: what could not be measured, and how busy the machine was.
+    output_json["exo_ref"] = {
+        "missing": dict(MISSING),
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": _LOAD_AT_START[1:],
+        "loadavg_end": list(os.getloadavg()),
+        "started": _LOAD_AT_START[0] if _LOAD_AT_START else None,
+        "finished": time.time(),
+    }

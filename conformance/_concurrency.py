@@ -79,11 +79,15 @@ async def check_concurrency_reaches_workers(
             lambda: max_concurrency(obs) >= goal,
             virtual_deadline=deadline,
             real_timeout=scenario.real_timeout,
+            settle_polls=0,
+            require_idle=False,
         )
         await obs.log.wait_for(
             lambda: max_concurrency(obs) > goal,
             virtual_deadline=clock.now() + 3 * poll_interval,
             real_timeout=scenario.real_timeout,
+            settle_polls=0,
+            require_idle=False,
         )
         peak_when_released = max_concurrency(obs)
         assert obs.probe is not None

@@ -22,7 +22,7 @@ import httpx
 from conformance._faults import FaultAction, FaultPlan, FaultTransport
 from conformance._nodes import Case, NodeShape, Probe, build_nodes, secret_value
 from conformance._outcomes import all_cases_final
-from conformance._recording import EventLog, RecordingTransport
+from conformance._recording import EventLog, RecordingClock, RecordingTransport
 from conformance._targets import (
     RuntimeSettings,
     RuntimeTarget,
@@ -58,6 +58,15 @@ class Scenario:
         waits = sum(c.behaviour.seconds + c.behaviour.delay_ms / 1000 for c in self.cases)
         rounds = math.ceil(max(1, len(self.cases)) / self.batch_size) + 4
         return 60.0 + waits + 4 * rounds * self.poll_interval
+
+    @property
+    def settle_polls(self) -> int:
+        """Polls after the deadline before giving up: enough to outlast any pending delay."""
+        longest = max(
+            (max(c.behaviour.seconds, c.behaviour.delay_ms / 1000) for c in self.cases),
+            default=0.0,
+        )
+        return 2 + math.ceil(longest / self.poll_interval)
 
 
 @dataclass
@@ -195,7 +204,7 @@ async def run_scenario(
             state_manager_uri=sm.uri,
             key=sm.key,
             transport=transport,
-            clock=sm.clock,
+            clock=RecordingClock(sm.clock, log),
         )
         obs = Observation(
             scenario,
@@ -230,6 +239,7 @@ async def run_scenario(
                     lambda: condition(obs) or finished.is_set(),
                     virtual_deadline=deadline,
                     real_timeout=scenario.real_timeout,
+                    settle_polls=scenario.settle_polls,
                 ) and not finished.is_set()
             probe.open_gates()
             log.mark("stop")

@@ -57,7 +57,11 @@ def reports_by_state(log: EventLog, layer: Layer, *, applied_only: bool) -> dict
 
 
 def all_cases_final(obs: Observation) -> bool:
-    """Every case has a state with an applied terminal report (the default stop condition)."""
+    """Every case has a state with an applied terminal report, and the runtime has polled at
+    least twice (the default stop condition; a scenario with no cases still sees two polls)."""
+    polls = [x for x in obs.log.layer("runtime", "enqueue") if x.done_seq is not None]
+    if len(polls) < 2:
+        return False
     cases = state_case(obs.log)
     final: set[str] = set()
     for state_id, exchanges in reports_by_state(obs.log, "server", applied_only=True).items():

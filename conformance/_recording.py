@@ -27,7 +27,15 @@ import httpx
 
 from exo_ref._clock import Clock
 
-__all__ = ["EventLog", "Exchange", "Execution", "Layer", "RecordingTransport"]
+__all__ = [
+    "ClockSleep",
+    "EventLog",
+    "Exchange",
+    "Execution",
+    "Layer",
+    "RecordingClock",
+    "RecordingTransport",
+]
 
 Layer = Literal["runtime", "server"]
 """``runtime``: as the runtime saw it; ``server``: as it reached the state manager."""
@@ -83,6 +91,16 @@ class Execution:
     outcome: str | None = None
 
 
+@dataclass
+class ClockSleep:
+    """One ``sleep`` the runtime made on the clock it was given."""
+
+    seconds: float
+    start_seq: int
+    start_at: float
+    end_seq: int | None = None
+
+
 def request_kind(method: str, path: str) -> str:
     """Classify a runtime request by its path suffix (contract §8.3)."""
     trimmed = path.rstrip("/")
@@ -104,6 +122,7 @@ class EventLog:
     exchanges: list[Exchange] = field(default_factory=list)
     executions: list[Execution] = field(default_factory=list)
     marks: dict[str, int] = field(default_factory=dict)
+    sleeps: list[ClockSleep] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -159,24 +178,65 @@ class EventLog:
         *,
         virtual_deadline: float,
         real_timeout: float,
+        settle_polls: int = 2,
+        require_idle: bool = True,
     ) -> bool:
         """Wait until ``predicate()`` holds; False once either deadline passes.
 
         The virtual deadline is on the scenario clock (it moves as the runtime idles under an
         auto-advancing ManualClock); the real one is a safety net against a wedged runtime. A
         short real-time re-check interval covers events recorded from worker threads.
+
+        An auto-advancing ManualClock also jumps while a worker thread runs (every event-loop
+        task looks blocked then), so the virtual deadline only counts once the runtime has
+        completed ``settle_polls`` more polls after it, no execution is in progress (unless
+        ``require_idle`` is false), and a tenth of a real second has passed: a runtime still busy in a thread is not given up
+        on, while an idle or stuck one keeps polling and is.
         """
+        result = False
+        deadline_seq: int | None = None
+        deadline_real = 0.0
         with anyio.move_on_after(real_timeout):
-            while True:
-                if predicate():
-                    return True
-                if self.clock.now() > virtual_deadline:
-                    return False
-                self._changed = anyio.Event()
-                with anyio.move_on_after(0.02):
-                    await self._changed.wait()
+            async with anyio.create_task_group() as tg:
+                # A sleeper on the scenario clock, so that virtual time can reach the deadline
+                # even when nothing else is waiting on the clock.
+                tg.start_soon(self._alarm, virtual_deadline)
+                while True:
+                    if predicate():
+                        result = True
+                        break
+                    if self.clock.now() >= virtual_deadline:
+                        if deadline_seq is None:
+                            deadline_seq = self.next_seq()
+                            deadline_real = anyio.current_time()
+                        if self._settled(deadline_seq, settle_polls, require_idle) and (
+                            anyio.current_time() - deadline_real >= _SETTLE_REAL_SECONDS
+                        ):
+                            break
+                    self._changed = anyio.Event()
+                    with anyio.move_on_after(0.02):
+                        await self._changed.wait()
+                tg.cancel_scope.cancel()
+            return result
         return predicate()
 
+    def _settled(self, since: int, polls: int, require_idle: bool) -> bool:
+        late = [
+            x
+            for x in self.layer("runtime", "enqueue")
+            if x.sent_seq > since and x.done_seq is not None
+        ]
+        running = require_idle and any(e.end_seq is None for e in self.executions)
+        return len(late) >= polls and not running
+
+    async def _alarm(self, when: float) -> None:
+        await self.clock.sleep(max(0.0, when - self.clock.now()))
+        if self._changed is not None:
+            self._changed.set()
+
+
+# Real time the deadline must have been passed before giving up (see EventLog.wait_for).
+_SETTLE_REAL_SECONDS = 0.1
 
 _ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -233,3 +293,22 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class RecordingClock:
+    """A clock wrapper that records every ``sleep`` a runtime makes (for rule T2)."""
+
+    def __init__(self, inner: Clock, log: EventLog) -> None:
+        self._inner = inner
+        self._log = log
+
+    def now(self) -> float:
+        return self._inner.now()
+
+    async def sleep(self, seconds: float) -> None:
+        record = ClockSleep(seconds, self._log.next_seq(), self._inner.now())
+        self._log.sleeps.append(record)
+        try:
+            await self._inner.sleep(seconds)
+        finally:
+            record.end_seq = self._log.next_seq()

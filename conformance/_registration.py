@@ -191,6 +191,7 @@ async def _run_until_first_request(handle: RuntimeHandle, log: EventLog) -> None
             lambda: bool(log.exchanges) or done.is_set(),
             virtual_deadline=log.clock.now() + 60.0,
             real_timeout=5.0,
+            settle_polls=0,
         )
         handle.stop()
         with anyio.move_on_after(5.0):

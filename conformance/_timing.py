@@ -7,7 +7,10 @@ Tolerance: with a virtual clock (ManualClock) ``1 ms``; with a real clock ``-10 
 - **T1** an idle poll (answered 200 with no states) is followed by the next poll
   ``poll_interval`` later, within the tolerance.
 - **T2** a poll that filled its request (as many states as it asked for) is followed by the next
-  poll without waiting (within the tolerance above 0), when every execution is instant.
+  poll without waiting: the runtime does not sleep ``poll_interval / 2`` or longer on its clock
+  in between (observed through the clock it is given), and, when every execution is instant, a
+  gap longer than the tolerance is only allowed while the runtime is busy (an execution or a
+  report in progress, i.e. it is waiting for a free worker).
 - **T3** after consecutive poll errors the spacing grows (the mean of the last third of the
   spacings exceeds that of the first third, and the last exceeds the first) and never exceeds the
   runtime's declared cap (plus tolerance); after the errors stop, idle spacing is back to
@@ -72,14 +75,49 @@ def assert_poll_timing(obs: Observation, *, instant: bool | None = None) -> None
                     f" expected poll_interval={interval} s (tolerance -{below}/+{above} s)",
                     obs,
                 )
-        elif instant and isinstance(asked, int) and got >= asked and gap > above:
-            fail(
-                "timing",
-                "T2",
-                f"a poll that filled its request ({got} of {asked}) was followed by the next"
-                f" only after {gap:.4f} s; expected at once (tolerance {above} s)",
-                obs,
-            )
+        elif isinstance(asked, int) and got >= asked:
+            _assert_no_wait_after_full_poll(obs, earlier, later, instant=instant)
+
+
+def _assert_no_wait_after_full_poll(
+    obs: Observation, earlier: Exchange, later: Exchange, *, instant: bool
+) -> None:
+    interval = obs.settings.poll_interval
+    done = earlier.done_seq or 0
+    slept = [
+        s.seconds
+        for s in obs.log.sleeps
+        if done < s.start_seq < later.sent_seq and s.seconds >= interval / 2
+    ]
+    if slept:
+        fail(
+            "timing",
+            "T2",
+            f"after a poll that filled its request the runtime slept {slept[0]} s"
+            f" (poll_interval={interval} s) before polling again; expected at once",
+            obs,
+        )
+    _, above = tolerance(obs)
+    gap = later.sent_at - (earlier.done_at or later.sent_at)
+    if not instant or gap <= above:
+        return
+    busy = any(
+        e.start_seq < later.sent_seq and (e.end_seq is None or e.end_seq > done)
+        for e in obs.log.executions
+    ) or any(
+        x.kind not in ("enqueue", "register")
+        and x.sent_seq < later.sent_seq
+        and (x.done_seq is None or x.done_seq > done)
+        for x in obs.log.layer("runtime")
+    )
+    if not busy:
+        fail(
+            "timing",
+            "T2",
+            f"a poll that filled its request was followed by the next only after {gap:.4f} s"
+            f" with nothing running in between; expected at once (tolerance {above} s)",
+            obs,
+        )
 
 
 async def check_idle_poll_spacing(

@@ -19,23 +19,34 @@ from pydantic import BaseModel
 from ._models import GraphNodeModel, UnitesModel
 from ._node import BaseNode
 
-__all__ = ["DEMO_NODES", "Merge", "Prepare", "Split", "Work", "demo_graph", "expected_states"]
+__all__ = [
+    "DEMO_NODES",
+    "NO_FAILURE",
+    "Merge",
+    "Prepare",
+    "Split",
+    "Work",
+    "demo_graph",
+    "expected_states",
+]
 
 
 class Prepare(BaseNode):
-    """Root: checks the requested fan-out and passes it on."""
+    """Root: checks the requested fan-out and passes the run's settings on."""
 
     class Inputs(BaseModel):
         count: str
+        fail_item: str
 
     class Outputs(BaseModel):
         count: str
+        fail_item: str
 
     async def execute(self) -> Outputs:
         count = int(self.inputs.count)
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        return self.Outputs(count=str(count))
+        return self.Outputs(count=str(count), fail_item=self.inputs.fail_item)
 
 
 class Split(BaseNode):
@@ -52,15 +63,18 @@ class Split(BaseNode):
 
 
 class Work(BaseNode):
-    """The per-item work (a stand-in: squares the item)."""
+    """The per-item work (a stand-in: squares the item); fails on ``fail_item`` if asked to."""
 
     class Inputs(BaseModel):
         item: str
+        fail_item: str
 
     class Outputs(BaseModel):
         result: str
 
     async def execute(self) -> Outputs:
+        if self.inputs.item == self.inputs.fail_item:
+            raise RuntimeError(f"item {self.inputs.item} fails on purpose (--fail-item)")
         item = int(self.inputs.item)
         return self.Outputs(result=str(item * item))
 
@@ -78,6 +92,9 @@ class Merge(BaseNode):
         return self.Outputs(summary=f"all {self.inputs.count} items processed")
 
 
+NO_FAILURE = "-1"
+"""``fail_item`` value that fails no item."""
+
 DEMO_NODES: list[type[BaseNode]] = [Prepare, Split, Work, Merge]
 
 
@@ -86,7 +103,7 @@ def demo_graph(namespace: str) -> list[GraphNodeModel]:
     return [
         GraphNodeModel(
             node_name="Prepare", namespace=namespace, identifier="prepare",
-            inputs={"count": "1"}, next_nodes=["split"], unites=None,
+            inputs={"count": "1", "fail_item": NO_FAILURE}, next_nodes=["split"], unites=None,
         ),
         GraphNodeModel(
             node_name="Split", namespace=namespace, identifier="split",
@@ -94,7 +111,12 @@ def demo_graph(namespace: str) -> list[GraphNodeModel]:
         ),
         GraphNodeModel(
             node_name="Work", namespace=namespace, identifier="work",
-            inputs={"item": "${{ split.outputs.item }}"}, next_nodes=["merge"], unites=None,
+            inputs={
+                "item": "${{ split.outputs.item }}",
+                "fail_item": "${{ prepare.outputs.fail_item }}",
+            },
+            next_nodes=["merge"],
+            unites=None,
         ),
         GraphNodeModel(
             node_name="Merge", namespace=namespace, identifier="merge",

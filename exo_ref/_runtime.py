@@ -249,6 +249,11 @@ class Runtime:
             self._stop_requested = False
 
     def _begin_shutdown(self) -> None:
+        # Stop claiming and starting at once, not when the serving task next runs.
+        if self.poller is not None:
+            self.poller.stop()
+        if self.worker_pool is not None:
+            self.worker_pool.stop_taking()
         if self._registering is not None:
             self._registering.cancel()
         if self._stop_event is not None and not self._stop_event.is_set():
@@ -355,7 +360,15 @@ class Runtime:
         leftovers: list[ClaimedState] = []
         pool_scope = anyio.CancelScope()
         poll_scope = anyio.CancelScope()
-        handback_scope = anyio.CancelScope()
+        deadline_scopes = [pool_scope, poll_scope]
+        deadline_passed = False
+
+        def until_deadline() -> anyio.CancelScope:
+            scope = anyio.CancelScope()
+            if deadline_passed:
+                scope.cancel()
+            deadline_scopes.append(scope)
+            return scope
         pool_done = anyio.Event()
         poll_done = anyio.Event()
 
@@ -370,14 +383,16 @@ class Runtime:
             poll_done.set()
 
         async def grace_timer() -> None:
+            nonlocal deadline_passed
             await self._clock.sleep(s.grace_period)
+            deadline_passed = True
             if not pool_done.is_set():
                 logger.warning(
                     "Grace period of %.1fs over: cancelling %d running state(s)",
                     s.grace_period,
                     len(pool.in_flight),
                 )
-            for scope in (pool_scope, poll_scope, handback_scope):
+            for scope in deadline_scopes:
                 scope.cancel()
 
         with send, receive:
@@ -396,9 +411,11 @@ class Runtime:
                 await poll_done.wait()
                 leftovers.extend(_drain(receive, backlog))
                 send.close()
-                with handback_scope:
+                with until_deadline():
                     await self._hand_back(client, leftovers, "claimed but not started")
                 await pool_done.wait()
+                with until_deadline():
+                    await self._hand_back(client, pool.returned, "received after the stop")
                 timer.cancel()
         abandoned = list(pool.in_flight.values())
         if abandoned:
@@ -407,6 +424,8 @@ class Runtime:
                 ABANDON_HANDBACK_BUDGET,
                 lambda: self._hand_back(client, abandoned, "cancelled mid-execution"),
             )
+        self.poller = None
+        self.worker_pool = None
         logger.info("Runtime %s stopped", s.name)
 
     async def _hand_back(

@@ -27,7 +27,7 @@ import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Self, TypedDict, cast
+from typing import Any, Self, cast
 from urllib.parse import quote
 
 import httpx
@@ -52,6 +52,15 @@ from ._errors import (
     StateManagerUnavailableError,
 )
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel
+from ._responses import (
+    NodeDetails,
+    RunGraph,
+    RunGraphEdge,
+    RunGraphNode,
+    RunsPage,
+    RunSummary,
+    TriggerResponse,
+)
 
 __all__ = [
     "GraphValidationError",
@@ -74,7 +83,9 @@ DEFAULT_WAIT_TIMEOUT = 60.0
 DEFAULT_WAIT_POLL_INTERVAL = 0.5
 
 
-# TODO(C): these two belong in exo_ref/_errors.py; defined here until they move there.
+# Raised only by this client. They would sit better in _errors.py with the rest of the hierarchy
+# (ExoRefError -> GraphValidationError; ExoRefError + TimeoutError -> WaitTimeoutError); they are
+# exported from exo_ref either way.
 class GraphValidationError(ExoRefError):
     """``upsert_graph``: the state manager finished validating the graph and found it INVALID.
 
@@ -91,84 +102,6 @@ class GraphValidationError(ExoRefError):
 
 class WaitTimeoutError(ExoRefError, TimeoutError):
     """A client-side wait (graph validation, a run to finish) ran out of time."""
-
-
-# --- response shapes (contract §2.6, §2.14-2.16); plain dicts, typed for the reader -------------
-
-
-class TriggerResponse(TypedDict):
-    """``POST .../trigger`` (contract §2.6)."""
-
-    status: str
-    run_id: str
-
-
-class RunSummary(TypedDict):
-    """One item of the runs list (contract §7.1)."""
-
-    run_id: str
-    graph_name: str
-    success_count: int
-    pending_count: int
-    errored_count: int
-    retried_count: int
-    total_count: int
-    status: str
-    created_at: str
-
-
-class RunsPage(TypedDict):
-    """``GET .../runs/{page}/{size}`` (contract §2.14)."""
-
-    namespace: str
-    total: int
-    page: int
-    size: int
-    runs: list[RunSummary]
-
-
-class RunGraphNode(TypedDict):
-    """A state in a run graph (contract §2.15)."""
-
-    id: str
-    node_name: str
-    identifier: str
-    status: str
-    error: str | None
-
-
-class RunGraphEdge(TypedDict):
-    source: str
-    target: str
-
-
-class RunGraph(TypedDict):
-    """``GET .../states/run/{run_id}/graph`` (contract §2.15, §7.2)."""
-
-    root_states: list[RunGraphNode]
-    graph_name: str
-    nodes: list[RunGraphNode]
-    edges: list[RunGraphEdge]
-    node_count: int
-    edge_count: int
-    execution_summary: dict[str, int]
-
-
-class NodeDetails(TypedDict):
-    """``GET .../graph/{g}/run/{run_id}/node/{node_id}`` (contract §2.16)."""
-
-    id: str
-    node_name: str
-    identifier: str
-    graph_name: str
-    run_id: str
-    status: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    error: str | None
-    parents: dict[str, str]
-    created_at: str
-    updated_at: str
 
 
 class _BorrowedTransport(httpx.AsyncBaseTransport):

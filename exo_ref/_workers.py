@@ -61,6 +61,7 @@ class WorkerPool:
     Attributes:
         in_flight: states whose execution has started and not yet finished (reports excluded):
             the runtime hands these back if the grace period ends mid-execution.
+        returned: states received after :meth:`stop_taking`, never started (handed back).
         executed: how many states this pool has finished (any outcome).
     """
 
@@ -78,12 +79,18 @@ class WorkerPool:
         self.backlog = backlog
         self.runtime_label = runtime_label
         self.in_flight: dict[str, ClaimedState] = {}
+        self.returned: list[ClaimedState] = []
         self.executed = 0
+        self._stop_taking = False
         self._nodes = {
             node.__name__: _NodeInfo(node, is_async_node(node), bool(node.Secrets.model_fields))
             for node in nodes
         }
         self._threads: anyio.CapacityLimiter | None = None
+
+    def stop_taking(self) -> None:
+        """Start no new state: ones received from now on go to :attr:`returned` (hand-back)."""
+        self._stop_taking = True
 
     async def run(self, receive: MemoryObjectReceiveStream[ClaimedState]) -> None:
         """Run until the stream ends (its send side is closed and drained)."""
@@ -99,6 +106,9 @@ class WorkerPool:
             except anyio.EndOfStream:
                 return
             self.backlog.started()
+            if self._stop_taking:
+                self.returned.append(state)
+                continue
             try:
                 await self.process(state)
             except Exception:  # a bug must not kill the worker; the state is logged

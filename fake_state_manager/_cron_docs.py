@@ -1,13 +1,15 @@
 """Cron trigger documents and their schedule (contract §4.7 ``DatabaseTriggers``).
 
 The docs live in ``Store.cron`` (by id); :class:`CronSchedule` adds a heap of PENDING docs by
-``trigger_time`` so that finding the due ones and the next due time never scans all docs.
-Firing itself (calling the trigger) is the engine's job: see ``Engine.fire_due_triggers``.
+``trigger_time``, the set of PENDING docs, and the finished docs in expiry order, so that firing,
+re-upserting and expiring never scan the (growing) history of fired docs. Firing itself (calling
+the trigger) is the engine's job: see ``Engine.fire_due_triggers``.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +35,8 @@ class CronSchedule:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._heap: list[tuple[float, int, CronDoc]] = []
+        self._pending: dict[str, CronDoc] = {}
+        self._finished: deque[CronDoc] = deque()  # expires_at is non-decreasing along it
 
     def schedule(
         self, triggers: Sequence[Mapping[str, Any]], graph_name: str, namespace: str, now: float
@@ -50,6 +54,7 @@ class CronSchedule:
         """Insert one PENDING doc due at ``when``."""
         doc = CronDoc(self._store.new_id(), expression, graph_name, namespace, when)
         self._store.cron[doc.id] = doc
+        self._pending[doc.id] = doc
         heapq.heappush(self._heap, (when, self._store.next_seq(), doc))
         return doc
 
@@ -58,14 +63,11 @@ class CronSchedule:
 
         Upstream's filter omits the namespace; the fake includes it (docs/fidelity.md).
         """
-        for doc_id, doc in list(self._store.cron.items()):
-            if (
-                doc.trigger_status == "PENDING"
-                and doc.graph_name == graph_name
-                and doc.namespace == namespace
-                and doc.expression in dropped
-            ):
+        for doc_id, doc in list(self._pending.items()):
+            mine = doc.graph_name == graph_name and doc.namespace == namespace
+            if mine and doc.expression in dropped:
                 doc.trigger_status = "CANCELLED"  # its heap entry is now stale
+                del self._pending[doc_id]
                 del self._store.cron[doc_id]
 
     def pop_due(self, now: float) -> Iterator[CronDoc]:
@@ -74,6 +76,7 @@ class CronSchedule:
         while heap and heap[0][0] <= now:
             _, _, doc = heapq.heappop(heap)
             if doc.trigger_status == "PENDING":
+                del self._pending[doc.id]
                 yield doc
 
     def next_due(self) -> float | None:
@@ -83,8 +86,14 @@ class CronSchedule:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    def finish(self, doc: CronDoc, status: str, expires_at: float) -> None:
+        """Record a fired doc as TRIGGERED or FAILED, kept until ``expires_at``."""
+        doc.trigger_status = status
+        doc.expires_at = expires_at
+        self._finished.append(doc)
+
     def expire(self, now: float) -> None:
         """Drop finished docs whose retention has passed (upstream's TTL index)."""
-        for doc_id, doc in list(self._store.cron.items()):
-            if doc.expires_at is not None and doc.expires_at <= now:
-                del self._store.cron[doc_id]
+        finished = self._finished
+        while finished and finished[0].expires_at is not None and finished[0].expires_at <= now:
+            self._store.cron.pop(finished.popleft().id, None)

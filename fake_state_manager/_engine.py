@@ -22,44 +22,38 @@ Conventions shared by every method:
   see ``VALID`` / ``SUCCESS``: a legal interleaving of upstream's behaviour, and deterministic.
 - Mutating methods hold one ``threading.RLock`` so that the engine can be shared by an event loop
   and a uvicorn thread: claiming is atomic by construction.
+- An unknown *or malformed* state id is 404 ``State not found`` (upstream: 500, §2.8-§2.13).
+
+The engine is a thin facade; the rules live in small modules: ``_store`` (data + indexes),
+``_nodes`` (§2.1-§2.2), ``_graphs`` (template documents, §4.6 trigger), ``_cron_docs`` (§4.7),
+``_transitions`` (§3.4, §5, §6), ``_next_states`` (§3.5), ``_views`` (§7), ``_domain`` (the seam
+onto the structural checks, verification and cron arithmetic).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from exo_ref._clock import Clock, SystemClock
-from exo_ref._models import RetryPolicyModel
-from fake_state_manager import _domain
+from fake_state_manager import _domain, _nodes, _transitions
 from fake_state_manager._cron_docs import CronSchedule, expressions
-from fake_state_manager._errors import ApiError, DuplicateKeyError
+from fake_state_manager._errors import ApiError
 from fake_state_manager._graphs import (
     DEFAULT_RETRY_POLICY,
     DEFAULT_STORE_CONFIG,
     list_item,
     normalise_node,
     plain,
-    root_inputs,
+    start_run,
     template_response,
 )
-from fake_state_manager._next_states import create_next_states, fingerprint
-from fake_state_manager._retry import retry_delay_ms
 from fake_state_manager._secrets import SecretBox
 from fake_state_manager._store import (
-    CREATED,
-    ERRORED,
-    EXECUTED,
-    PRUNED,
-    QUEUED,
-    RETRY_CREATED,
     GraphTemplate,
-    Run,
     State,
     Store,
     check_invariants,
@@ -138,50 +132,17 @@ class Engine:
 
         Returns ``{"runtime_name", "registered_nodes": [...]}`` in request order.
         """
-        now = self.clock.now()
-        registry = self.store.nodes.setdefault(namespace, {})
-        echoed = []
-        for node in nodes:
-            item = {
-                "name": node["name"],
-                "inputs_schema": plain(node["inputs_schema"]),
-                "outputs_schema": plain(node["outputs_schema"]),
-                "secrets": list(node["secrets"]),
-            }
-            existing = registry.get(item["name"])
-            registry[item["name"]] = {
-                "_id": existing["_id"] if existing else self.store.new_id(),
-                "created_at": existing["created_at"] if existing else now,
-                "updated_at": now,
-                "name": item["name"],
-                "namespace": namespace,
-                "runtime_name": runtime_name,
-                "runtime_namespace": namespace,
-                "inputs_schema": item["inputs_schema"],
-                "outputs_schema": item["outputs_schema"],
-                "secrets": item["secrets"],
-            }
-            echoed.append(plain(item))
-        return {"runtime_name": runtime_name, "registered_nodes": echoed}
+        return _nodes.register_nodes(self.store, namespace, runtime_name, nodes, self.clock.now())
 
     @_locked
     def list_nodes(self, namespace: str) -> JsonDict:
         """GET ``/nodes/`` (§2.2): ``{"namespace", "count", "nodes": [{"_id", ...}]}``."""
-        nodes = [
-            {
-                **plain(doc),
-                "created_at": iso_utc(doc["created_at"]),
-                "updated_at": iso_utc(doc["updated_at"]),
-            }
-            for doc in self.store.nodes.get(namespace, {}).values()
-        ]
-        return {"namespace": namespace, "count": len(nodes), "nodes": nodes}
+        return _nodes.list_nodes(self.store, namespace)
 
     @_locked
     def namespaces(self) -> JsonDict:
         """GET ``/v0/namespaces`` (§2.17): sorted distinct namespaces of registered nodes."""
-        names = sorted(ns for ns, nodes in self.store.nodes.items() if ns and nodes)
-        return {"namespaces": names, "count": len(names)}
+        return _nodes.namespaces(self.store)
 
     # -- graphs (§2.3-§2.7, §4) ----------------------------------------------------------------
 
@@ -283,33 +244,9 @@ class Engine:
             )
         if template.validation_status != "VALID":
             raise ApiError(400, "Graph template is not valid")
-        body_store = dict(store or {})
-        resolved = root_inputs(template, dict(inputs or {}), body_store)
-        root = template.root()
-        now, now_ms = self._now()
-        run_id = str(uuid.uuid4())
-        self.store.insert_run(Run(run_id, graph_name, namespace, now, self.store.next_seq()))
-        self.store.store_values[run_id] = body_store  # body entries only, not defaults (§4.6)
-        self.store.insert_state(
-            State(
-                id=self.store.new_id(),
-                seq=self.store.next_seq(),
-                node_name=root["node_name"],
-                namespace_name=namespace,
-                identifier=root["identifier"],
-                graph_name=graph_name,
-                run_id=run_id,
-                status=CREATED,
-                inputs=resolved,
-                parents={},
-                enqueue_after=now_ms + max(0, start_delay),
-                fanout_id=str(uuid.uuid4()),
-                created_at=now,
-                updated_at=now,
-            ),
-            now_ms,
+        return start_run(
+            self.store, template, inputs or {}, store or {}, start_delay, self.clock.now()
         )
-        return {"status": "CREATED", "run_id": run_id}
 
     @_locked
     def fire_due_triggers(self) -> int:
@@ -328,10 +265,9 @@ class Engine:
             try:
                 self.trigger(doc.namespace, doc.graph_name)  # an empty body (§4.7)
             except ApiError:
-                doc.trigger_status = "FAILED"
+                self.cron.finish(doc, "FAILED", now + retention)
             else:
-                doc.trigger_status = "TRIGGERED"
-            doc.expires_at = now + retention
+                self.cron.finish(doc, "TRIGGERED", now + retention)
             fired += 1
             # The next occurrence after this one; if already past it is fired in this pass.
             when = _domain.next_fire(doc.expression, doc.trigger_time)
@@ -398,77 +334,25 @@ class Engine:
         Next-state creation (§3.5) runs synchronously right after the status change.
         Errors: 404 ``State not found``, 400 ``State is not queued``.
         """
-        state = self._state(state_id)
-        if state.status != QUEUED:
-            raise ApiError(400, "State is not queued")
-        now, now_ms = self._now()
-        items = [plain(output) for output in outputs]
-        state.outputs = items[0] if items else {}
-        state.updated_at = now
-        self.store.set_status(state, EXECUTED)
-        executed = [state]
-        for extra in items[1:]:  # §3.4 fan-out: N-1 new EXECUTED docs
-            copy = State(
-                id=self.store.new_id(),
-                seq=self.store.next_seq(),
-                node_name=state.node_name,
-                namespace_name=state.namespace_name,
-                identifier=state.identifier,
-                graph_name=state.graph_name,
-                run_id=state.run_id,
-                status=EXECUTED,
-                inputs=dict(state.inputs),
-                parents=dict(state.parents),
-                enqueue_after=now_ms,
-                fanout_id=str(uuid.uuid4()),
-                created_at=now,
-                updated_at=now,
-                outputs=extra,
-            )
-            self.store.insert_state(copy, now_ms)
-            executed.append(copy)
-        create_next_states(self.store, executed, now=now)
-        return {"status": "EXECUTED"}
+        return _transitions.executed(self.store, self._state(state_id), outputs, self.clock.now())
 
     @_locked
     def errored(self, namespace: str, state_id: str, *, error: str) -> JsonDict:
-        """POST ``/state/{id}/errored`` (§2.9, §5): ``{"status": "ERRORED", "retry_created"}``."""
+        """POST ``/state/{id}/errored`` (§2.9, §5): ``{"status": "ERRORED", "retry_created"}``.
+
+        Errors: 404 ``State not found``, 400 ``State is not queued or executed`` / ``State is
+        already executed``, 404 ``Graph template not found`` (looked up in the path namespace).
+        """
         state = self._state(state_id)
-        if state.status not in (QUEUED, EXECUTED):
-            raise ApiError(400, "State is not queued or executed")
-        if state.status == EXECUTED:
-            raise ApiError(400, "State is already executed")
-        template = self.store.graphs.get((namespace, state.graph_name))
-        if template is None:
-            raise ApiError(404, "Graph template not found")
-        policy = RetryPolicyModel.model_validate(template.retry_policy)
-        now, now_ms = self._now()
-        retry_created = False
-        if state.retry_count < policy.max_retries:
-            delay = retry_delay_ms(policy, state.retry_count + 1, self.rng)
-            retry = self._copy_state(state, now, now_ms + delay)
-            retry.retry_count = state.retry_count + 1
-            retry.fanout_id = state.fanout_id
-            if retry.does_unites:
-                retry.state_fingerprint = fingerprint(retry)
-            with contextlib.suppress(DuplicateKeyError):  # §5 step 4: still "retry created"
-                self.store.insert_state(retry, now_ms)
-            retry_created = True
-        self.store.set_status(state, RETRY_CREATED if retry_created else ERRORED)
-        state.error = error
-        state.updated_at = now
-        return {"status": "ERRORED", "retry_created": retry_created}
+        return _transitions.errored(self.store, state, namespace, error, self.clock.now(), self.rng)
 
     @_locked
     def prune(self, namespace: str, state_id: str, *, data: Mapping[str, Any]) -> JsonDict:
-        """POST ``/state/{id}/prune`` (§2.10, §6.1): ``{"enqueue_after", "status": "PRUNED"}``."""
-        state = self._state(state_id)
-        if state.status != QUEUED:
-            raise ApiError(400, "State is not queued")
-        self.store.set_status(state, PRUNED)
-        state.data = plain(data)
-        state.updated_at = self.clock.now()
-        return {"enqueue_after": state.enqueue_after, "status": "PRUNED"}
+        """POST ``/state/{id}/prune`` (§2.10, §6.1): ``{"enqueue_after", "status": "PRUNED"}``.
+
+        Errors: 404 ``State not found``, 400 ``State is not queued``.
+        """
+        return _transitions.prune(self.store, self._state(state_id), data, self.clock.now())
 
     @_locked
     def re_enqueue_after(self, namespace: str, state_id: str, *, enqueue_after: int) -> JsonDict:
@@ -477,52 +361,16 @@ class Engine:
         Returns ``{"enqueue_after": now_ms + delay, "status": "CREATED"}``.
         """
         state = self._state(state_id)
-        now, now_ms = self._now()
-        when = now_ms + enqueue_after
-        self.store.set_created(state, when, now_ms)
-        state.updated_at = now
-        return {"enqueue_after": when, "status": "CREATED"}
+        return _transitions.re_enqueue_after(self.store, state, enqueue_after, self.clock.now())
 
     @_locked
     def manual_retry(self, namespace: str, state_id: str, *, fanout_id: str) -> JsonDict:
         """POST ``/state/{id}/manual-retry`` (§2.12, §6.3): ``{"id", "status": "CREATED"}``;
         409 ``Duplicate retry state detected``."""
         state = self._state(state_id)
-        if state.namespace_name != namespace:
+        if state.namespace_name != namespace:  # this lookup filters by namespace (§6.3)
             raise ApiError(404, "State not found")
-        now, now_ms = self._now()
-        retry = self._copy_state(state, now, now_ms)
-        retry.fanout_id = fanout_id
-        retry.manual_retry_fanout_id = fanout_id
-        if retry.does_unites:
-            retry.state_fingerprint = fingerprint(retry)
-        try:
-            self.store.insert_state(retry, now_ms)
-        except DuplicateKeyError:
-            raise ApiError(409, "Duplicate retry state detected") from None
-        self.store.set_status(state, RETRY_CREATED)
-        state.updated_at = now
-        return {"id": retry.id, "status": "CREATED"}
-
-    def _copy_state(self, state: State, now: float, enqueue_after: int) -> State:
-        """A fresh CREATED copy for a retry (§5 step 3, §6.3)."""
-        return State(
-            id=self.store.new_id(),
-            seq=self.store.next_seq(),
-            node_name=state.node_name,
-            namespace_name=state.namespace_name,
-            identifier=state.identifier,
-            graph_name=state.graph_name,
-            run_id=state.run_id,
-            status=CREATED,
-            inputs=dict(state.inputs),
-            parents=dict(state.parents),
-            enqueue_after=enqueue_after,
-            fanout_id=str(uuid.uuid4()),
-            created_at=now,
-            updated_at=now,
-            does_unites=state.does_unites,
-        )
+        return _transitions.manual_retry(self.store, state, fanout_id, self.clock.now())
 
     @_locked
     def state_secrets(self, namespace: str, state_id: str) -> JsonDict:

@@ -7,20 +7,24 @@ upsert / GET / list responses, and resolves a trigger's root inputs (§4.6 steps
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
 from fake_state_manager._errors import ApiError
 from fake_state_manager._placeholders import STORE, PlaceholderError, parse
-from fake_state_manager._store import GraphTemplate, iso_utc
+from fake_state_manager._store import CREATED, GraphTemplate, Run, State, Store, iso_utc
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_STORE_CONFIG",
+    "MAX_ENQUEUE_AFTER",
     "list_item",
+    "normalise_node",
     "plain",
     "root_inputs",
+    "start_run",
     "template_response",
 ]
 
@@ -139,3 +143,50 @@ def root_inputs(
     if missing:  # step 4, after step 3; rendered like a Python set
         raise ApiError(400, "Missing store keys: {" + ", ".join(repr(k) for k in missing) + "}")
     return resolved
+
+
+#: The largest ``enqueue_after`` upstream can store (a BSON int64); later ones are refused.
+MAX_ENQUEUE_AFTER = 2**63 - 1
+
+
+def start_run(
+    store: Store,
+    template: GraphTemplate,
+    inputs: Mapping[str, str],
+    store_values: Mapping[str, str],
+    start_delay: int,
+    now: float,
+) -> JsonDict:
+    """§4.6 steps 2-6 for a VALID template: the run, its store entries and its root state."""
+    body_store = dict(store_values)
+    resolved = root_inputs(template, dict(inputs), body_store)
+    root = template.root()
+    now_ms = int(now * 1000)
+    if now_ms + start_delay > MAX_ENQUEUE_AFTER:  # upstream's insert would fail
+        raise ApiError(
+            400,
+            f"start_delay is too large: it must be at most {MAX_ENQUEUE_AFTER - now_ms} ms",
+        )
+    run_id = str(uuid.uuid4())
+    store.insert_run(Run(run_id, template.name, template.namespace, now, store.next_seq()))
+    store.store_values[run_id] = body_store  # body entries only, not defaults
+    store.insert_state(
+        State(
+            id=store.new_id(),
+            seq=store.next_seq(),
+            node_name=root["node_name"],
+            namespace_name=template.namespace,  # the trigger's path namespace
+            identifier=root["identifier"],
+            graph_name=template.name,
+            run_id=run_id,
+            status=CREATED,
+            inputs=resolved,  # all root template inputs, not filtered by schema
+            parents={},
+            enqueue_after=now_ms + max(0, start_delay),
+            fanout_id=str(uuid.uuid4()),
+            created_at=now,
+            updated_at=now,
+        ),
+        now_ms,
+    )
+    return {"status": "CREATED", "run_id": run_id}

@@ -11,7 +11,9 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from exo_ref._version import VERSION
 from fake_state_manager._routes import ENDPOINTS, Endpoint
 
 __all__ = ["openapi_document"]
@@ -57,19 +59,31 @@ _VALIDATION_SCHEMAS: JsonDict = {
 }
 
 
-def _schema_ref(model: type[BaseModel], components: JsonDict) -> JsonDict:
-    schema = model.model_json_schema(ref_template=_REF)
-    for name, definition in schema.pop("$defs", {}).items():
-        components.setdefault(name, definition)
-    components.setdefault(model.__name__, schema)
-    return {"$ref": _REF.format(model=model.__name__)}
-
-
 def _json_content(schema: JsonDict) -> JsonDict:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(endpoint: Endpoint, components: JsonDict) -> JsonDict:
+Refs = dict[tuple[Any, JsonSchemaMode], JsonDict]
+
+
+def _model_schemas(components: JsonDict) -> Refs:
+    """One pass over every model: requests as validated, responses as serialised.
+
+    ``models_json_schema`` shares and de-duplicates the ``$defs`` (naming input and output
+    variants apart when they differ), which become the document's components.
+    """
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
+    for endpoint in ENDPOINTS:
+        if endpoint.body is not None:
+            wanted.append((endpoint.body, "validation"))
+        if endpoint.response is not None:
+            wanted.append((endpoint.response, "serialization"))
+    refs, definitions = models_json_schema(wanted, ref_template=_REF)
+    components.update(definitions.get("$defs", {}))
+    return dict(refs)
+
+
+def _operation(endpoint: Endpoint, refs: Refs) -> JsonDict:
     parameters = [
         {
             "name": name,
@@ -81,7 +95,7 @@ def _operation(endpoint: Endpoint, components: JsonDict) -> JsonDict:
     ]
     success: JsonDict = {"description": "Successful Response"}
     if endpoint.response is not None:
-        success["content"] = _json_content(_schema_ref(endpoint.response, components))
+        success["content"] = _json_content(refs[(endpoint.response, "serialization")])
     else:
         success["content"] = _json_content({"type": "object"})
     error = _json_content({"$ref": _REF.format(model="HTTPError")})
@@ -103,14 +117,15 @@ def _operation(endpoint: Endpoint, components: JsonDict) -> JsonDict:
     if endpoint.body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": _json_content(_schema_ref(endpoint.body, components)),
+            "content": _json_content(refs[(endpoint.body, "validation")]),
         }
     return operation
 
 
-def openapi_document(*, title: str = "fake_state_manager", version: str = "0.1.0") -> JsonDict:
+def openapi_document(*, title: str = "fake_state_manager", version: str = VERSION) -> JsonDict:
     """Build the document (pure function of the endpoint table; cheap enough to cache once)."""
     components: JsonDict = dict(_VALIDATION_SCHEMAS)
+    refs = _model_schemas(components)
     paths: JsonDict = {
         "/health": {
             "get": {
@@ -131,9 +146,7 @@ def openapi_document(*, title: str = "fake_state_manager", version: str = "0.1.0
         }
     }
     for endpoint in ENDPOINTS:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
-            endpoint, components
-        )
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, refs)
     return {
         "openapi": "3.1.0",
         "info": {

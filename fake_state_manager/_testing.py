@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -37,6 +38,10 @@ __all__ = ["DEFAULT_API_KEY", "DEFAULT_URI", "FakeStateManager"]
 
 DEFAULT_API_KEY = "exo-ref-dev-key"
 DEFAULT_URI = "http://fake-state-manager"
+
+# ManualClocks some running FakeStateManager is auto-advancing: two drivers on one clock could
+# both jump at the same idle moment and skip a due time, so the first fake to start drives it.
+_DRIVEN_CLOCKS: weakref.WeakSet[ManualClock] = weakref.WeakSet()
 
 # How often wait_for_run re-reads a run while a uvicorn thread may change it: changes made on
 # another thread cannot wake this thread's event, so that case (and only that one) polls.
@@ -99,6 +104,7 @@ class FakeStateManager:
         self._cron_scope: anyio.CancelScope | None = None
         self._cron_target = math.inf
         self._threads_serving = 0
+        self._drives_clock = False
         if isinstance(self.clock, ManualClock):
             self.clock.add_wakeup_source(self.engine.next_due_time)
 
@@ -111,7 +117,9 @@ class FakeStateManager:
         await task_group.__aenter__()
         self._task_group = task_group
         self._loop_thread = threading.get_ident()
-        if isinstance(self.clock, ManualClock):
+        if isinstance(self.clock, ManualClock) and self.clock not in _DRIVEN_CLOCKS:
+            _DRIVEN_CLOCKS.add(self.clock)
+            self._drives_clock = True
             task_group.start_soon(self.clock.run_auto_advance)
         task_group.start_soon(self._cron_loop)
         return self
@@ -126,8 +134,15 @@ class FakeStateManager:
         self._loop_thread = None
         if task_group is None:
             return None
+        if self._drives_clock and isinstance(self.clock, ManualClock):
+            _DRIVEN_CLOCKS.discard(self.clock)
+            self._drives_clock = False
         task_group.cancel_scope.cancel()
-        return await task_group.__aexit__(exc_type, exc, tb)
+        # The background tasks only ever end by this cancellation; close the group as if the
+        # body had succeeded so that an exception from the body propagates as itself, not
+        # wrapped in an ExceptionGroup.
+        await task_group.__aexit__(None, None, None)
+        return None
 
     async def _cron_loop(self) -> None:
         """Fire cron triggers at their due time on the clock (contract §4.7)."""

@@ -17,7 +17,7 @@ import httpx
 import exo_ref
 from conformance import RuntimeHandle, RuntimeSettings, RuntimeTarget, exo_ref_target
 from exo_ref._client import Backoff
-from exo_ref._poller import Poller
+from exo_ref._poller import Backlog, Poller
 from exo_ref._workers import WorkerPool
 
 __all__ = [
@@ -50,11 +50,18 @@ class _AskDoublePoller(Poller):
         return self.backlog.free() + self.backlog.batch_size
 
 
+class _UpstreamBacklog(Backlog):
+    @property
+    def threshold(self) -> int:
+        return self.batch_size
+
+
 class _HoldDoublePoller(Poller):
     """Upstream's rule (contract §8.5): poll a full batch whenever fewer than batch_size wait."""
 
-    def may_claim(self) -> bool:
-        return self.backlog.unstarted < self.backlog.batch_size
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backlog.__class__ = _UpstreamBacklog
 
     def request_size(self) -> int:
         return self.backlog.batch_size

@@ -182,7 +182,7 @@ def test_start_in_a_background_thread_and_stop_from_another() -> None:
     def target() -> None:
         try:
             rt.start()
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - asserted empty below
             errors.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)
@@ -233,8 +233,9 @@ async def test_start_inside_a_running_asyncio_loop_returns_a_task() -> None:
         rt = runtime_for(sm, [Fan])
         task = rt.start()
         assert isinstance(task, asyncio.Task)
-        while not rt.is_running or not sm.requests:
-            await anyio.sleep(0)
+        await anyio.wait_all_tasks_blocked()
+        assert rt.is_running
+        assert sm.requests
         rt.stop()
         await task
     assert not rt.is_running

@@ -429,3 +429,25 @@ async def test_against_fake_two_roots_are_refused_and_unregistered_nodes_invalid
             await sm.upsert_graph("g2", ghost, {})
         with pytest.raises(AuthenticationError):
             await StateManager("ns", fake.uri, "wrong", transport=fake.transport).get_graph("g")
+
+
+async def test_path_segments_are_percent_encoded() -> None:
+    rec = Recorder(httpx.Response(200, json={"status": "CREATED", "run_id": "r"}))
+    await make(rec).trigger("my graph/v2")
+    assert rec.requests[0].url.raw_path == b"/v0/namespace/ns/graph/my%20graph%2Fv2/trigger"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"polling_interval": 0}, "polling_interval", id="zero-polling"),
+        pytest.param({"validation_timeout": -1}, "validation_timeout", id="negative-timeout"),
+    ],
+)
+async def test_upsert_refuses_bad_polling_settings_before_sending(
+    kwargs: dict[str, float], message: str
+) -> None:
+    rec = Recorder(httpx.Response(201, json=graph_body("VALID")))
+    with pytest.raises(ConfigurationError, match=message):
+        await make(rec).upsert_graph("g", [NODE], {}, **kwargs)
+    assert rec.requests == []

@@ -85,7 +85,7 @@ async def setup_graph(
     body = {"secrets": {}, "nodes": templates, **extra}
     upserted = await ok(client.put(f"{NS}/graph/{graph}", json=body), 201)
     assert upserted["validation_status"] == "PENDING"
-    got = await ok(client.get(f"{NS}/graph/{graph}"))
+    got: dict[str, Any] = await ok(client.get(f"{NS}/graph/{graph}"))
     assert got["validation_status"] == "VALID", got["validation_errors"]
     return got
 

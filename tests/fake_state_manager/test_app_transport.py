@@ -13,7 +13,6 @@ from fake_state_manager._middleware import INTERNAL_ERROR_DETAIL
 from .http_support import KEY, NS, ok, running
 
 
-
 async def test_health_needs_no_key_and_says_ok() -> None:
     async with running() as (_, client):
         del client.headers["x-api-key"]
@@ -162,6 +161,31 @@ async def test_non_utf8_body_is_400_parse_error() -> None:
     assert response.json() == {"detail": "There was an error parsing the body"}
 
 
+@pytest.mark.parametrize("depth", [101, 500, 5000])
+async def test_json_nested_too_deep_is_400_not_a_500(depth: int) -> None:
+    # Upstream parses up to Python's recursion limit and then fails in MongoDB (100 levels).
+    async with running() as (_, client):
+        nested = "[" * depth + "]" * depth
+        response = await client.post(
+            f"{NS}/state/{'0' * 24}/prune",
+            content=f'{{"data": {{"x": {nested}}}}}'.encode(),
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("There was an error parsing the body")
+
+
+async def test_json_nested_within_the_limit_is_accepted() -> None:
+    async with running() as (_, client):
+        nested = "[" * 95 + "]" * 95
+        response = await client.post(
+            f"{NS}/state/{'0' * 24}/prune",
+            content=f'{{"data": {{"x": {nested}}}}}'.encode(),
+            headers={"content-type": "application/json"},
+        )
+    assert (response.status_code, response.json()) == (404, {"detail": "State not found"})
+
+
 async def test_non_json_content_type_is_a_schema_error_after_auth() -> None:
     async with running() as (_, client):
         response = await client.post(
@@ -195,6 +219,8 @@ async def test_unknown_path_is_404_and_wrong_method_405() -> None:
         response = await client.delete(f"{NS}/nodes/")
         assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
         assert "PUT" in response.headers["allow"]
+        response = await client.head("/health")
+        assert response.status_code == 405  # FastAPI adds no implicit HEAD
 
 
 @pytest.mark.parametrize("suffix", ["nodes", "graphs"])

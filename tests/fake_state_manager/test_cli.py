@@ -28,7 +28,11 @@ def test_dev_server_prints_its_settings_serves_and_stops_cleanly_on_ctrl_c() -> 
     env = {**os.environ, "STATE_MANAGER_SECRET": "from-env", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "fake_state_manager", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

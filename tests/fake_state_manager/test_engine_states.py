@@ -469,3 +469,20 @@ def test_next_due_time_is_never_a_past_state_time() -> None:
     clock.advance(5)
     assert engine.next_due_time() is None
     engine.check_invariants()
+
+
+def test_delays_beyond_int64_are_refused_without_changes() -> None:
+    engine, _ = make_engine()
+    register(engine, "A")
+    upsert_valid(engine, "g", [node("a")])
+    with pytest.raises(ApiError) as info:
+        engine.trigger(NS, "g", start_delay=2**63)
+    assert info.value.status == 400
+    assert engine.store.runs == {}
+    run_id = engine.trigger(NS, "g")["run_id"]
+    root_id = engine.states_of_run(run_id)[0]["id"]
+    with pytest.raises(ApiError) as info:
+        engine.re_enqueue_after(NS, root_id, enqueue_after=10**30)
+    assert info.value.status == 400
+    assert engine.states_of_run(run_id)[0]["enqueue_after"] == START_MS
+    engine.check_invariants()

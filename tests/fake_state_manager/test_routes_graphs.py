@@ -21,14 +21,27 @@ async def test_register_nodes_echoes_in_order_and_drops_unknown_fields() -> None
         assert result["runtime_name"] == "rt"
         assert [n["name"] for n in result["registered_nodes"]] == ["B", "A"]
         assert set(result["registered_nodes"][0]) == {
-            "name", "inputs_schema", "outputs_schema", "secrets"}
+            "name",
+            "inputs_schema",
+            "outputs_schema",
+            "secrets",
+        }
         listed = await ok(client.get(f"{NS}/nodes/"))
         assert listed["namespace"] == "ns"
         assert listed["count"] == 2
         first = listed["nodes"][0]
-        assert set(first) == {"_id", "created_at", "updated_at", "name", "namespace",
-                              "runtime_name", "runtime_namespace", "inputs_schema",
-                              "outputs_schema", "secrets"}
+        assert set(first) == {
+            "_id",
+            "created_at",
+            "updated_at",
+            "name",
+            "namespace",
+            "runtime_name",
+            "runtime_namespace",
+            "inputs_schema",
+            "outputs_schema",
+            "secrets",
+        }
         assert first["runtime_namespace"] == "ns"
         assert len(first["_id"]) == 24
 
@@ -44,8 +57,11 @@ async def test_register_nodes_requires_secrets_list() -> None:
 async def test_namespaces_are_those_of_registered_nodes_only_sorted() -> None:
     async with running() as (_, client):
         for ns in ("zeta", "alpha"):
-            await ok(client.put(f"/v0/namespace/{ns}/nodes/",
-                                json={"runtime_name": "rt", "nodes": [node("A")]}))
+            await ok(
+                client.put(
+                    f"/v0/namespace/{ns}/nodes/", json={"runtime_name": "rt", "nodes": [node("A")]}
+                )
+            )
         body = {"secrets": {}, "nodes": [template("a", "A", namespace="graphs-only")]}
         await ok(client.put("/v0/namespace/graphs-only/graph/g", json=body), 201)
         result = await ok(client.get("/v0/namespaces"))
@@ -100,13 +116,25 @@ async def test_structural_error_is_400_and_stores_nothing() -> None:
     ("body", "loc"),
     [
         pytest.param({"nodes": []}, ["body", "secrets"], id="secrets-required"),
-        pytest.param({"secrets": {}, "nodes": [], "retry_policy": {"max_retries": -1}},
-                     ["body", "retry_policy", "max_retries"], id="retry-negative"),
-        pytest.param({"secrets": {}, "nodes": [], "triggers": [
-            {"type": "CRON", "value": {"expression": "not cron"}}]},
-            ["body", "triggers", 0, "value", "expression"], id="bad-cron"),
-        pytest.param({"secrets": {}, "nodes": [], "store_config": {"required_keys": ["a.b"]}},
-                     ["body", "store_config", "required_keys"], id="dotted-key"),
+        pytest.param(
+            {"secrets": {}, "nodes": [], "retry_policy": {"max_retries": -1}},
+            ["body", "retry_policy", "max_retries"],
+            id="retry-negative",
+        ),
+        pytest.param(
+            {
+                "secrets": {},
+                "nodes": [],
+                "triggers": [{"type": "CRON", "value": {"expression": "not cron"}}],
+            },
+            ["body", "triggers", 0, "value", "expression"],
+            id="bad-cron",
+        ),
+        pytest.param(
+            {"secrets": {}, "nodes": [], "store_config": {"required_keys": ["a.b"]}},
+            ["body", "store_config", "required_keys"],
+            id="dotted-key",
+        ),
     ],
 )
 async def test_upsert_request_validation_is_422(body: dict[str, object], loc: list[object]) -> None:
@@ -132,8 +160,12 @@ async def test_list_graphs_shows_encrypted_secrets_never_plaintext() -> None:
 
 async def test_state_secrets_gives_every_plaintext_of_the_graph() -> None:
     async with running() as (_, client):
-        await setup_graph(client, [node("A", secrets=("tok",))], [template("a", "A")],
-                          secrets={"tok": "plain", "other": "too"})
+        await setup_graph(
+            client,
+            [node("A", secrets=("tok",))],
+            [template("a", "A")],
+            secrets={"tok": "plain", "other": "too"},
+        )
         await trigger(client)
         (state,) = await claim(client, "A")
         result = await ok(client.get(f"{NS}/state/{state['state_id']}/secrets"))
@@ -146,11 +178,13 @@ async def test_state_secrets_gives_every_plaintext_of_the_graph() -> None:
 
 async def test_trigger_resolves_store_and_overrides_root_inputs() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A", ("x", "y"))],
-                          [template("a", "A", {"x": "${{ store.k }}!", "y": "default"})],
-                          store_config={"required_keys": ["k"]})
-        run_id = await trigger(client, inputs={"y": "given", "extra": "ignored"},
-                               store={"k": "v"})
+        await setup_graph(
+            client,
+            [node("A", ("x", "y"))],
+            [template("a", "A", {"x": "${{ store.k }}!", "y": "default"})],
+            store_config={"required_keys": ["k"]},
+        )
+        run_id = await trigger(client, inputs={"y": "given", "extra": "ignored"}, store={"k": "v"})
         (state,) = await claim(client, "A")
         assert state["inputs"] == {"x": "v!", "y": "given"}
         assert sm.run_summary(run_id)["pending_count"] == 1
@@ -167,8 +201,12 @@ async def test_trigger_resolves_store_and_overrides_root_inputs() -> None:
 )
 async def test_trigger_errors(body: dict[str, object], status: int, detail: str | None) -> None:
     async with running() as (_, client):
-        await setup_graph(client, [node("A", ("x",))], [template("a", "A", {"x": "lit"})],
-                          store_config={"required_keys": ["k"]})
+        await setup_graph(
+            client,
+            [node("A", ("x",))],
+            [template("a", "A", {"x": "lit"})],
+            store_config={"required_keys": ["k"]},
+        )
         response = await client.post(f"{NS}/graph/g/trigger", json=body)
     assert response.status_code == status
     if detail is not None:
@@ -180,13 +218,15 @@ async def test_trigger_unknown_graph_is_404_and_bad_placeholder_400() -> None:
         response = await client.post(f"{NS}/graph/nope/trigger", json={})
         assert response.status_code == 404
         assert response.json() == {
-            "detail": "Graph template not found for namespace ns and graph nope"}
+            "detail": "Graph template not found for namespace ns and graph nope"
+        }
         await setup_graph(client, [node("A", ("x",))], ROOT, store_config={"required_keys": ["k"]})
         response = await client.post(f"{NS}/graph/g/trigger", json={})
     # §4.6: placeholder resolution (step 3) fails before the required-keys check (step 4).
     assert response.status_code == 400
     assert response.json() == {
-        "detail": "Invalid input: 400: Dependent k not found in store for root node a"}
+        "detail": "Invalid input: 400: Dependent k not found in store for root node a"
+    }
 
 
 async def test_start_delay_holds_the_root_until_due() -> None:

@@ -33,8 +33,9 @@ async def test_concurrent_enqueues_over_tcp_claim_every_state_exactly_once() -> 
             ) as remote:
 
                 async def poll() -> None:
-                    body = await ok(remote.post(f"{NS}/states/enqueue",
-                                                json={"nodes": ["A"], "batch_size": 3}))
+                    body = await ok(
+                        remote.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 3})
+                    )
                     claimed.extend(s["state_id"] for s in body["states"])
 
                 async with anyio.create_task_group() as tg:
@@ -52,13 +53,15 @@ async def test_served_fake_answers_health_and_finishes_a_run_for_wait_for_run() 
             assert (await ok(remote.get("/health"))) == {"message": "OK"}
             await setup_graph(remote, [node("A")], [template("a", "A")])
             run_id = await trigger(remote)
-            body = await ok(remote.post(f"{NS}/states/enqueue",
-                                        json={"nodes": ["A"], "batch_size": 1}))
+            body = await ok(
+                remote.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
+            )
             (state,) = body["states"]
 
             async def finish() -> None:
-                await ok(remote.post(f"{NS}/state/{state['state_id']}/executed",
-                                     json={"outputs": [{}]}))
+                await ok(
+                    remote.post(f"{NS}/state/{state['state_id']}/executed", json={"outputs": [{}]})
+                )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(finish)
@@ -73,7 +76,8 @@ def test_serve_in_thread_reports_a_port_in_use() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(RuntimeError, match="could not start"), serve_in_thread(
-            sm.app, port=port
+        with (
+            pytest.raises(RuntimeError, match="could not start"),
+            serve_in_thread(sm.app, port=port),
         ):
             pass

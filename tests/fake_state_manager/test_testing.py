@@ -39,8 +39,9 @@ async def test_requests_are_recorded_with_clock_time_body_and_status() -> None:
         await client.post(f"{NS}/states/enqueue", content=b"{", headers={"x-api-key": "no"})
         await client.get("/missing")
     assert sm.requests == [
-        RecordedRequest(START + 3, "POST", f"{NS}/states/enqueue",
-                        {"nodes": ["A"], "batch_size": 1}, 200),
+        RecordedRequest(
+            START + 3, "POST", f"{NS}/states/enqueue", {"nodes": ["A"], "batch_size": 1}, 200
+        ),
         RecordedRequest(START + 3, "POST", f"{NS}/states/enqueue", None, 422),
         RecordedRequest(START + 3, "GET", "/missing", None, 404),
     ]
@@ -59,13 +60,44 @@ async def test_entering_twice_is_refused() -> None:
             await sm.__aenter__()
 
 
+async def test_an_error_inside_the_context_propagates_and_stops_background_tasks() -> None:
+    sm = FakeStateManager(clock=ManualClock(auto_advance=True))
+
+    async def fail_inside() -> None:
+        async with sm:
+            await anyio.wait_all_tasks_blocked()
+            raise ValueError("from the test")
+
+    with pytest.raises(ValueError, match="from the test"):
+        await fail_inside()
+    async with sm:  # and it can be entered again afterwards
+        pass
+
+
+async def test_two_fakes_on_one_manual_clock_share_a_single_auto_advancer() -> None:
+    clock = ManualClock(START, auto_advance=True)
+    woke: list[float] = []
+
+    async def sleeper(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(clock.now())
+
+    async with (
+        FakeStateManager(clock=clock),
+        FakeStateManager(clock=clock),
+        anyio.create_task_group() as tg,
+    ):
+        for seconds in (1, 2, 3):
+            tg.start_soon(sleeper, seconds)
+    assert woke == [START + 1, START + 2, START + 3]
+
+
 async def test_states_and_summary_read_what_the_api_serves() -> None:
     async with running() as (sm, client):
         await setup_graph(client, [node("A")], [template("a", "A")])
         run_id = await trigger(client)
         (state,) = sm.states(run_id)
-        assert (state["id"], state["status"], state["identifier"]) == (
-            state["id"], "CREATED", "a")
+        assert (state["id"], state["status"], state["identifier"]) == (state["id"], "CREATED", "a")
         listed = await ok(client.get(f"{NS}/runs/1/10"))
         assert listed["runs"] == [sm.run_summary(run_id)]
         with pytest.raises(LookupError, match="no run 'nope'"):
@@ -90,8 +122,9 @@ async def test_wait_for_run_wakes_on_the_finishing_request() -> None:
             (state,) = await claim(client, "A")
             await anyio.wait_all_tasks_blocked()
             assert results == []  # still QUEUED
-            await ok(client.post(f"{NS}/state/{state['state_id']}/executed",
-                                 json={"outputs": [{}]}))
+            await ok(
+                client.post(f"{NS}/state/{state['state_id']}/executed", json={"outputs": [{}]})
+            )
         assert results[0]["status"] == "SUCCESS"
         assert results[0]["run_id"] == run_id
 
