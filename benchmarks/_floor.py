@@ -1,14 +1,18 @@
 """The floor: a bare httpx loop that drains like a runtime, with no runtime machinery.
 
-``workers`` tasks share one ``httpx.AsyncClient`` and a list of claimed states. A task with
-nothing to do claims the next batch (one poll at a time, guarded by a lock, ``batch_size`` states
-per poll, never a sleep), then reports its state executed with one output. No validation, no
-node instances, no queues, no retries, no logging: the same requests as a runtime (contract §8.3:
-``states/enqueue`` and ``state/{id}/executed``) with the same concurrency, as fast as the client
-and the state manager allow. No runtime can beat it by much on the same transport.
+One poller task and ``workers`` reporter tasks share one ``httpx.AsyncClient``. The poller keeps
+the buffer of claimed states from running dry: whenever fewer than ``workers`` are waiting it asks
+for ``batch_size`` minus what is waiting, and it never sleeps. Each reporter takes a state and
+reports it executed with one output. The requests are the same as a runtime's (contract §8.3:
+``states/enqueue`` and ``state/{id}/executed``), with the same concurrency and pipelining. There is
+no validation, no node instance, no retry and no logging, so no runtime can beat it by much on
+the same transport.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import anyio
 import httpx
@@ -19,30 +23,34 @@ async def drain_floor(
 ) -> int:
     """Drain every claimable ``node`` state of ``ns``; return how many were reported."""
     enqueue_url = f"/v0/namespace/{ns}/states/enqueue"
-    poll_body = {"nodes": [node], "batch_size": batch_size}
-    claimed: list[dict[str, object]] = []
-    lock = anyio.Lock()
-    done = False
+    send, receive = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+    room = anyio.Event()
     reported = 0
 
-    async def worker() -> None:
-        nonlocal done, reported
-        while True:
-            if not claimed:
-                async with lock:
-                    if not claimed and not done:
-                        response = await client.post(enqueue_url, json=poll_body)
-                        response.raise_for_status()
-                        states = response.json()["states"]
-                        if states:
-                            claimed.extend(states)
-                        else:
-                            done = True
-                if not claimed:
-                    if done:
-                        return
-                    continue
-            state = claimed.pop()
+    def waiting() -> int:
+        return receive.statistics().current_buffer_used
+
+    async def poller() -> None:
+        nonlocal room
+        async with send:
+            while True:
+                while waiting() >= workers:
+                    room = anyio.Event()
+                    await room.wait()
+                body = {"nodes": [node], "batch_size": batch_size - waiting()}
+                response = await client.post(enqueue_url, json=body)
+                response.raise_for_status()
+                states = response.json()["states"]
+                if not states:
+                    return  # everything was prepared up front: nothing more will appear
+                for state in states:
+                    send.send_nowait(state)
+
+    async def reporter() -> None:
+        nonlocal reported
+        async for state in receive:  # ends when the poller closes `send` and it is empty
+            if waiting() < workers:
+                room.set()
             response = await client.post(
                 f"/v0/namespace/{ns}/state/{state['state_id']}/executed",
                 json={"outputs": [{"o": "done"}]},
@@ -50,7 +58,8 @@ async def drain_floor(
             response.raise_for_status()
             reported += 1
 
-    async with anyio.create_task_group() as tg:
+    async with receive, anyio.create_task_group() as tg:
+        tg.start_soon(poller)
         for _ in range(workers):
-            tg.start_soon(worker)
+            tg.start_soon(reporter)
     return reported

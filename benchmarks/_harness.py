@@ -104,6 +104,7 @@ def record(
 ) -> dict[str, Any]:
     """Attach one figure (plus context) to the benchmark for the report."""
     figure = {"key": key, "value": value, "unit": unit, **info}
+    print(f"\n[figure] {key} = {value} {unit}", flush=True)  # progress with `pytest -s`
     benchmark.extra_info.setdefault("figures", []).append(figure)
     return figure
 

@@ -46,7 +46,6 @@ from benchmarks._workload import (
 from exo_ref import Runtime
 
 NS = "drain"
-MODES = [pytest.param("inproc", id="inproc"), pytest.param("loopback", id="loopback")]
 SETTING_NAMES = [pytest.param("defaults", id="defaults"), pytest.param("tuned", id="tuned")]
 # Upstream drains ~batch_size/(poll_interval + RTT) states/s (contract §8.9 item 6): ~16/s at the
 # defaults, so a full 1,000 would take a minute. Its rate is flat once started, so a smaller N
@@ -171,10 +170,10 @@ def _record(benchmark: Any, contender: str, mode: str, backend: str, settings: S
 
 
 @pytest.mark.parametrize("settings_name", SETTING_NAMES)
-@pytest.mark.parametrize("mode", MODES)
 def test_drain_exo_ref(
-    benchmark: Any, anyio_backend: str, mode: str, settings_name: str, drain_n: int
+    benchmark: Any, anyio_backend: str, settings_name: str, drain_case: tuple[str, int]
 ) -> None:
+    mode, drain_n = drain_case
     settings = SETTINGS[settings_name]
     drain = benchmark.pedantic(
         run, args=(anyio_backend, _drain_exo_ref, mode, settings, drain_n), rounds=1
@@ -184,10 +183,10 @@ def test_drain_exo_ref(
 
 
 @pytest.mark.parametrize("settings_name", SETTING_NAMES)
-@pytest.mark.parametrize("mode", MODES)
 def test_drain_floor(
-    benchmark: Any, anyio_backend: str, mode: str, settings_name: str, drain_n: int
+    benchmark: Any, anyio_backend: str, settings_name: str, drain_case: tuple[str, int]
 ) -> None:
+    mode, drain_n = drain_case
     settings = SETTINGS[settings_name]
     drain = benchmark.pedantic(
         run, args=(anyio_backend, _drain_floor, mode, settings, drain_n), rounds=1

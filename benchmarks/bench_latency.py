@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import anyio
-import pytest
 
 from benchmarks._harness import (
     open_target,
@@ -60,10 +59,10 @@ async def _latency(poll: float, samples: int) -> list[float]:
         return latencies
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 def test_trigger_to_start_latency(
-    benchmark: Any, anyio_backend: str, latency_poll: float, full: bool
+    benchmark: Any, latency_case: tuple[str, float], full: bool
 ) -> None:
+    anyio_backend, latency_poll = latency_case
     samples = SAMPLES[latency_poll] if full else SAMPLES_CHECK
     latencies = benchmark.pedantic(
         run, args=(anyio_backend, _latency, latency_poll, samples), rounds=1

@@ -21,9 +21,16 @@ _LOAD_AT_START: list[float] = []
 
 # name -> (sizes when enabled, sizes in the check run)
 _SIZES: dict[str, tuple[list[object], list[object]]] = {
-    "drain_n": ([1_000, 10_000], [40]),
+    # Loopback costs two busy threads on one GIL; at 10,000 states it alone would take minutes on
+    # a loaded 2-core machine, so 10,000 runs in-process only (bench_drain.DRAIN_CASES).
+    "drain_case": (
+        [("inproc", 1_000), ("inproc", 10_000), ("loopback", 1_000)],
+        [("inproc", 40), ("loopback", 40)],
+    ),
     "upstream_settings": (["defaults", "tuned"], ["tuned"]),
-    "latency_poll": ([1.0, 0.1], [0.1]),
+    # (backend, poll_interval): the 1 s case costs ~1 s per sample, so asyncio only.
+    "latency_case": ([("asyncio", 1.0), ("asyncio", 0.1), ("trio", 0.1)],
+                     [("asyncio", 0.1), ("trio", 0.1)]),
     "stored_states": ([1_000, 100_000], [600]),
     "sync_workers": ([1, 2, 4], [2]),
 }
@@ -33,7 +40,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for name, (enabled, check) in _SIZES.items():
         if name in metafunc.fixturenames:
             sizes = enabled if full_size(metafunc) else check
-            metafunc.parametrize(name, sizes, ids=[f"{name}={s}" for s in sizes])
+            ids = [
+                "-".join(map(str, s)) if isinstance(s, tuple) else f"{name}={s}" for s in sizes
+            ]
+            metafunc.parametrize(name, sizes, ids=ids)
 
 
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])

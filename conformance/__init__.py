@@ -45,6 +45,7 @@ from conformance._recording import RecordingTransport as RecordingTransport
 from conformance._registration import assert_registration as assert_registration
 from conformance._registration import check_invalid_nodes_refused as check_invalid_nodes_refused
 from conformance._registration import check_registration as check_registration
+from conformance._suite import assert_server_log_agrees as assert_server_log_agrees
 from conformance._suite import check_scenario as check_scenario
 from conformance._targets import RuntimeHandle as RuntimeHandle
 from conformance._targets import RuntimeSettings as RuntimeSettings
@@ -79,6 +80,7 @@ __all__ = [
     "assert_outcomes",
     "assert_poll_timing",
     "assert_registration",
+    "assert_server_log_agrees",
     "check_concurrency_reaches_workers",
     "check_error_backoff",
     "check_idle_poll_spacing",

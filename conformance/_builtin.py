@@ -26,7 +26,9 @@ from exo_ref._clock import ManualClock, SystemClock
 __all__ = ["exo_ref_target", "in_process_fake", "live_state_manager", "served_fake"]
 
 
-def exo_ref_target(runtime_class: type[Any] | None = None, *, name: str = "exo_ref") -> RuntimeTarget:
+def exo_ref_target(
+    runtime_class: type[Any] | None = None, *, name: str = "exo_ref"
+) -> RuntimeTarget:
     """exo_ref's ``Runtime`` (or a subclass, e.g. a conformance mutant) as a target."""
     import exo_ref
 

@@ -138,8 +138,9 @@ async def check_sync_node_does_not_stall(
     """
     blocker = NodeShape("BlockingSyncNode", ("token",), ("result",), sync=True)
     quick = NodeShape("QuickNode", ("token",), ("result",))
-    cases = (Case("s000", blocker.name, Behaviour("gate")),) + tuple(
-        Case(f"q{i:03d}", quick.name, Behaviour("one")) for i in range(others)
+    cases = (
+        Case("s000", blocker.name, Behaviour("gate")),
+        *(Case(f"q{i:03d}", quick.name, Behaviour("one")) for i in range(others)),
     )
     scenario = Scenario(
         (blocker, quick),

@@ -33,10 +33,13 @@ def _same_body(kind: str, got: Any, want: Any) -> bool:
 
 
 def _describe(exchanges: list[Exchange]) -> str:
-    return "; ".join(
-        f"{x.kind} {x.request!r} -> {x.status if x.status is not None else x.error}"
-        for x in exchanges
-    ) or "nothing"
+    return (
+        "; ".join(
+            f"{x.kind} {x.request!r} -> {x.status if x.status is not None else x.error}"
+            for x in exchanges
+        )
+        or "nothing"
+    )
 
 
 def assert_outcomes(obs: Observation) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import httpx
 
@@ -34,7 +34,7 @@ from conformance._recording import EventLog, request_kind
 __all__ = ["FaultAction", "FaultKind", "FaultPlan", "FaultTransport"]
 
 
-class FaultKind(str, Enum):
+class FaultKind(StrEnum):
     """What the fault transport does to one request (see the module table)."""
 
     STATUS_503 = "status_503"

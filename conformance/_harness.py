@@ -140,9 +140,8 @@ async def _seed(sm: StateManagerHandle, scenario: Scenario, namespace: str) -> N
                 await sm.clock.sleep(0.05)
             status = reply.json().get("validation_status")
             if status != "VALID":
-                raise AssertionError(
-                    f"harness: graph g-{s.name} is {status}: {reply.json().get('validation_errors')}"
-                )
+                errors = reply.json().get("validation_errors")
+                raise AssertionError(f"harness: graph g-{s.name} is {status}: {errors}")
         for case in scenario.cases:
             inputs = {f: case.case_id for f in scenario.shape(case.node).inputs}
             reply = await client.post(
@@ -223,7 +222,7 @@ async def run_scenario(
         async def run_runtime() -> None:
             try:
                 await handle.run()
-            except Exception as exc:  # recorded and reported by the evaluations
+            except Exception as exc:  # noqa: BLE001 - reported by the evaluations (rule L1)
                 obs.runtime_error = exc
             finally:
                 finished.set()
@@ -235,12 +234,15 @@ async def run_scenario(
                 await during(obs)
             else:
                 condition = until or (lambda o: all_cases_final(o))
-                obs.reached = await log.wait_for(
-                    lambda: condition(obs) or finished.is_set(),
-                    virtual_deadline=deadline,
-                    real_timeout=scenario.real_timeout,
-                    settle_polls=scenario.settle_polls,
-                ) and not finished.is_set()
+                obs.reached = (
+                    await log.wait_for(
+                        lambda: condition(obs) or finished.is_set(),
+                        virtual_deadline=deadline,
+                        real_timeout=scenario.real_timeout,
+                        settle_polls=scenario.settle_polls,
+                    )
+                    and not finished.is_set()
+                )
             probe.open_gates()
             log.mark("stop")
             handle.stop()

@@ -149,9 +149,7 @@ class Probe:
             raise RuntimeError(f"conformance probe: unknown case in inputs {values!r}")
         execution = self.log.start_execution(case_id)
         problems = [k for k, v in values.items() if v != case_id]
-        problems += [
-            s for s in shape.secrets if getattr(node.secrets, s, None) != secret_value(s)
-        ]
+        problems += [s for s in shape.secrets if getattr(node.secrets, s, None) != secret_value(s)]
         if problems:
             self.log.end_execution(execution, "bad-inputs-or-secrets")
             raise RuntimeError(f"inputs or secrets not delivered as triggered: {problems}")
@@ -199,9 +197,9 @@ def _build_node(shape: NodeShape, probe: Probe) -> type[Any]:
         def execute_sync(self: Any) -> Any:
             case, attempt, execution = probe.begin(self, shape)
             try:
-                if attempt == 1 and case.behaviour.kind == "gate":
-                    if not probe.sync_gate.wait(timeout=probe.sync_gate_timeout):
-                        probe.sync_gate_timed_out = True
+                gated = attempt == 1 and case.behaviour.kind == "gate"
+                if gated and not probe.sync_gate.wait(timeout=probe.sync_gate_timeout):
+                    probe.sync_gate_timed_out = True
                 result = probe.finish(cls, shape, case, attempt)
             except BaseException:
                 probe.log.end_execution(execution, "raised")

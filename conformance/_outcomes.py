@@ -44,7 +44,9 @@ def state_case(log: EventLog) -> dict[str, str]:
     return mapping
 
 
-def reports_by_state(log: EventLog, layer: Layer, *, applied_only: bool) -> dict[str, list[Exchange]]:
+def reports_by_state(
+    log: EventLog, layer: Layer, *, applied_only: bool
+) -> dict[str, list[Exchange]]:
     """Report exchanges per state id, in sending order (only 2xx ones if ``applied_only``)."""
     reports: dict[str, list[Exchange]] = {}
     for exchange in log.layer(layer):

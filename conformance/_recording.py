@@ -190,8 +190,8 @@ class EventLog:
         An auto-advancing ManualClock also jumps while a worker thread runs (every event-loop
         task looks blocked then), so the virtual deadline only counts once the runtime has
         completed ``settle_polls`` more polls after it, no execution is in progress (unless
-        ``require_idle`` is false), and a tenth of a real second has passed: a runtime still busy in a thread is not given up
-        on, while an idle or stuck one keeps polling and is.
+        ``require_idle`` is false), and a tenth of a real second has passed: a runtime still
+        busy in a thread is not given up on, while an idle or stuck one keeps polling and is.
         """
         result = False
         deadline_seq: int | None = None

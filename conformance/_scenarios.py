@@ -136,7 +136,7 @@ def invalid_node_problems(
     kinds = ["not_subclass", "field_not_str", "outputs_not_model"]
     if valid:
         kinds.append("duplicate")
-    problems = []
+    problems: list[tuple[str, str, str]] = []
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(kinds))
         name = valid[0].name if kind == "duplicate" else f"Broken{i}"

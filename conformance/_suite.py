@@ -7,10 +7,11 @@ from conformance._concurrency import assert_max_concurrency
 from conformance._errors import assert_outcomes
 from conformance._harness import Observation, Scenario, run_scenario
 from conformance._registration import assert_registration
+from conformance._rules import fail
 from conformance._targets import RuntimeTarget, StateManagerFactory
 from conformance._timing import assert_poll_timing, assert_shutdown_stopped_polling
 
-__all__ = ["check_scenario"]
+__all__ = ["assert_server_log_agrees", "check_scenario"]
 
 
 async def check_scenario(
@@ -18,7 +19,7 @@ async def check_scenario(
 ) -> Observation:
     """Run ``scenario`` to completion and check registration, batching, concurrency, error
     reporting and poll timing (T1 always, T2 when every execution is instant and no fault is
-    injected, T4 at the stop)."""
+    injected, T4 at the stop), and O1 where the state manager keeps a request log."""
     obs = await run_scenario(target, state_manager, scenario)
     assert_registration(obs)
     assert_batching(obs)
@@ -27,4 +28,39 @@ async def check_scenario(
     if not obs.fault_actions:
         assert_poll_timing(obs)
     assert_shutdown_stopped_polling(obs)
+    if obs.server_requests is not None:
+        assert_server_log_agrees(obs)
     return obs
+
+
+def assert_server_log_agrees(obs: Observation) -> None:
+    """Rule O1 (observation): the state manager's own request log (the fake's ``sm.requests``)
+    contains every exchange the server-side recorder saw, in order, with the same method, path,
+    body and status, so the rules above judge what the server really received.
+
+    Raises:
+        AssertionError: naming O1; or ``LookupError`` when the target keeps no request log.
+    """
+    if obs.server_requests is None:
+        raise LookupError("this state manager keeps no request log")
+    log = [
+        (r.method, r.path.rstrip("/"), r.body, r.status)
+        for r in obs.server_requests
+        if r.path.startswith(f"/v0/namespace/{obs.settings.namespace}/")
+    ]
+    position = 0
+    for exchange in obs.log.layer("server"):
+        if exchange.status is None:
+            continue
+        key = (exchange.method, exchange.path.rstrip("/"), exchange.request, exchange.status)
+        while position < len(log) and log[position] != key:
+            position += 1
+        if position == len(log):
+            fail(
+                "observation",
+                "O1",
+                f"the server's log lacks {exchange.method} {exchange.path} ->"
+                f" {exchange.status} that the recorder saw",
+                obs,
+            )
+        position += 1

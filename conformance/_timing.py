@@ -20,6 +20,8 @@ Tolerance: with a virtual clock (ManualClock) ``1 ms``; with a real clock ``-10 
 
 from __future__ import annotations
 
+import itertools
+
 from conformance._faults import FaultKind, FaultPlan
 from conformance._harness import Observation, Scenario, run_scenario
 from conformance._nodes import Behaviour, Case, NodeShape
@@ -46,10 +48,8 @@ def tolerance(obs: Observation) -> tuple[float, float]:
 
 def _gaps(obs: Observation) -> list[tuple[Exchange, Exchange]]:
     stop = obs.log.marks.get("stop")
-    polls = [
-        x for x in obs.log.layer("runtime", "enqueue") if stop is None or x.sent_seq < stop
-    ]
-    return list(zip(polls, polls[1:], strict=False))
+    polls = [x for x in obs.log.layer("runtime", "enqueue") if stop is None or x.sent_seq < stop]
+    return list(itertools.pairwise(polls))
 
 
 def assert_poll_timing(obs: Observation, *, instant: bool | None = None) -> None:
@@ -166,8 +166,8 @@ async def check_error_backoff(
     if len(polls) < errors + 3:
         fail("timing", "T3", f"polling stopped after {len(polls)} polls during errors", obs)
     starts = [p.sent_at for p in polls]
-    spacing = [b - a for a, b in zip(starts[: errors + 1], starts[1 : errors + 1], strict=False)]
-    below, above = tolerance(obs)
+    spacing = [b - a for a, b in itertools.pairwise(starts)]
+    _below, above = tolerance(obs)
     third = max(1, len(spacing) // 3)
     first, last = spacing[:third], spacing[-third:]
     if not (sum(last) / len(last) > sum(first) / len(first) and spacing[-1] > spacing[0]):

@@ -10,16 +10,15 @@ be joined. Meanwhile this thread upserts a graph, triggers it and waits for the 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 from basic import create_runtime
 from trigger import run_graph_once
 
-from exo_ref._state_manager import RunSummary
 
-
-def main(**options: Any) -> RunSummary:
+def main(**options: Any) -> Mapping[str, Any]:
     """Start the basic runtime in a thread, run the basic graph once, stop the runtime.
 
     ``options`` go to ``Runtime`` (the test passes a short ``poll_interval``).

@@ -12,12 +12,12 @@ additions ``list_nodes`` and ``wait_for_run``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 
 from exo_ref import Clock, GraphNodeModel, StateManager
-from exo_ref._state_manager import RunSummary
 
 NAMESPACE = "MyProject"
 REGISTRATION_TIMEOUT = 30.0  # seconds to wait for a runtime to register the graph's nodes
@@ -62,7 +62,7 @@ async def wait_until_registered(
             await (clock.sleep(0.1) if clock is not None else anyio.sleep(0.1))
 
 
-async def run_graph_once(which: str = "basic", **options: Any) -> RunSummary:
+async def run_graph_once(which: str = "basic", **options: Any) -> Mapping[str, Any]:
     """Upsert the graph, trigger one run and wait for it. ``options`` go to ``StateManager``."""
     graph_name, nodes, inputs = GRAPHS[which]
     # URI and key come from EXOSPHERE_STATE_MANAGER_URI and EXOSPHERE_API_KEY.

@@ -56,7 +56,6 @@ __all__ = [
 logger = logging.getLogger("exo_ref.client")
 
 SECRETS_MAX_ATTEMPTS = 5
-_JSON_HEADERS = {"content-type": "application/json"}
 
 
 class RandomSource(Protocol):
@@ -241,7 +240,8 @@ class StateManagerClient:
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout,
-            headers={"x-api-key": key},
+            # Every body we send is JSON; a default header saves a merge per request.
+            headers={"x-api-key": key, "content-type": "application/json"},
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
@@ -294,7 +294,7 @@ class StateManagerClient:
 
     async def enqueue(self, nodes: Sequence[str], batch_size: int) -> list[ClaimedState]:
         """``POST /states/enqueue`` once (contract §2.7); the poller owns the backoff."""
-        body = _EnqueueBody.model_construct(nodes=list(nodes), batch_size=batch_size)
+        body = _EnqueueBody(nodes=list(nodes), batch_size=batch_size)
         response = await self._send("POST", "/states/enqueue", body.model_dump_json())
         return _parse(EnqueueResponse, response, "POST", "/states/enqueue").states
 
@@ -308,22 +308,22 @@ class StateManagerClient:
         self, state_id: str, outputs: list[dict[str, Any]]
     ) -> ReportOutcome:
         """``POST /state/{id}/executed`` with the dumped outputs (contract §2.8)."""
-        body = _ExecutedBody.model_construct(outputs=outputs)
+        body = _ExecutedBody(outputs=outputs)
         return await self._report(f"/state/{state_id}/executed", body.model_dump_json())
 
     async def report_errored(self, state_id: str, error: str) -> ReportOutcome:
         """``POST /state/{id}/errored`` (contract §2.9)."""
-        body = _ErroredBody.model_construct(error=error)
+        body = _ErroredBody(error=error)
         return await self._report(f"/state/{state_id}/errored", body.model_dump_json())
 
     async def report_prune(self, state_id: str, data: dict[str, Any]) -> ReportOutcome:
         """``POST /state/{id}/prune`` (contract §2.10)."""
-        body = _PruneBody.model_construct(data=data)
+        body = _PruneBody(data=data)
         return await self._report(f"/state/{state_id}/prune", body.model_dump_json())
 
     async def report_re_enqueue_after(self, state_id: str, delay_ms: int) -> ReportOutcome:
         """``POST /state/{id}/re-enqueue-after`` (contract §2.11); ``delay_ms`` must be > 0."""
-        body = _ReEnqueueBody.model_construct(enqueue_after=max(1, int(delay_ms)))
+        body = _ReEnqueueBody(enqueue_after=max(1, int(delay_ms)))
         return await self._report(f"/state/{state_id}/re-enqueue-after", body.model_dump_json())
 
     # -- machinery ------------------------------------------------------------------------------
@@ -373,12 +373,7 @@ class StateManagerClient:
     async def _send(self, method: str, path: str, body: str | None) -> httpx.Response:
         url = self._prefix + path
         try:
-            if body is None:
-                response = await self._http.request(method, url)
-            else:
-                response = await self._http.request(
-                    method, url, content=body, headers=_JSON_HEADERS
-                )
+            response = await self._http.request(method, url, content=body)
         except httpx.TimeoutException as error:
             raise StateManagerTimeoutError(
                 f"{method} {path} got no answer in time ({type(error).__name__})"

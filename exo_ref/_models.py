@@ -52,8 +52,8 @@ class GraphNodeModel(BaseModel):
     namespace: str = Field(..., description="Namespace of the node")
     identifier: str = Field(..., description="Identifier of the node")
     inputs: dict[str, Any] = Field(default_factory=dict, description="Inputs of the node")
-    next_nodes: list[str] | None = Field(None, description="Next nodes to execute")
-    unites: UnitesModel | None = Field(None, description="Unites of the node")
+    next_nodes: list[str] | None = Field(default=None, description="Next nodes to execute")
+    unites: UnitesModel | None = Field(default=None, description="Unites of the node")
 
     @field_validator("node_name")
     @classmethod

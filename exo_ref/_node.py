@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeAlias
 
 import anyio.to_thread
@@ -12,8 +12,11 @@ from pydantic import BaseModel
 
 __all__ = ["BaseNode", "ExecuteResult", "is_async_node"]
 
-ExecuteResult: TypeAlias = BaseModel | list[BaseModel] | None
-"""What ``execute`` may return: one ``Outputs``, a list of them (fan-out), or ``None``."""
+ExecuteResult: TypeAlias = BaseModel | Sequence[BaseModel] | None
+"""What ``execute`` may return: one ``Outputs``, a list of them (fan-out), or ``None``.
+
+Typed ``Sequence`` (covariant) so that ``-> list[Outputs]`` overrides type-check; at run time
+the runtime accepts a ``list`` (contract §8.6 step 5)."""
 
 
 class BaseNode(ABC):

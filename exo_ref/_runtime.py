@@ -25,7 +25,7 @@ import random
 import signal
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import anyio
@@ -34,6 +34,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._client import Backoff, ClaimedState, RandomSource, RegisterRequest, StateManagerClient
 from ._clock import Clock, SystemClock
@@ -49,6 +50,7 @@ from ._errors import ConfigurationError, RuntimeAlreadyRunningError
 from ._logging import setup_default_logging
 from ._node import BaseNode
 from ._poller import Backlog, Poller
+from ._shutdown import Deadline, hand_back, within
 from ._validation import validate_nodes
 from ._workers import WorkerPool
 
@@ -56,8 +58,6 @@ __all__ = ["Runtime"]
 
 logger = logging.getLogger("exo_ref.runtime")
 
-# Handed-back states become runnable again after this delay (the endpoint needs > 0, §2.11).
-HANDBACK_DELAY_MS = 1
 # After the grace period, still-running states are handed back within this extra budget.
 ABANDON_HANDBACK_BUDGET = 5.0
 # Extra connections beyond `workers`: the poller, registration, hand-back bursts.
@@ -215,11 +215,17 @@ class Runtime:
         try:
             await self._run(task_status)
         finally:
-            # Wait (in a thread, so this loop keeps serving callbacks) until no cross-thread
-            # stop() is calling into this loop, then forget it.
-            await anyio.to_thread.run_sync(self._forget_loop)
-            with self._lock:
-                self._running = False
+            try:
+                # Wait (in a thread, so this loop keeps serving callbacks) until no cross-thread
+                # stop() is calling into this loop, then forget it. Shielded: this must happen
+                # even when the run was cancelled from outside.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._forget_loop)
+            finally:
+                self.poller = None
+                self.worker_pool = None
+                with self._lock:
+                    self._running = False
 
     def stop(self) -> None:
         """Begin a graceful shutdown. Safe from any thread, before start, and more than once.
@@ -337,6 +343,7 @@ class Runtime:
             self._main_scope = None
 
     async def _serve(self, client: StateManagerClient) -> None:
+        """Poll and execute until stopped, then shut down gracefully (see the module doc)."""
         s = self.settings
         assert self._stop_event is not None
         send, receive = anyio.create_memory_object_stream[ClaimedState](math.inf)
@@ -357,99 +364,60 @@ class Runtime:
             clock=self._clock,
             rng=self._rng,
         )
+        deadline = Deadline(self._clock, s.grace_period)
+        deadline.on_expiry(
+            lambda: logger.warning(
+                "Grace period of %.1fs over: cancelling %d running state(s)",
+                s.grace_period,
+                len(pool.in_flight),
+            )
+        )
         leftovers: list[ClaimedState] = []
-        pool_scope = anyio.CancelScope()
-        poll_scope = anyio.CancelScope()
-        deadline_scopes = [pool_scope, poll_scope]
-        deadline_passed = False
-
-        def until_deadline() -> anyio.CancelScope:
-            scope = anyio.CancelScope()
-            if deadline_passed:
-                scope.cancel()
-            deadline_scopes.append(scope)
-            return scope
-        pool_done = anyio.Event()
         poll_done = anyio.Event()
 
-        async def run_pool() -> None:
-            with pool_scope:
-                await pool.run(receive)
-            pool_done.set()
-
         async def run_poller() -> None:
-            with poll_scope:
+            with deadline.scope():  # a poll in flight may finish, but not past the deadline
                 leftovers.extend(await poller.run())
             poll_done.set()
 
-        async def grace_timer() -> None:
-            nonlocal deadline_passed
-            await self._clock.sleep(s.grace_period)
-            deadline_passed = True
-            if not pool_done.is_set():
-                logger.warning(
-                    "Grace period of %.1fs over: cancelling %d running state(s)",
-                    s.grace_period,
-                    len(pool.in_flight),
-                )
-            for scope in deadline_scopes:
-                scope.cancel()
+        async def run_pool() -> None:
+            with deadline.scope():
+                await pool.run(receive)
 
         with send, receive:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run_pool)
-                tg.start_soon(run_poller)
-                await self._stop_event.wait()
-                timer = anyio.CancelScope()
-
-                async def run_timer() -> None:
-                    with timer:
-                        await grace_timer()
-
-                tg.start_soon(run_timer)
-                poller.stop()
-                await poll_done.wait()
-                leftovers.extend(_drain(receive, backlog))
-                send.close()
-                with until_deadline():
-                    await self._hand_back(client, leftovers, "claimed but not started")
-                await pool_done.wait()
-                with until_deadline():
-                    await self._hand_back(client, pool.returned, "received after the stop")
-                timer.cancel()
+            async with anyio.create_task_group() as outer:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(run_pool)
+                    tg.start_soon(run_poller)
+                    await self._stop_event.wait()
+                    # Stop claiming (already done by _begin_shutdown); start the grace period.
+                    outer.start_soon(deadline.run)
+                    await poll_done.wait()
+                    leftovers.extend(_drain(receive, backlog))
+                    send.close()  # idle workers see the end of the stream and exit
+                    with deadline.scope():
+                        await hand_back(client, leftovers, "claimed but not started",
+                                        concurrency=s.workers)
+                # Every worker has exited: their states are finished and reported, or cancelled.
+                with deadline.scope():
+                    await hand_back(client, pool.returned, "received after the stop",
+                                    concurrency=s.workers)
+                outer.cancel_scope.cancel()  # the deadline timer
         abandoned = list(pool.in_flight.values())
         if abandoned:
-            await _within(
+            await within(
                 self._clock,
                 ABANDON_HANDBACK_BUDGET,
-                lambda: self._hand_back(client, abandoned, "cancelled mid-execution"),
+                lambda: hand_back(client, abandoned, "cancelled mid-execution",
+                                  concurrency=s.workers),
             )
-        self.poller = None
-        self.worker_pool = None
         logger.info("Runtime %s stopped", s.name)
 
-    async def _hand_back(
-        self, client: StateManagerClient, states: list[ClaimedState], why: str
-    ) -> None:
-        """Make states runnable again (re-enqueue-after works from any status, contract §6.2)."""
-        if not states:
-            return
-        logger.info("Handing back %d state(s) %s", len(states), why)
-        limiter = anyio.CapacityLimiter(self.settings.workers)
 
-        async def one(state: ClaimedState) -> None:
-            async with limiter:
-                try:
-                    await client.report_re_enqueue_after(state.state_id, HANDBACK_DELAY_MS)
-                except Exception:
-                    logger.exception("Could not hand back state %s", state.state_id)
-
-        async with anyio.create_task_group() as tg:
-            for state in states:
-                tg.start_soon(one, state)
-
-
-def _drain(receive: Any, backlog: Backlog) -> list[ClaimedState]:
+def _drain(
+    receive: MemoryObjectReceiveStream[ClaimedState], backlog: Backlog
+) -> list[ClaimedState]:
+    """Take every buffered (claimed, never started) state out of the stream."""
     drained: list[ClaimedState] = []
     while True:
         try:
@@ -458,16 +426,3 @@ def _drain(receive: Any, backlog: Backlog) -> list[ClaimedState]:
             break
     backlog.started(len(drained))
     return drained
-
-
-async def _within(clock: Clock, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work`` but give up after ``seconds`` of ``clock`` time."""
-    async with anyio.create_task_group() as tg:
-
-        async def timer() -> None:
-            await clock.sleep(seconds)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(timer)
-        await work()
-        tg.cancel_scope.cancel()

@@ -2,21 +2,25 @@
 
 The docs live in ``Store.cron`` (by id); :class:`CronSchedule` adds a heap of PENDING docs by
 ``trigger_time``, the set of PENDING docs, and the finished docs in expiry order, so that firing,
-re-upserting and expiring never scan the (growing) history of fired docs. Firing itself (calling
-the trigger) is the engine's job: see ``Engine.fire_due_triggers``.
+re-upserting and expiring never scan the (growing) history of fired docs.
+:meth:`CronSchedule.fire_due` walks the due docs; the engine supplies the trigger call.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fake_state_manager import _domain
-from fake_state_manager._store import CronDoc, Store
+from fake_state_manager._documents import CronDoc
+from fake_state_manager._store import Store
 
 __all__ = ["CronSchedule", "expressions"]
+
+logger = logging.getLogger("fake_state_manager")
 
 
 def expressions(triggers: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -78,6 +82,37 @@ class CronSchedule:
             if doc.trigger_status == "PENDING":
                 del self._pending[doc.id]
                 yield doc
+
+    def fire_due(self, now: float, fire: Callable[[CronDoc], bool], retention: float) -> int:
+        """Fire every PENDING doc due at ``now`` and schedule each one's next occurrence (§4.7).
+
+        ``fire(doc)`` triggers the graph and says whether it worked: the doc becomes TRIGGERED
+        or FAILED, kept for ``retention`` seconds. The next occurrence after the fired one is
+        added; one already past is fired in this same pass (upstream's catch-up burst). An
+        expression that never fires again (e.g. a past year) is logged and dropped instead of
+        failing the request that ran this. Returns the number of trigger attempts made.
+        """
+        fired = 0
+        for doc in self.pop_due(now):
+            doc.trigger_status = "TRIGGERING"
+            status = "TRIGGERED" if fire(doc) else "FAILED"
+            self.finish(doc, status, now + retention)
+            fired += 1
+            try:
+                when = _domain.next_fire(doc.expression, doc.trigger_time)
+            except ValueError as exc:
+                # Upstream's scheduler job raises and logs here; nothing is scheduled.
+                logger.warning(
+                    "cron trigger %r of graph %s in namespace %s will not fire again: %s",
+                    doc.expression,
+                    doc.graph_name,
+                    doc.namespace,
+                    exc,
+                )
+                continue
+            self.add(doc.expression, doc.graph_name, doc.namespace, when)
+        self.expire(now)
+        return fired
 
     def next_due(self) -> float | None:
         """The earliest PENDING trigger time, or ``None``."""

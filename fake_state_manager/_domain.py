@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fake_state_manager import _cron
+from fake_state_manager._documents import GraphTemplate
 from fake_state_manager._graph_checks import GraphCheckError, check_graph
-from fake_state_manager._store import GraphTemplate, Store
+from fake_state_manager._store import Store
 from fake_state_manager._verification import verify_graph
 
 __all__ = ["next_fire", "structural_error", "verify"]

@@ -24,7 +24,8 @@ Conventions shared by every method:
   and a uvicorn thread: claiming is atomic by construction.
 - An unknown *or malformed* state id is 404 ``State not found`` (upstream: 500, §2.8-§2.13).
 
-The engine is a thin facade; the rules live in small modules: ``_store`` (data + indexes),
+The engine is a thin facade; its read-only endpoints and inspection helpers are inherited from
+``_engine_reads.ReadEndpoints``; the rules live in small modules: ``_store`` (data + indexes),
 ``_nodes`` (§2.1-§2.2), ``_graphs`` (template documents, §4.6 trigger), ``_cron_docs`` (§4.7),
 ``_transitions`` (§3.4, §5, §6), ``_next_states`` (§3.5), ``_views`` (§7), ``_domain`` (the seam
 onto the structural checks, verification and cron arithmetic).
@@ -32,56 +33,31 @@ onto the structural checks, verification and cron arithmetic).
 
 from __future__ import annotations
 
-import functools
 import random
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from exo_ref._clock import Clock, SystemClock
 from fake_state_manager import _domain, _nodes, _transitions
 from fake_state_manager._cron_docs import CronSchedule, expressions
+from fake_state_manager._documents import CronDoc, State, iso_utc
+from fake_state_manager._engine_reads import ReadEndpoints, locked
 from fake_state_manager._errors import ApiError
-from fake_state_manager._graphs import (
-    DEFAULT_RETRY_POLICY,
-    DEFAULT_STORE_CONFIG,
-    list_item,
-    normalise_node,
-    plain,
-    start_run,
-    template_response,
-)
+from fake_state_manager._graphs import build_template, start_run, template_response
 from fake_state_manager._secrets import SecretBox
-from fake_state_manager._store import (
-    GraphTemplate,
-    State,
-    Store,
-    check_invariants,
-    iso_utc,
-)
-from fake_state_manager._views import OBJECT_ID, list_runs, node_details, run_graph, run_summary
+from fake_state_manager._store import Store
+from fake_state_manager._views import OBJECT_ID
 
 __all__ = ["TRIGGER_RETENTION_HOURS", "Engine"]
 
 JsonDict = dict[str, Any]
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: §1.5 ``TRIGGER_RETENTION_HOURS`` default: how long finished cron docs are kept.
 TRIGGER_RETENTION_HOURS = 720.0
 
 
-def _locked(method: F) -> F:
-    """Run ``method`` under the engine's lock (one writer at a time, claims atomic)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Engine, *args: Any, **kwargs: Any) -> Any:
-        with self.lock:
-            return method(self, *args, **kwargs)
-
-    return cast(F, wrapper)
-
-
-class Engine:
+class Engine(ReadEndpoints):
     """The state manager's behaviour over an in-memory store.
 
     Args:
@@ -123,7 +99,7 @@ class Engine:
 
     # -- nodes (§2.1, §2.2, §2.17) -------------------------------------------------------------
 
-    @_locked
+    @locked
     def register_nodes(
         self, namespace: str, *, runtime_name: str, nodes: Sequence[Mapping[str, Any]], **_: Any
     ) -> JsonDict:
@@ -134,19 +110,9 @@ class Engine:
         """
         return _nodes.register_nodes(self.store, namespace, runtime_name, nodes, self.clock.now())
 
-    @_locked
-    def list_nodes(self, namespace: str) -> JsonDict:
-        """GET ``/nodes/`` (§2.2): ``{"namespace", "count", "nodes": [{"_id", ...}]}``."""
-        return _nodes.list_nodes(self.store, namespace)
-
-    @_locked
-    def namespaces(self) -> JsonDict:
-        """GET ``/v0/namespaces`` (§2.17): sorted distinct namespaces of registered nodes."""
-        return _nodes.namespaces(self.store)
-
     # -- graphs (§2.3-§2.7, §4) ----------------------------------------------------------------
 
-    @_locked
+    @locked
     def upsert_graph(
         self,
         namespace: str,
@@ -167,29 +133,20 @@ class Engine:
         leaves the old version in place). The response says ``PENDING``; verification (§4.4)
         then runs synchronously before this method returns, so a GET right after may say VALID.
         """
-        now, _ = self._now()
-        node_docs = [normalise_node(node) for node in nodes]
-        policy = {**DEFAULT_RETRY_POLICY, **plain(retry_policy or {})}
-        config = {**DEFAULT_STORE_CONFIG, **plain(store_config or {})}
-        trigger_docs = plain(list(triggers or []))
-        problem = _domain.structural_error(
-            node_docs, secrets, config, name=graph_name, namespace=namespace
-        )
-        if problem is not None:
-            raise ApiError(400, f"Error validating graph template: {problem}")
+        now = self.clock.now()
         key = (namespace, graph_name)
         old = self.store.graphs.get(key)
-        template = GraphTemplate(
-            id=old.id if old else self.store.new_id(),
-            name=graph_name,
-            namespace=namespace,
-            nodes=node_docs,
+        template = build_template(
+            self.store,
+            old,
+            namespace,
+            graph_name,
+            nodes=nodes,
             secrets={name: self.secret_box.encrypt(value) for name, value in secrets.items()},
-            retry_policy=policy,
-            store_config=config,
-            triggers=trigger_docs,
-            created_at=old.created_at if old else now,
-            updated_at=now,
+            retry_policy=retry_policy,
+            store_config=store_config,
+            triggers=triggers,
+            now=now,
         )
         self.store.graphs[key] = template
         response = template_response(template, status="PENDING", errors=[])
@@ -206,27 +163,7 @@ class Engine:
         template.validation_errors = errors
         return response
 
-    @_locked
-    def get_graph(self, namespace: str, graph_name: str) -> JsonDict:
-        """GET ``/graph/{name}`` (§2.4). 404 ``Graph template {g} not found in namespace {ns}``.
-
-        Deviation: returns the stored retry_policy/store_config/triggers (upstream: defaults).
-        """
-        template = self.store.graphs.get((namespace, graph_name))
-        if template is None:
-            raise ApiError(404, f"Graph template {graph_name} not found in namespace {namespace}")
-        return template_response(
-            template, status=template.validation_status, errors=template.validation_errors
-        )
-
-    @_locked
-    def list_graphs(self, namespace: str) -> JsonDict:
-        """GET ``/graphs/`` (§2.5): ``{"namespace", "count", "templates": [...]}`` with ``_id``
-        keys and opaque (encrypted) secret values."""
-        templates = [list_item(t) for (ns, _), t in self.store.graphs.items() if ns == namespace]
-        return {"namespace": namespace, "count": len(templates), "templates": templates}
-
-    @_locked
+    @locked
     def trigger(
         self,
         namespace: str,
@@ -248,32 +185,23 @@ class Engine:
             self.store, template, inputs or {}, store or {}, start_delay, self.clock.now()
         )
 
-    @_locked
+    @locked
     def fire_due_triggers(self) -> int:
         """Fire every cron trigger whose time has come (§4.7), catching up missed occurrences.
 
         Each due PENDING doc triggers its graph with an empty body; it becomes TRIGGERED, or
-        FAILED when the trigger answers an error (e.g. required store keys). The next
-        occurrence after the fired one is scheduled; occurrences already past are fired in the
-        same pass (upstream's catch-up burst). Returns the number of trigger attempts made.
+        FAILED when the trigger answers an error (e.g. required store keys). Returns the number
+        of trigger attempts made (see :meth:`CronSchedule.fire_due`).
         """
-        now, _ = self._now()
-        retention = self.trigger_retention_hours * 3600.0
-        fired = 0
-        for doc in self.cron.pop_due(now):
-            doc.trigger_status = "TRIGGERING"
+
+        def fire(doc: CronDoc) -> bool:
             try:
                 self.trigger(doc.namespace, doc.graph_name)  # an empty body (§4.7)
             except ApiError:
-                self.cron.finish(doc, "FAILED", now + retention)
-            else:
-                self.cron.finish(doc, "TRIGGERED", now + retention)
-            fired += 1
-            # The next occurrence after this one; if already past it is fired in this pass.
-            when = _domain.next_fire(doc.expression, doc.trigger_time)
-            self.cron.add(doc.expression, doc.graph_name, doc.namespace, when)
-        self.cron.expire(now)
-        return fired
+                return False
+            return True
+
+        return self.cron.fire_due(self.clock.now(), fire, self.trigger_retention_hours * 3600.0)
 
     def next_due_time(self) -> float | None:
         """Earliest *future* moment (epoch seconds) a delayed state becomes claimable or a cron
@@ -301,7 +229,7 @@ class Engine:
 
     # -- states (§2.7-§2.13, §3, §5, §6) ---------------------------------------------------------
 
-    @_locked
+    @locked
     def enqueue(self, namespace: str, *, nodes: Sequence[str], batch_size: int) -> JsonDict:
         """POST ``/states/enqueue`` (§2.7, §3.3): claim up to ``batch_size`` runnable states.
 
@@ -325,7 +253,7 @@ class Engine:
             ],
         }
 
-    @_locked
+    @locked
     def executed(
         self, namespace: str, state_id: str, *, outputs: Sequence[Mapping[str, Any]]
     ) -> JsonDict:
@@ -336,7 +264,7 @@ class Engine:
         """
         return _transitions.executed(self.store, self._state(state_id), outputs, self.clock.now())
 
-    @_locked
+    @locked
     def errored(self, namespace: str, state_id: str, *, error: str) -> JsonDict:
         """POST ``/state/{id}/errored`` (§2.9, §5): ``{"status": "ERRORED", "retry_created"}``.
 
@@ -346,7 +274,7 @@ class Engine:
         state = self._state(state_id)
         return _transitions.errored(self.store, state, namespace, error, self.clock.now(), self.rng)
 
-    @_locked
+    @locked
     def prune(self, namespace: str, state_id: str, *, data: Mapping[str, Any]) -> JsonDict:
         """POST ``/state/{id}/prune`` (§2.10, §6.1): ``{"enqueue_after", "status": "PRUNED"}``.
 
@@ -354,7 +282,7 @@ class Engine:
         """
         return _transitions.prune(self.store, self._state(state_id), data, self.clock.now())
 
-    @_locked
+    @locked
     def re_enqueue_after(self, namespace: str, state_id: str, *, enqueue_after: int) -> JsonDict:
         """POST ``/state/{id}/re-enqueue-after`` (§2.11, §6.2); ``enqueue_after`` is a delay in
         ms (> 0, validated by the route).
@@ -363,7 +291,7 @@ class Engine:
         state = self._state(state_id)
         return _transitions.re_enqueue_after(self.store, state, enqueue_after, self.clock.now())
 
-    @_locked
+    @locked
     def manual_retry(self, namespace: str, state_id: str, *, fanout_id: str) -> JsonDict:
         """POST ``/state/{id}/manual-retry`` (§2.12, §6.3): ``{"id", "status": "CREATED"}``;
         409 ``Duplicate retry state detected``."""
@@ -372,7 +300,7 @@ class Engine:
             raise ApiError(404, "State not found")
         return _transitions.manual_retry(self.store, state, fanout_id, self.clock.now())
 
-    @_locked
+    @locked
     def state_secrets(self, namespace: str, state_id: str) -> JsonDict:
         """GET ``/state/{id}/secrets`` (§2.13): ``{"secrets": {name: plaintext}}``.
 
@@ -389,39 +317,3 @@ class Engine:
                 name: self.secret_box.decrypt(value) for name, value in template.secrets.items()
             }
         }
-
-    # -- reads (§7) ------------------------------------------------------------------------------
-
-    @_locked
-    def list_runs(self, namespace: str, page: int, size: int) -> JsonDict:
-        """GET ``/runs/{page}/{size}`` (§2.14, §7.1). ``page < 1`` → 400 (upstream 500);
-        ``size == 0`` → all runs; negative ``size`` → ``abs(size)``."""
-        return list_runs(self.store, namespace, page, size)
-
-    @_locked
-    def run_graph(self, namespace: str, run_id: str) -> JsonDict:
-        """GET ``/states/run/{run_id}/graph`` (§2.15, §7.2)."""
-        return run_graph(self.store, namespace, run_id)
-
-    @_locked
-    def node_details(self, namespace: str, graph_name: str, run_id: str, node_id: str) -> JsonDict:
-        """GET ``/graph/{g}/run/{run_id}/node/{node_id}`` (§2.16)."""
-        return node_details(self.store, namespace, graph_name, run_id, node_id)
-
-    # -- inspection helpers (not endpoints) ------------------------------------------------------
-
-    @_locked
-    def states_of_run(self, run_id: str) -> list[JsonDict]:
-        """Every state of a run in creation order, as dicts with the §3.1 fields (``id`` as str)."""
-        return [state.to_dict() for state in self.store.run_states.get(run_id, [])]
-
-    @_locked
-    def run_summary(self, run_id: str) -> JsonDict | None:
-        """The run as a §7.1 runs-list item, or ``None`` for an unknown run id."""
-        run = self.store.runs.get(run_id)
-        return None if run is None else run_summary(self.store, run)
-
-    @_locked
-    def check_invariants(self) -> None:
-        """Raise ``AssertionError`` if the store's indexes disagree with its states."""
-        check_invariants(self.store)

@@ -12,14 +12,17 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
+from fake_state_manager import _domain
+from fake_state_manager._documents import CREATED, GraphTemplate, Run, State, iso_utc
 from fake_state_manager._errors import ApiError
 from fake_state_manager._placeholders import STORE, PlaceholderError, parse
-from fake_state_manager._store import CREATED, GraphTemplate, Run, State, Store, iso_utc
+from fake_state_manager._store import Store
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_STORE_CONFIG",
     "MAX_ENQUEUE_AFTER",
+    "build_template",
     "list_item",
     "normalise_node",
     "plain",
@@ -68,6 +71,48 @@ def normalise_node(node: Mapping[str, Any]) -> JsonDict:
             "strategy": plain(unites.get("strategy") or "ALL_SUCCESS"),
         },
     }
+
+
+def build_template(
+    store: Store,
+    old: GraphTemplate | None,
+    namespace: str,
+    graph_name: str,
+    *,
+    nodes: Sequence[Mapping[str, Any]],
+    secrets: Mapping[str, str],
+    retry_policy: Mapping[str, Any] | None,
+    store_config: Mapping[str, Any] | None,
+    triggers: Sequence[Mapping[str, Any]] | None,
+    now: float,
+) -> GraphTemplate:
+    """The new version of a template (§2.3), after the structural checks of §4.3.
+
+    ``secrets`` hold the already-encrypted values (their names are what §4.3 checks). ``old``
+    is the stored version, if any: its id and ``created_at`` are kept. Nothing is stored here.
+
+    Raises:
+        ApiError: 400 ``Error validating graph template: ...`` (§4.3).
+    """
+    node_docs = [normalise_node(node) for node in nodes]
+    config = {**DEFAULT_STORE_CONFIG, **plain(store_config or {})}
+    problem = _domain.structural_error(
+        node_docs, secrets, config, name=graph_name, namespace=namespace
+    )
+    if problem is not None:
+        raise ApiError(400, f"Error validating graph template: {problem}")
+    return GraphTemplate(
+        id=old.id if old else store.new_id(),
+        name=graph_name,
+        namespace=namespace,
+        nodes=node_docs,
+        secrets=dict(secrets),
+        retry_policy={**DEFAULT_RETRY_POLICY, **plain(retry_policy or {})},
+        store_config=config,
+        triggers=plain(list(triggers or [])),
+        created_at=old.created_at if old else now,
+        updated_at=now,
+    )
 
 
 def template_response(template: GraphTemplate, *, status: str, errors: list[str]) -> JsonDict:

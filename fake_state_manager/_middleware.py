@@ -59,8 +59,8 @@ def _valid_uuid(value: str) -> bool:
     return True
 
 
-class RequestIdMiddleware:
-    """Keep a valid UUID ``x-exosphere-request-id`` or make a new uuid4; echo it (contract §1.4)."""
+class _HttpMiddleware:
+    """A pure-ASGI middleware that acts on HTTP requests only (others pass straight through)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,6 +69,16 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(_HttpMiddleware):
+    """Keep a valid UUID ``x-exosphere-request-id`` or make a new uuid4; echo it (contract §1.4)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id: bytes | None = None
         for name, value in scope["headers"]:
             if name == _REQUEST_ID_HEADER_BYTES:
@@ -90,7 +100,7 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-class UnhandledExceptionsMiddleware:
+class UnhandledExceptionsMiddleware(_HttpMiddleware):
     """Turn any exception that escapes the app into upstream's 500 body (contract §1.3).
 
     For the fake this should never happen on bad input (the fuzz test checks it); when it does it
@@ -98,13 +108,7 @@ class UnhandledExceptionsMiddleware:
     carry secrets).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:

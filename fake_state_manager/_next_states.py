@@ -18,10 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fake_state_manager._errors import DuplicateKeyError
-from fake_state_manager._jsonschema import field_names
-from fake_state_manager._placeholders import STORE, parse
-from fake_state_manager._store import (
+from fake_state_manager._documents import (
     CREATED,
     EXECUTED,
     NEXT_CREATED_ERROR,
@@ -30,8 +27,11 @@ from fake_state_manager._store import (
     SUCCESS,
     GraphTemplate,
     State,
-    Store,
 )
+from fake_state_manager._errors import DuplicateKeyError
+from fake_state_manager._jsonschema import field_names
+from fake_state_manager._placeholders import STORE, parse
+from fake_state_manager._store import Store
 
 __all__ = ["create_next_states", "fingerprint"]
 

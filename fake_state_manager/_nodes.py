@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fake_state_manager._documents import iso_utc
 from fake_state_manager._graphs import plain
-from fake_state_manager._store import Store, iso_utc
+from fake_state_manager._store import Store
 
 __all__ = ["list_nodes", "namespaces", "register_nodes"]
 

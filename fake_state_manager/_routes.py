@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fake_state_manager import _responses as r
 from fake_state_manager import _schemas as s
 from fake_state_manager._engine import Engine
 from fake_state_manager._errors import ApiError
@@ -128,76 +129,76 @@ def _manual_retry(e: Engine, p: Params, b: Any) -> JsonDict:
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "PUT", NS + "/nodes/", "register_nodes", "Register or update nodes (§2.1)",
-        _register_nodes, s.RegisterNodesRequest, response=s.RegisterNodesResponse,
+        _register_nodes, s.RegisterNodesRequest, response=r.RegisterNodesResponse,
     ),
     Endpoint(
         "GET", NS + "/nodes/", "list_nodes", "List registered nodes (§2.2)",
         lambda e, p, b: e.list_nodes(p["namespace_name"]),
-        response=s.ListNodesResponse,
+        response=r.ListNodesResponse,
     ),
     Endpoint(
         "PUT", NS + "/graph/{graph_name}", "upsert_graph_template",
         "Create or update a graph template (§2.3, §4)", _upsert_graph,
-        s.UpsertGraphTemplateRequest, status=201, response=s.UpsertGraphTemplateResponse,
+        s.UpsertGraphTemplateRequest, status=201, response=r.UpsertGraphTemplateResponse,
     ),
     Endpoint(
         "GET", NS + "/graph/{graph_name}", "get_graph_template", "Get a graph template (§2.4)",
         lambda e, p, b: e.get_graph(p["namespace_name"], p["graph_name"]),
-        response=s.UpsertGraphTemplateResponse,
+        response=r.UpsertGraphTemplateResponse,
     ),
     Endpoint(
         "GET", NS + "/graphs/", "list_graph_templates", "List graph templates (§2.5)",
         lambda e, p, b: e.list_graphs(p["namespace_name"]),
-        response=s.ListGraphTemplatesResponse,
+        response=r.ListGraphTemplatesResponse,
     ),
     Endpoint(
         "POST", NS + "/graph/{graph_name}/trigger", "trigger_graph", "Start a run (§2.6, §4.6)",
-        _trigger, s.TriggerGraphRequest, response=s.TriggerGraphResponse,
+        _trigger, s.TriggerGraphRequest, response=r.TriggerGraphResponse,
     ),
     Endpoint(
         "POST", NS + "/states/enqueue", "enqueue_states", "Claim runnable states (§2.7, §3.3)",
-        _enqueue, s.EnqueueRequest, response=s.EnqueueResponse,
+        _enqueue, s.EnqueueRequest, response=r.EnqueueResponse,
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/executed", "executed_state",
         "Report success and outputs (§2.8, §3.4)", _executed, s.ExecutedRequest,
-        response=s.ExecutedResponse,
+        response=r.ExecutedResponse,
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/errored", "errored_state",
-        "Report a failure (§2.9, §5)", _errored, s.ErroredRequest, response=s.ErroredResponse,
+        "Report a failure (§2.9, §5)", _errored, s.ErroredRequest, response=r.ErroredResponse,
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/prune", "prune_state", "Prune signal (§2.10, §6.1)",
-        _prune, s.PruneRequest, response=s.PruneResponse,
+        _prune, s.PruneRequest, response=r.PruneResponse,
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/re-enqueue-after", "re_enqueue_after_state",
         "Re-enqueue-after signal (§2.11, §6.2)", _re_enqueue_after, s.ReEnqueueAfterRequest,
-        response=s.ReEnqueueAfterResponse,
+        response=r.ReEnqueueAfterResponse,
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/manual-retry", "manual_retry_state",
         "Manual retry (§2.12, §6.3)", _manual_retry, s.ManualRetryRequest,
-        response=s.ManualRetryResponse,
+        response=r.ManualRetryResponse,
     ),
     Endpoint(
         "GET", NS + "/state/{state_id}/secrets", "get_secrets",
         "Plaintext graph secrets for a state (§2.13)",
         lambda e, p, b: e.state_secrets(p["namespace_name"], p["state_id"]),
-        response=s.SecretsResponse,
+        response=r.SecretsResponse,
     ),
     Endpoint(
         "GET", NS + "/runs/{page}/{size}", "get_runs", "Paginated runs with counts (§2.14, §7.1)",
         lambda e, p, b: e.list_runs(p["namespace_name"], p["page"], p["size"]),
         int_params=("page", "size"),
-        response=s.RunsResponse,
+        response=r.RunsResponse,
     ),
     Endpoint(
         "GET", NS + "/states/run/{run_id}/graph", "get_graph_structure",
         "A run's states and edges (§2.15, §7.2)",
         lambda e, p, b: e.run_graph(p["namespace_name"], p["run_id"]),
-        response=s.RunGraphResponse,
+        response=r.RunGraphResponse,
     ),
     Endpoint(
         "GET", NS + "/graph/{graph_name}/run/{run_id}/node/{node_id}", "get_node_run_details",
@@ -205,12 +206,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda e, p, b: e.node_details(
             p["namespace_name"], p["graph_name"], p["run_id"], p["node_id"]
         ),
-        response=s.NodeRunDetailsResponse,
+        response=r.NodeRunDetailsResponse,
     ),
     Endpoint(
         "GET", "/v0/namespaces", "list_namespaces", "Namespaces of registered nodes (§2.17)",
         lambda e, p, b: e.namespaces(),
-        response=s.NamespacesResponse,
+        response=r.NamespacesResponse,
     ),
 )
 

@@ -15,11 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exo_ref._models import RetryPolicyModel
-from fake_state_manager._errors import ApiError, DuplicateKeyError
-from fake_state_manager._graphs import MAX_ENQUEUE_AFTER, plain
-from fake_state_manager._next_states import create_next_states, fingerprint
-from fake_state_manager._retry import retry_delay_ms
-from fake_state_manager._store import (
+from fake_state_manager._documents import (
     CREATED,
     ERRORED,
     EXECUTED,
@@ -27,8 +23,12 @@ from fake_state_manager._store import (
     QUEUED,
     RETRY_CREATED,
     State,
-    Store,
 )
+from fake_state_manager._errors import ApiError, DuplicateKeyError
+from fake_state_manager._graphs import MAX_ENQUEUE_AFTER, plain
+from fake_state_manager._next_states import create_next_states, fingerprint
+from fake_state_manager._retry import retry_delay_ms
+from fake_state_manager._store import Store
 
 __all__ = ["errored", "executed", "manual_retry", "prune", "re_enqueue_after"]
 
@@ -48,23 +48,9 @@ def executed(
     store.set_status(state, EXECUTED)
     batch = [state]
     for extra in items[1:]:
-        copy = State(
-            id=store.new_id(),
-            seq=store.next_seq(),
-            node_name=state.node_name,
-            namespace_name=state.namespace_name,
-            identifier=state.identifier,
-            graph_name=state.graph_name,
-            run_id=state.run_id,
-            status=EXECUTED,
-            inputs=dict(state.inputs),
-            parents=dict(state.parents),
-            enqueue_after=now_ms,
-            fanout_id=str(uuid.uuid4()),
-            created_at=now,
-            updated_at=now,
-            outputs=extra,
-        )
+        # §3.4: the extra docs get defaults for retry_count, fanout_id and does_unites.
+        copy = _copy(store, state, now, now_ms, status=EXECUTED, does_unites=False)
+        copy.outputs = extra
         store.insert_state(copy, now_ms)
         batch.append(copy)
     # Upstream runs this in a background task after answering; done synchronously here.
@@ -144,8 +130,18 @@ def manual_retry(store: Store, state: State, fanout_id: str, now: float) -> Json
     return {"id": retry.id, "status": "CREATED"}
 
 
-def _copy(store: Store, state: State, now: float, enqueue_after: int) -> State:
-    """A fresh CREATED copy for a retry (§5 step 3, §6.3): outputs {}, error None, data {}."""
+def _copy(
+    store: Store,
+    state: State,
+    now: float,
+    enqueue_after: int,
+    *,
+    status: str = CREATED,
+    does_unites: bool | None = None,
+) -> State:
+    """A fresh copy of ``state`` (same node, run, inputs and parents) with a new id and a new
+    ``fanout_id``; outputs {}, error None, data {}, retry_count 0. Used for retries (§5 step 3,
+    §6.3: CREATED, ``does_unites`` copied) and fan-out items (§3.4: EXECUTED, not uniting)."""
     return State(
         id=store.new_id(),
         seq=store.next_seq(),
@@ -154,12 +150,12 @@ def _copy(store: Store, state: State, now: float, enqueue_after: int) -> State:
         identifier=state.identifier,
         graph_name=state.graph_name,
         run_id=state.run_id,
-        status=CREATED,
+        status=status,
         inputs=dict(state.inputs),
         parents=dict(state.parents),
         enqueue_after=enqueue_after,
         fanout_id=str(uuid.uuid4()),
         created_at=now,
         updated_at=now,
-        does_unites=state.does_unites,
+        does_unites=state.does_unites if does_unites is None else does_unites,
     )

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fake_state_manager._errors import ApiError
-from fake_state_manager._store import (
+from fake_state_manager._documents import (
     ALL_STATUSES,
     CREATED,
     ERRORED,
@@ -22,9 +21,10 @@ from fake_state_manager._store import (
     SUCCESS,
     Run,
     State,
-    Store,
     iso_utc,
 )
+from fake_state_manager._errors import ApiError
+from fake_state_manager._store import Store
 
 __all__ = ["OBJECT_ID", "list_runs", "node_details", "run_graph", "run_summary"]
 

@@ -9,4 +9,6 @@ __all__ = ["examples"]
 
 def examples(n: int) -> int:
     """``n`` examples under the default (ci) profile; proportionally more under "thorough"."""
-    return max(n, n * settings.default.max_examples // 25)
+    current = settings.default
+    configured = current.max_examples if current is not None else 25
+    return max(n, n * configured // 25)

@@ -231,7 +231,7 @@ def tolerates_invalid_nodes() -> RuntimeTarget:
     base = exo_ref_target()
 
     def make(nodes: Sequence[type[Any]], settings: RuntimeSettings) -> RuntimeHandle:
-        good = []
+        good: list[type[Any]] = []
         for node in nodes:
             try:
                 exo_ref.Runtime("probe", "probe", [node], state_manager_uri="http://x", key="k")
@@ -242,4 +242,3 @@ def tolerates_invalid_nodes() -> RuntimeTarget:
         return base.make(good, settings)
 
     return replace(base, name="tolerates_invalid_nodes", make=make)
-

@@ -38,9 +38,7 @@ async def test_instant_scenarios_over_loopback(scenario: Scenario) -> None:
 
 
 @settings(max_examples=examples(2))
-@given(
-    scenario=scenarios(TARGET, max_cases=4, faults=True, poll_intervals=(0.2,), requeue=False)
-)
+@given(scenario=scenarios(TARGET, max_cases=4, faults=True, poll_intervals=(0.2,), requeue=False))
 async def test_faults_over_loopback_lose_nothing(scenario: Scenario) -> None:
     await check_scenario(TARGET, served_fake(), scenario)
 

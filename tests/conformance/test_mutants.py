@@ -42,7 +42,9 @@ def _cases(*behaviours: Behaviour) -> tuple[Case, ...]:
 async def test_over_claim_by_asking_too_much_breaks_b1(fake: StateManagerFactory) -> None:
     scenario = Scenario((SHAPE,), _cases(*[Behaviour("one")] * 6), batch_size=2, workers=2)
     obs = await run_scenario(mutants.ask_double(), fake, scenario)
-    with pytest.raises(AssertionError, match=r"batching rule B1: an enqueue asked for batch_size=4"):
+    with pytest.raises(
+        AssertionError, match=r"batching rule B1: an enqueue asked for batch_size=4"
+    ):
         assert_batching(obs)
 
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exo_ref import ManualClock, StateManagerUnavailableError
 from exo_ref._client import ClaimedState
@@ -194,3 +196,61 @@ def test_poll_error_backoff_starts_at_one_to_two_intervals() -> None:
     assert backoff.initial == 6.0
     assert backoff.maximum == 30.0
     assert poll_error_backoff(20.0).maximum == 40.0
+
+
+async def test_empty_polls_log_at_debug_only(caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
+    queue = FakeQueue(clock)
+    poller, _, _ = make_poller(queue, clock, batch_size=4, workers=4)
+    caplog.set_level("DEBUG", logger="exo_ref.poller")
+    async with anyio.create_task_group() as tg:
+        await run_clock(clock, tg)
+        tg.start_soon(poller.run)
+        await clock.sleep(3.5)
+        poller.stop()
+        tg.cancel_scope.cancel()
+    records = [r for r in caplog.records if r.name == "exo_ref.poller"]
+    assert len(records) == 4
+    assert {r.levelname for r in records} == {"DEBUG"}
+
+
+# trio only: asyncio's wait_all_tasks_blocked (which drives the ManualClock) sleeps 100 ms of real
+# time whenever a task is runnable, making this property test ~30x slower there; the poller has
+# no backend-specific code and the example-based tests above run on both backends.
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@settings(max_examples=15, deadline=None)
+@given(
+    batch_size=st.integers(1, 8),
+    workers=st.integers(1, 6),
+    count=st.integers(0, 40),
+    work=st.lists(st.sampled_from([0.0, 0.1, 0.5, 2.0]), min_size=1, max_size=5),
+)
+async def test_poller_bounds_hold_for_any_settings(
+    batch_size: int, workers: int, count: int, work: list[float]
+) -> None:
+    clock = ManualClock()
+    queue = FakeQueue(clock, count=count)
+    poller, backlog, receive = make_poller(queue, clock, batch_size=batch_size, workers=workers)
+    peak = 0
+    done: list[str] = []
+
+    async def worker(index: int) -> None:
+        nonlocal peak
+        async for item in receive:
+            peak = max(peak, backlog.unstarted)
+            backlog.started()
+            await clock.sleep(work[(index + len(done)) % len(work)])
+            done.append(item.state_id)
+
+    async with anyio.create_task_group() as tg:
+        await run_clock(clock, tg)
+        for index in range(workers):
+            tg.start_soon(worker, index)
+        tg.start_soon(poller.run)
+        while len(done) < count:
+            await clock.sleep(1.0)
+        poller.stop()
+        tg.cancel_scope.cancel()
+    assert sorted(done) == sorted(f"s{i}" for i in range(count))
+    assert peak <= batch_size
+    assert all(1 <= size <= batch_size for _, size in queue.polls)

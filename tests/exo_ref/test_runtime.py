@@ -115,7 +115,10 @@ async def test_stop_twice_while_running_is_harmless() -> None:
     assert not rt.is_running
 
 
-async def test_registration_retries_5xx_then_fails_on_401_without_the_key() -> None:
+async def test_registration_retries_5xx_then_fails_on_401_without_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG", logger="exo_ref")
     clock = ManualClock()
     recorder = Recorder(script={"/nodes/": [
         json_response(503, {"detail": "starting"}),
@@ -132,6 +135,8 @@ async def test_registration_retries_5xx_then_fails_on_401_without_the_key() -> N
     assert KEY not in str(info.value)
     assert "EXOSPHERE_API_KEY" in str(info.value)
     assert len(recorder.calls) == 3
+    assert "retrying" in caplog.text
+    assert KEY not in caplog.text
     assert not rt.is_running
 
 
@@ -238,4 +243,18 @@ async def test_start_inside_a_running_asyncio_loop_returns_a_task() -> None:
         assert sm.requests
         rt.stop()
         await task
+    assert not rt.is_running
+
+
+async def test_cancelling_a_running_runtime_leaves_it_reusable() -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan])
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            tg.cancel_scope.cancel()  # upstream's only way to stop (contract §8.4)
+        assert not rt.is_running
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            assert rt.is_running
+            rt.stop()
     assert not rt.is_running

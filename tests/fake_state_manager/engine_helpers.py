@@ -13,6 +13,32 @@ NS = "ns"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
 START_MS = int(START * 1000)
 
+#: §7.2 execution_summary keys, in the contract's order (§3.2 statuses).
+STATUS_ORDER = (
+    "CREATED",
+    "QUEUED",
+    "EXECUTED",
+    "ERRORED",
+    "NEXT_CREATED_ERROR",
+    "SUCCESS",
+    "PRUNED",
+    "RETRY_CREATED",
+)
+
+#: The keys of a registered node as GET ``/nodes/`` lists it (§2.2): ``_id``, not ``id``.
+REGISTERED_NODE_KEYS = {
+    "_id",
+    "created_at",
+    "updated_at",
+    "name",
+    "namespace",
+    "runtime_name",
+    "runtime_namespace",
+    "inputs_schema",
+    "outputs_schema",
+    "secrets",
+}
+
 
 def make_engine(seed: int = 0) -> tuple[Engine, ManualClock]:
     """An engine with a ManualClock at :data:`START` and a seeded random source."""
@@ -104,3 +130,31 @@ def run_states(engine: Engine, run_id: str, identifier: str | None = None) -> li
 def statuses(engine: Engine, run_id: str, identifier: str) -> list[str]:
     """Statuses of one identifier's states in a run, in creation order."""
     return [s["status"] for s in run_states(engine, run_id, identifier)]
+
+
+def fan_in_graph(
+    engine: Engine,
+    target: str = "r",
+    strategy: str = "ALL_SUCCESS",
+    retry_policy: dict[str, Any] | None = None,
+) -> None:
+    """Register R, S, W, M and upsert r -> s (fans out) -> w -> m with ``unites: target``."""
+    register(engine, "R", inputs=[], outputs=["v"])
+    register(engine, "S", inputs=[], outputs=["item"])
+    register(engine, "W", inputs=["item"], outputs=["done"])
+    register(engine, "M", inputs=["v"], outputs=[])
+    upsert_valid(
+        engine,
+        "g",
+        [
+            node("r", next_nodes=["s"]),
+            node("s", next_nodes=["w"]),
+            node("w", inputs={"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
+            node(
+                "m",
+                inputs={"v": "${{ r.outputs.v }}"},
+                unites={"identifier": target, "strategy": strategy},
+            ),
+        ],
+        retry_policy=retry_policy or {},
+    )

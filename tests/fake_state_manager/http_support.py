@@ -10,6 +10,26 @@ import httpx
 
 from fake_state_manager import FakeStateManager, ManualClock
 
+from .engine_helpers import REGISTERED_NODE_KEYS, STATUS_ORDER, schema
+from .engine_helpers import node as template  # a NodeTemplate dict (§4.1)
+
+__all__ = [
+    "KEY",
+    "NS",
+    "REGISTERED_NODE_KEYS",
+    "START",
+    "STATUS_ORDER",
+    "claim",
+    "executed",
+    "node",
+    "ok",
+    "running",
+    "setup_graph",
+    "string_schema",
+    "template",
+    "trigger",
+]
+
 KEY = "test-key"
 NS = "/v0/namespace/ns"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
@@ -17,12 +37,7 @@ START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
 
 def string_schema(*fields: str) -> dict[str, Any]:
     """A pydantic-style JSON Schema whose fields are all ``str`` (contract §4.4)."""
-    return {
-        "properties": {f: {"title": f.title(), "type": "string"} for f in fields},
-        "required": list(fields),
-        "title": "Model",
-        "type": "object",
-    }
+    return schema(fields)
 
 
 def node(
@@ -36,24 +51,6 @@ def node(
         "inputs_schema": string_schema(*inputs),
         "outputs_schema": string_schema(*outputs),
         "secrets": list(secrets),
-    }
-
-
-def template(
-    identifier: str,
-    node_name: str,
-    inputs: dict[str, Any] | None = None,
-    next_nodes: list[str] | None = None,
-    unites: dict[str, str] | None = None,
-    namespace: str = "ns",
-) -> dict[str, Any]:
-    return {
-        "node_name": node_name,
-        "namespace": namespace,
-        "identifier": identifier,
-        "inputs": inputs or {},
-        "next_nodes": next_nodes,
-        "unites": unites,
     }
 
 
@@ -103,3 +100,9 @@ async def claim(client: httpx.AsyncClient, *names: str, batch_size: int = 10) ->
     assert result["status"] == "QUEUED"
     assert result["count"] == len(result["states"])
     return list(result["states"])
+
+
+async def executed(client: httpx.AsyncClient, state_id: str, outputs: list[Any]) -> None:
+    """Report a state executed with ``outputs`` and assert the §2.8 answer."""
+    body = await ok(client.post(f"{NS}/state/{state_id}/executed", json={"outputs": outputs}))
+    assert body == {"status": "EXECUTED"}

@@ -356,3 +356,21 @@ async def test_openapi_document_describes_every_v0_route_with_resolvable_refs() 
         assert ref.rsplit("/", 1)[1] in schemas, ref
     node_template = schemas["NodeTemplate"]
     assert {"node_name", "namespace", "identifier", "inputs"} <= set(node_template["required"])
+
+
+async def test_openapi_request_schemas_are_the_validating_models_and_no_docs_pages() -> None:
+    from fake_state_manager._routes import ENDPOINTS
+
+    async with running() as (_, client):
+        del client.headers["x-api-key"]
+        document = await ok(client.get("/openapi.json"))
+        for page in ("/docs", "/redoc"):
+            assert (await client.get(page)).status_code == 404
+    schemas = document["components"]["schemas"]
+    for endpoint in ENDPOINTS:
+        if endpoint.body is None:
+            continue
+        own = endpoint.body.model_json_schema()
+        published = schemas[endpoint.body.__name__]
+        assert published["properties"].keys() == own["properties"].keys(), endpoint.name
+        assert published.get("required") == own.get("required"), endpoint.name

@@ -72,3 +72,10 @@ def test_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--port", "70000"])
     assert exited.value.code == 2
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
+
+
+def test_console_script_points_at_the_same_main() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="fake-state-manager")
+    assert script.load() is main

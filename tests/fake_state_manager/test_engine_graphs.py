@@ -213,3 +213,22 @@ def test_finished_cron_docs_expire_after_retention() -> None:
     clock.advance(3600)
     engine.fire_due_triggers()
     assert [d.trigger_status for d in engine.store.cron.values()] == ["PENDING"]
+
+
+def test_cron_that_never_fires_again_stops_without_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 7-field croniter expression (seconds, year): fires once, on 2027-01-01, then never again.
+    engine, clock = make_engine()
+    _register_two(engine)
+    once = [{"type": "CRON", "value": {"expression": "0 0 1 1 * 0 2027"}}]
+    upsert_valid(engine, "g", [node("n1", "Node1")], triggers=once)
+    clock.advance(365 * 86400)
+    with caplog.at_level("WARNING", logger="fake_state_manager"):
+        assert engine.fire_due_triggers() == 1
+    assert engine.list_runs(NS, 1, 10)["total"] == 1
+    assert [d.trigger_status for d in engine.store.cron.values()] == ["TRIGGERED"]
+    assert engine.next_due_time() is None
+    assert "will not fire again" in caplog.text
+    clock.advance(365 * 86400)
+    assert engine.fire_due_triggers() == 0

@@ -7,29 +7,18 @@ import threading
 
 import pytest
 
+from fake_state_manager._documents import ALL_STATUSES
 from fake_state_manager._engine import Engine
 from fake_state_manager._errors import ApiError
-from fake_state_manager._store import ALL_STATUSES
-from tests.fake_state_manager.engine_helpers import NS, make_engine, node, register, upsert_valid
+from tests.fake_state_manager.engine_helpers import NS, fan_in_graph, make_engine
 
 NODE_NAMES = ["R", "S", "W", "M"]
 
 
 def _graph(engine: Engine) -> None:
     """r -> s (fans out) -> w -> m (unites r), plus a cheap retry policy."""
-    register(engine, "R", inputs=[], outputs=["v"])
-    register(engine, "S", inputs=[], outputs=["item"])
-    register(engine, "W", inputs=["item"], outputs=["done"])
-    register(engine, "M", inputs=["v"], outputs=[])
-    upsert_valid(
+    fan_in_graph(
         engine,
-        "g",
-        [
-            node("r", next_nodes=["s"]),
-            node("s", next_nodes=["w"]),
-            node("w", inputs={"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
-            node("m", inputs={"v": "${{ r.outputs.v }}"}, unites={"identifier": "r"}),
-        ],
         retry_policy={"max_retries": 2, "strategy": "FIXED_FULL_JITTER", "backoff_factor": 500},
     )
 

@@ -8,6 +8,7 @@ from fake_state_manager._engine import Engine
 from fake_state_manager._errors import ApiError
 from tests.fake_state_manager.engine_helpers import (
     NS,
+    REGISTERED_NODE_KEYS,
     claim_one,
     make_engine,
     node,
@@ -181,18 +182,7 @@ def test_nodes_registration_listing_and_namespaces() -> None:
     listed = engine.list_nodes("zeta")
     assert listed["count"] == 2
     first = listed["nodes"][0]
-    assert set(first) == {
-        "_id",
-        "created_at",
-        "updated_at",
-        "name",
-        "namespace",
-        "runtime_name",
-        "runtime_namespace",
-        "inputs_schema",
-        "outputs_schema",
-        "secrets",
-    }
+    assert set(first) == REGISTERED_NODE_KEYS
     assert (first["namespace"], first["runtime_namespace"]) == ("zeta", "zeta")
     clock.advance(1)
     engine.register_nodes(

@@ -11,6 +11,7 @@ from tests.fake_state_manager.engine_helpers import (
     NS,
     claim,
     claim_one,
+    fan_in_graph,
     make_engine,
     node,
     register,
@@ -29,25 +30,7 @@ def _fan_in(
     retry_policy: dict[str, Any] = NO_RETRY,
 ) -> str:
     """r -> s (fans out) -> w -> m with ``unites: target``; returns a run id."""
-    register(engine, "R", inputs=[], outputs=["v"])
-    register(engine, "S", inputs=[], outputs=["item"])
-    register(engine, "W", inputs=["item"], outputs=["done"])
-    register(engine, "M", inputs=["v"], outputs=[])
-    upsert_valid(
-        engine,
-        "g",
-        [
-            node("r", next_nodes=["s"]),
-            node("s", next_nodes=["w"]),
-            node("w", inputs={"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
-            node(
-                "m",
-                inputs={"v": "${{ r.outputs.v }}"},
-                unites={"identifier": target, "strategy": strategy},
-            ),
-        ],
-        retry_policy=retry_policy,
-    )
+    fan_in_graph(engine, target, strategy, retry_policy)
     run_id = str(engine.trigger(NS, "g")["run_id"])
     engine.executed(NS, claim_one(engine, "R")["state_id"], outputs=[{"v": "rv"}])
     engine.executed(

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from .http_support import NS, claim, node, ok, running, setup_graph, template, trigger
+from .http_support import (
+    NS,
+    REGISTERED_NODE_KEYS,
+    claim,
+    node,
+    ok,
+    running,
+    setup_graph,
+    template,
+    trigger,
+)
 
 ROOT = [template("a", "A", {"x": "${{ store.k }}"})]
 
@@ -30,18 +40,7 @@ async def test_register_nodes_echoes_in_order_and_drops_unknown_fields() -> None
         assert listed["namespace"] == "ns"
         assert listed["count"] == 2
         first = listed["nodes"][0]
-        assert set(first) == {
-            "_id",
-            "created_at",
-            "updated_at",
-            "name",
-            "namespace",
-            "runtime_name",
-            "runtime_namespace",
-            "inputs_schema",
-            "outputs_schema",
-            "secrets",
-        }
+        assert set(first) == REGISTERED_NODE_KEYS
         assert first["runtime_namespace"] == "ns"
         assert len(first["_id"]) == 24
 

@@ -8,7 +8,11 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from exo_ref._models import GraphNodeModel, StoreConfigModel, UnitesModel
+from fake_state_manager import _responses as r
 from fake_state_manager import _schemas as s
+from fake_state_manager._documents import ALL_STATUSES
+
+from .engine_helpers import STATUS_ORDER
 
 NODE = {"node_name": "N", "namespace": "ns", "identifier": "a", "inputs": {}}
 
@@ -196,19 +200,22 @@ def test_lax_mode_accepts_numeric_strings_like_fastapi() -> None:
     assert s.EnqueueRequest.model_validate({"nodes": [], "batch_size": "3"}).batch_size == 3
 
 
-@pytest.mark.parametrize("name", sorted(s.__all__))
-def test_every_exported_model_has_a_json_schema(name: str) -> None:
-    obj = getattr(s, name)
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(s, name) for name in sorted(s.__all__)] + [(r, name) for name in sorted(r.__all__)],
+)
+def test_every_exported_model_has_a_json_schema(module: Any, name: str) -> None:
+    obj = getattr(module, name)
     if isinstance(obj, type) and issubclass(obj, BaseModel):
         schema = obj.model_json_schema()
         assert schema["type"] == "object"
 
 
 def test_documents_use_the_underscore_id_key() -> None:
-    properties = s.RegisteredNodeDocument.model_json_schema()["properties"]
+    properties = r.RegisteredNodeDocument.model_json_schema()["properties"]
     assert "_id" in properties
     assert "id" not in properties
-    doc = s.RegisteredNodeDocument.model_validate(
+    doc = r.RegisteredNodeDocument.model_validate(
         {
             "_id": "0" * 24,
             "created_at": "2026-01-01T00:00:00",
@@ -226,13 +233,5 @@ def test_documents_use_the_underscore_id_key() -> None:
 
 
 def test_state_status_order_is_the_run_graph_summary_order() -> None:
-    assert [m.value for m in s.StateStatusEnum] == [
-        "CREATED",
-        "QUEUED",
-        "EXECUTED",
-        "ERRORED",
-        "NEXT_CREATED_ERROR",
-        "SUCCESS",
-        "PRUNED",
-        "RETRY_CREATED",
-    ]
+    assert tuple(m.value for m in s.StateStatusEnum) == STATUS_ORDER
+    assert ALL_STATUSES == STATUS_ORDER  # the store's plain-string statuses agree

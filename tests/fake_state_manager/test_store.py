@@ -8,18 +8,9 @@ from collections import OrderedDict
 
 import pytest
 
+from fake_state_manager._documents import CREATED, ERRORED, QUEUED, SUCCESS, Run, State, iso_utc
 from fake_state_manager._errors import DuplicateKeyError
-from fake_state_manager._store import (
-    CREATED,
-    ERRORED,
-    QUEUED,
-    SUCCESS,
-    Run,
-    State,
-    Store,
-    check_invariants,
-    iso_utc,
-)
+from fake_state_manager._store import Store, check_invariants
 from tests.fake_state_manager.engine_helpers import NS, make_engine, node, register, upsert_valid
 
 NOW_MS = 1_000_000

@@ -174,3 +174,16 @@ def test_serve_in_thread_refuses_a_manual_clock() -> None:
     sm = FakeStateManager(clock=ManualClock())
     with pytest.raises(TypeError, match="needs a real clock"), sm.serve_in_thread():
         pass
+
+
+async def test_cron_that_stops_firing_never_fails_a_request() -> None:
+    # Fires once (2027-01-01, a year field), then croniter finds no next date: no 5xx.
+    clock = ManualClock(START)
+    once = [{"type": "CRON", "value": {"expression": "0 0 1 1 * 0 2027"}}]
+    sm = FakeStateManager(api_key=KEY, clock=clock)
+    async with sm.client() as client:
+        await setup_graph(client, [node("A")], [template("a", "A")], triggers=once)
+        clock.advance(366 * 86400)
+        listed = await ok(client.get(f"{NS}/runs/1/10"))
+        assert listed["total"] == 1
+        assert (await ok(client.get(f"{NS}/runs/1/10")))["total"] == 1
