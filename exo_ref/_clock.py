@@ -13,12 +13,14 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
+
+_SETTLE_CHECKPOINTS = 16
 
 
 @runtime_checkable
@@ -64,7 +66,9 @@ class ManualClock:
             raise ValueError(f"ManualClock start must be a finite number of seconds, got {start!r}")
         self._now = float(start)
         self.auto_advance = auto_advance
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        # Heap of [deadline, tie-breaker, event]; a cancelled sleeper's event slot becomes None so
+        # that auto-advance never jumps to the deadline of a sleep nobody waits for any more.
+        self._sleepers: list[list[Any]] = []
         self._counter = itertools.count()
         self._sources: list[Callable[[], float | None]] = []
         self._changed: anyio.Event | None = None
@@ -77,9 +81,13 @@ class ManualClock:
             await anyio.lowlevel.checkpoint()
             return
         event = anyio.Event()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._counter), event))
+        entry: list[Any] = [self._now + seconds, next(self._counter), event]
+        heapq.heappush(self._sleepers, entry)
         self._notify_change()
-        await event.wait()
+        try:
+            await event.wait()
+        finally:
+            entry[2] = None
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake the sleepers that are now due."""
@@ -91,8 +99,9 @@ class ManualClock:
         """Move time forward to ``when`` (no-op if it lies in the past)."""
         self._now = max(self._now, when)
         while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, event = heapq.heappop(self._sleepers)
-            event.set()
+            event = heapq.heappop(self._sleepers)[2]
+            if event is not None:
+                event.set()
 
     def add_wakeup_source(self, source: Callable[[], float | None]) -> None:
         """Register a function giving the next time (epoch seconds) something becomes due."""
@@ -105,6 +114,8 @@ class ManualClock:
 
     def next_due(self) -> float | None:
         """The earliest future moment a sleeper or a wake-up source is waiting for."""
+        while self._sleepers and self._sleepers[0][2] is None:
+            heapq.heappop(self._sleepers)
         candidates = [self._sleepers[0][0]] if self._sleepers else []
         for source in self._sources:
             due = source()
@@ -115,6 +126,10 @@ class ManualClock:
     async def run_auto_advance(self) -> None:
         """Jump to the next due time whenever all other tasks are blocked; runs until cancelled."""
         while True:
+            # Let tasks that are ready run first: anyio's asyncio implementation of
+            # wait_all_tasks_blocked() sleeps 0.1 s of real time whenever it finds a runnable task.
+            for _ in range(_SETTLE_CHECKPOINTS):
+                await anyio.lowlevel.checkpoint()
             await anyio.wait_all_tasks_blocked()
             if not self.auto_advance:
                 await self._wait_for_change()

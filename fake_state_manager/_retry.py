@@ -17,34 +17,12 @@ __all__ = ["MAX_DELAY_MS", "retry_delay_ms"]
 #: (its insert fails), and floats overflow on jitter beyond ~2**1024 (docs/fidelity.md).
 MAX_DELAY_MS = 2**63 - 1
 
-_EXPONENTIAL = frozenset(
-    {
-        RetryStrategyEnum.EXPONENTIAL,
-        RetryStrategyEnum.EXPONENTIAL_FULL_JITTER,
-        RetryStrategyEnum.EXPONENTIAL_EQUAL_JITTER,
-    }
-)
-_LINEAR = frozenset(
-    {
-        RetryStrategyEnum.LINEAR,
-        RetryStrategyEnum.LINEAR_FULL_JITTER,
-        RetryStrategyEnum.LINEAR_EQUAL_JITTER,
-    }
-)
-_FULL_JITTER = frozenset(
-    {
-        RetryStrategyEnum.EXPONENTIAL_FULL_JITTER,
-        RetryStrategyEnum.LINEAR_FULL_JITTER,
-        RetryStrategyEnum.FIXED_FULL_JITTER,
-    }
-)
-_EQUAL_JITTER = frozenset(
-    {
-        RetryStrategyEnum.EXPONENTIAL_EQUAL_JITTER,
-        RetryStrategyEnum.LINEAR_EQUAL_JITTER,
-        RetryStrategyEnum.FIXED_EQUAL_JITTER,
-    }
-)
+# The nine strategies are named <BASE>[_<JITTER>] (contract §5): EXPONENTIAL, LINEAR or FIXED
+# bases, with no jitter, FULL_JITTER or EQUAL_JITTER.
+_EXPONENTIAL = frozenset(s for s in RetryStrategyEnum if s.value.startswith("EXPONENTIAL"))
+_LINEAR = frozenset(s for s in RetryStrategyEnum if s.value.startswith("LINEAR"))
+_FULL_JITTER = frozenset(s for s in RetryStrategyEnum if s.value.endswith("_FULL_JITTER"))
+_EQUAL_JITTER = frozenset(s for s in RetryStrategyEnum if s.value.endswith("_EQUAL_JITTER"))
 
 
 def retry_delay_ms(policy: RetryPolicyModel, n: int, rng: random.Random) -> int:

@@ -48,3 +48,13 @@ async def test_system_clock_sleep_zero_is_a_checkpoint() -> None:
     before = clock.now()
     await clock.sleep(0)
     assert clock.now() >= before
+
+
+async def test_cancelled_sleep_is_not_a_due_time() -> None:
+    clock = ManualClock(0.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.sleep, 500.0)
+        await anyio.wait_all_tasks_blocked()
+        assert clock.next_due() == 500.0
+        tg.cancel_scope.cancel()
+    assert clock.next_due() is None
