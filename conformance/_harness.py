@@ -251,6 +251,9 @@ async def run_scenario(
             if not finished.is_set():
                 obs.stopped_cleanly = False
                 tg.cancel_scope.cancel()
-        if sm.requests is not None:
-            obs.server_requests = list(sm.requests())
-        return obs
+        server_log = sm.requests
+    # Read the server's log only once it has shut down: a served fake appends from its own
+    # thread, possibly just after the client already has the response.
+    if server_log is not None:
+        obs.server_requests = list(server_log())
+    return obs

@@ -166,7 +166,7 @@ async def check_error_backoff(
     if len(polls) < errors + 3:
         fail("timing", "T3", f"polling stopped after {len(polls)} polls during errors", obs)
     starts = [p.sent_at for p in polls]
-    spacing = [b - a for a, b in itertools.pairwise(starts)]
+    spacing = [b - a for a, b in itertools.pairwise(starts[: errors + 1])]
     _below, above = tolerance(obs)
     third = max(1, len(spacing) // 3)
     first, last = spacing[:third], spacing[-third:]
