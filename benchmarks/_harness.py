@@ -1,23 +1,30 @@
 """Shared benchmark plumbing: state-manager targets, runtime settings, figures.
 
 A *target* is the fake state manager reached either in-process (``httpx.ASGITransport``, no
-sockets) or over loopback (``FakeStateManager.serve_in_thread()``: uvicorn in a background thread
-of this process). Figures go into ``benchmark.extra_info`` under ``"figure"``; ``report.py`` reads
-them back from the ``--benchmark-json`` file, so the report shows exactly what one run measured.
+sockets) or over loopback (uvicorn in a separate process, ``_server.py``). Figures go into
+``benchmark.extra_info["figures"]``; ``report.py`` reads them back from the ``--benchmark-json``
+file, so the report shows exactly what one run measured.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from fake_state_manager import FakeStateManager
+from benchmarks._server import LOG_PATH
+from fake_state_manager import DEFAULT_API_KEY, FakeStateManager
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -35,42 +42,97 @@ TUNED = Settings("tuned", batch_size=64, workers=16, poll_interval=0.05)
 SETTINGS = {s.name: s for s in (DEFAULTS, TUNED)}
 
 
+@dataclass(frozen=True)
+class Logged:
+    """One entry of the fake's request log (the fields of ``RecordedRequest`` we need)."""
+
+    time: float
+    method: str
+    path: str
+    status: int
+
+
 @dataclass
 class Target:
     """One state manager as a contender sees it."""
 
     mode: str  # "inproc" or "loopback"
-    sm: FakeStateManager
+    sm: FakeStateManager | None  # in-process only; over loopback it lives in another process
     client: httpx.AsyncClient  # for the harness's own setup and completion checks
     uri: str
     key: str
     transport: httpx.AsyncBaseTransport | None  # None over loopback: a real socket
 
-    def requests(self) -> list[Any]:
-        return list(self.sm.requests)
+    async def requests(self) -> list[Logged]:
+        """The fake's request log so far."""
+        if self.sm is not None:
+            return [Logged(r.time, r.method, r.path, r.status) for r in list(self.sm.requests)]
+        response = await self.client.get(LOG_PATH)
+        response.raise_for_status()
+        return [Logged(*entry) for entry in response.json()]
 
 
 @asynccontextmanager
 async def open_target(mode: str, *, record_requests: bool = True) -> AsyncIterator[Target]:
-    """Start a fresh fake state manager (real clock) reachable in ``mode``."""
-    sm = FakeStateManager(record_requests=record_requests)
+    """Start a fresh fake state manager (real clock) reachable in ``mode``.
+
+    ``inproc``: ``httpx.ASGITransport``, no sockets, same event loop. ``loopback``: uvicorn in a
+    separate process (``_server.py``), reached over 127.0.0.1.
+    """
     if mode == "inproc":
+        sm = FakeStateManager(record_requests=record_requests)
         async with sm, sm.client() as client:
             yield Target(mode, sm, client, sm.uri, sm.api_key, sm.transport)
     elif mode == "loopback":
-        with sm.serve_in_thread(host="127.0.0.1", port=0) as uri:
-            headers = {"x-api-key": sm.api_key}
+        with _server_process(DEFAULT_API_KEY) as uri:
+            headers = {"x-api-key": DEFAULT_API_KEY}
             async with httpx.AsyncClient(base_url=uri, headers=headers, timeout=60) as client:
-                yield Target(mode, sm, client, uri, sm.api_key, None)
+                yield Target(mode, None, client, uri, DEFAULT_API_KEY, None)
     else:
         raise ValueError(f"unknown target mode {mode!r}: use 'inproc' or 'loopback'")
+
+
+@contextmanager
+def _server_process(key: str) -> Iterator[str]:
+    with subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._server", key],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            uri = process.stdout.readline().strip()
+            if not uri.startswith("http://"):
+                raise RuntimeError(f"the benchmark server did not start (exit {process.poll()})")
+            _wait_until_up(uri)
+            yield uri
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_until_up(uri: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{uri}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
 
 
 async def wait_for_first_poll(target: Target, ns: str) -> None:
     """Return once a runtime has polled ``ns``: it is registered and its poll loop is running."""
     path = f"/v0/namespace/{ns}/states/enqueue"
     # The request log is appended by the server, possibly in its own thread: nothing to await.
-    while not any(r.path == path for r in target.requests()):  # noqa: ASYNC110
+    while not any(r.path == path for r in await target.requests()):  # noqa: ASYNC110
         await anyio.sleep(0.01)
 
 

@@ -46,7 +46,6 @@ from benchmarks._workload import (
 from exo_ref import Runtime
 
 NS = "drain"
-SETTING_NAMES = [pytest.param("defaults", id="defaults"), pytest.param("tuned", id="tuned")]
 # Upstream drains ~batch_size/(poll_interval + RTT) states/s (contract §8.9 item 6): ~16/s at the
 # defaults, so a full 1,000 would take a minute. Its rate is flat once started, so a smaller N
 # gives the same states/s; the report states the N used.
@@ -95,7 +94,7 @@ async def _drain_exo_ref(mode: str, settings: Settings, n: int) -> Drain:
             )
 
         counts = await run_runtime_until(runtime, done, limit=guard(n))
-        return Drain(n, drain_window(target.requests(), NS, since), counts["total_count"])
+        return Drain(n, drain_window(await target.requests(), NS, since), counts["total_count"])
 
 
 async def _drain_floor(mode: str, settings: Settings, n: int) -> Drain:
@@ -111,7 +110,7 @@ async def _drain_floor(mode: str, settings: Settings, n: int) -> Drain:
         counts = await wait_counts(
             target.client, NS, run_id, success=2 * n, total=2 * n, limit=guard(n)
         )
-        return Drain(n, drain_window(target.requests(), NS, since), counts["total_count"])
+        return Drain(n, drain_window(await target.requests(), NS, since), counts["total_count"])
 
 
 async def _drain_upstream(python: str, settings: Settings, n: int) -> Drain:
@@ -133,7 +132,7 @@ async def _drain_upstream(python: str, settings: Settings, n: int) -> Drain:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-        return Drain(n, drain_window(target.requests(), NS, since), counts["total_count"])
+        return Drain(n, drain_window(await target.requests(), NS, since), counts["total_count"])
 
 
 async def _wait_or_exit(process: Any, target: Any, run_id: str, n: int) -> dict[str, Any]:
@@ -169,12 +168,11 @@ def _record(benchmark: Any, contender: str, mode: str, backend: str, settings: S
     )
 
 
-@pytest.mark.parametrize("settings_name", SETTING_NAMES)
 def test_drain_exo_ref(
-    benchmark: Any, anyio_backend: str, settings_name: str, drain_case: tuple[str, int]
+    benchmark: Any, anyio_backend: str, drain_settings: str, drain_case: tuple[str, int]
 ) -> None:
     mode, drain_n = drain_case
-    settings = SETTINGS[settings_name]
+    settings = SETTINGS[drain_settings]
     drain = benchmark.pedantic(
         run, args=(anyio_backend, _drain_exo_ref, mode, settings, drain_n), rounds=1
     )
@@ -182,12 +180,11 @@ def test_drain_exo_ref(
     _record(benchmark, "exo_ref", mode, anyio_backend, settings, drain)
 
 
-@pytest.mark.parametrize("settings_name", SETTING_NAMES)
 def test_drain_floor(
-    benchmark: Any, anyio_backend: str, settings_name: str, drain_case: tuple[str, int]
+    benchmark: Any, anyio_backend: str, drain_settings: str, drain_case: tuple[str, int]
 ) -> None:
     mode, drain_n = drain_case
-    settings = SETTINGS[settings_name]
+    settings = SETTINGS[drain_settings]
     drain = benchmark.pedantic(
         run, args=(anyio_backend, _drain_floor, mode, settings, drain_n), rounds=1
     )

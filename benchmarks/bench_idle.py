@@ -44,13 +44,13 @@ async def _idle(seconds: float) -> dict[str, float]:
 
         async def measure() -> dict[str, float]:
             await wait_for_first_poll(target, NS)
-            first = len(target.requests())
+            first = len(await target.requests())
             wall, thread, process = time.perf_counter(), time.thread_time(), _process_cpu()
             await anyio.sleep(seconds)
             wall = time.perf_counter() - wall
             thread = time.thread_time() - thread
             process = _process_cpu() - process
-            polls = sum(r.path == poll_path for r in target.requests()[first:])
+            polls = sum(r.path == poll_path for r in (await target.requests())[first:])
             return {"seconds": wall, "thread_cpu_s": thread, "process_cpu_s": process,
                     "polls": polls}
 

@@ -27,6 +27,7 @@ _SIZES: dict[str, tuple[list[object], list[object]]] = {
         [("inproc", 1_000), ("inproc", 10_000), ("loopback", 1_000)],
         [("inproc", 40), ("loopback", 40)],
     ),
+    "drain_settings": (["defaults", "tuned"], ["tuned"]),  # the check run: the quicker one
     "upstream_settings": (["defaults", "tuned"], ["tuned"]),
     # (backend, poll_interval): the 1 s case costs ~1 s per sample, so asyncio only.
     "latency_case": ([("asyncio", 1.0), ("asyncio", 0.1), ("trio", 0.1)],

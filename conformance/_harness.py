@@ -252,6 +252,9 @@ async def run_scenario(
                 obs.stopped_cleanly = False
                 tg.cancel_scope.cancel()
         server_log = sm.requests
+        if sm.transport is None:
+            # Runtimes may borrow the transport without closing it; this one is ours.
+            await base.aclose()
     # Read the server's log only once it has shut down: a served fake appends from its own
     # thread, possibly just after the client already has the response.
     if server_log is not None:

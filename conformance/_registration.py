@@ -129,7 +129,8 @@ async def check_invalid_nodes_refused(
         probe = Probe(log, {}, target)
         nodes = build_nodes(valid, probe)
         nodes += [build_invalid_node(target, n, p, f) for n, p, f in problems]
-        transport = RecordingTransport(sm.transport or httpx.AsyncHTTPTransport(), log, "runtime")
+        base = sm.transport or httpx.AsyncHTTPTransport()
+        transport = RecordingTransport(base, log, "runtime")
         settings = RuntimeSettings(
             namespace=f"conformance-{uuid.uuid4().hex[:12]}",
             name="conformance-runtime",
@@ -147,6 +148,9 @@ async def check_invalid_nodes_refused(
             await _run_until_first_request(handle, log)
         except Exception as exc:  # noqa: BLE001 - any refusal counts; its text is checked
             error = exc
+        finally:
+            if sm.transport is None:
+                await base.aclose()
         if log.exchanges:
             fail(
                 "registration",

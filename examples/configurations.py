@@ -13,23 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from basic import MyNode  # the page defines MyNode once, in its first example
 
-from exo_ref import BaseNode, Runtime
-
-
-class MyNode(BaseNode):
-    class Inputs(BaseModel):
-        data: str
-
-    class Outputs(BaseModel):
-        result: str
-
-    class Secrets(BaseModel):
-        pass
-
-    async def execute(self) -> Outputs:
-        return self.Outputs(result=f"Processed: {self.inputs.data}")
+from exo_ref import Runtime
 
 
 def cpu_runtime(**options: Any) -> Runtime:

@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from basic import MyNode  # the page defines MyNode once, in its first example
 
-from exo_ref import BaseNode, Runtime
+from exo_ref import Runtime
 
 
 def load_env_file(path: str | os.PathLike[str] = ".env") -> bool:
@@ -47,20 +47,6 @@ try:
     from dotenv import load_dotenv  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # python-dotenv is optional
     load_dotenv = load_env_file
-
-
-class MyNode(BaseNode):
-    class Inputs(BaseModel):
-        data: str
-
-    class Outputs(BaseModel):
-        result: str
-
-    class Secrets(BaseModel):
-        pass
-
-    async def execute(self) -> Outputs:
-        return self.Outputs(result=f"Processed: {self.inputs.data}")
 
 
 def create_runtime(env_file: str | os.PathLike[str] = ".env", **options: Any) -> Runtime:

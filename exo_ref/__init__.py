@@ -14,6 +14,7 @@ from ._clock import SystemClock as SystemClock
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ExoRefError as ExoRefError
+from ._errors import GraphValidationError as GraphValidationError
 from ._errors import InvalidResponseError as InvalidResponseError
 from ._errors import NodeValidationError as NodeValidationError
 from ._errors import RegistrationError as RegistrationError
@@ -21,6 +22,7 @@ from ._errors import RuntimeAlreadyRunningError as RuntimeAlreadyRunningError
 from ._errors import StateManagerError as StateManagerError
 from ._errors import StateManagerTimeoutError as StateManagerTimeoutError
 from ._errors import StateManagerUnavailableError as StateManagerUnavailableError
+from ._errors import WaitTimeoutError as WaitTimeoutError
 from ._models import CronTrigger as CronTrigger
 from ._models import GraphNodeModel as GraphNodeModel
 from ._models import RetryPolicyModel as RetryPolicyModel
@@ -29,12 +31,17 @@ from ._models import StoreConfigModel as StoreConfigModel
 from ._models import UnitesModel as UnitesModel
 from ._models import UnitesStrategyEnum as UnitesStrategyEnum
 from ._node import BaseNode as BaseNode
+from ._responses import NodeDetails as NodeDetails
+from ._responses import RunGraph as RunGraph
+from ._responses import RunGraphEdge as RunGraphEdge
+from ._responses import RunGraphNode as RunGraphNode
+from ._responses import RunsPage as RunsPage
+from ._responses import RunSummary as RunSummary
+from ._responses import TriggerResponse as TriggerResponse
 from ._runtime import Runtime as Runtime
 from ._signals import PruneSignal as PruneSignal
 from ._signals import ReQueueAfterSignal as ReQueueAfterSignal
-from ._state_manager import GraphValidationError as GraphValidationError
 from ._state_manager import StateManager as StateManager
-from ._state_manager import WaitTimeoutError as WaitTimeoutError
 from ._version import VERSION as VERSION
 from ._version import __version__ as __version__
 
@@ -51,12 +58,18 @@ __all__ = [
     "GraphValidationError",
     "InvalidResponseError",
     "ManualClock",
+    "NodeDetails",
     "NodeValidationError",
     "PruneSignal",
     "ReQueueAfterSignal",
     "RegistrationError",
     "RetryPolicyModel",
     "RetryStrategyEnum",
+    "RunGraph",
+    "RunGraphEdge",
+    "RunGraphNode",
+    "RunSummary",
+    "RunsPage",
     "Runtime",
     "RuntimeAlreadyRunningError",
     "StateManager",
@@ -65,6 +78,7 @@ __all__ = [
     "StateManagerUnavailableError",
     "StoreConfigModel",
     "SystemClock",
+    "TriggerResponse",
     "UnitesModel",
     "UnitesStrategyEnum",
     "WaitTimeoutError",

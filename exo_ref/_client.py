@@ -23,24 +23,37 @@ import enum
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from ._backoff import Backoff, RandomSource
 from ._clock import Clock
 from ._errors import (
     AuthenticationError,
     InvalidResponseError,
     RegistrationError,
     StateManagerError,
-    StateManagerTimeoutError,
     StateManagerUnavailableError,
 )
-from ._node import BaseNode
+from ._http import BorrowedTransport, send, status_error
+from ._wire import (
+    ClaimedState,
+    EnqueueBody,
+    EnqueueResponse,
+    ErroredBody,
+    ExecutedBody,
+    PruneBody,
+    ReEnqueueBody,
+    RegisteredNodeSpec,
+    RegisterRequest,
+    SecretsResponse,
+)
 
+# Backoff, RandomSource and the wire models are re-exported: callers (and conformance mutants)
+# import them from here.
 __all__ = [
     "Backoff",
     "ClaimedState",
@@ -58,33 +71,6 @@ logger = logging.getLogger("exo_ref.client")
 SECRETS_MAX_ATTEMPTS = 5
 
 
-class RandomSource(Protocol):
-    """What jitter needs from a random generator (``random.Random`` fits)."""
-
-    def random(self) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with jitter.
-
-    The ``n``-th consecutive failure waits ``min(maximum, initial * multiplier**(n-1))`` scaled by
-    a random factor in ``(1 - jitter, 1]``. With ``jitter <= 0.5`` and ``multiplier >= 2`` the
-    waits never shrink from one failure to the next until the cap is reached.
-    """
-
-    initial: float = 0.1
-    maximum: float = 10.0
-    multiplier: float = 2.0
-    jitter: float = 0.5
-
-    def delay(self, attempt: int, rng: RandomSource) -> float:
-        """Seconds to wait after the ``attempt``-th consecutive failure (``attempt >= 1``)."""
-        exponent = min(max(attempt - 1, 0), 64)  # 2.0**64 is finite; larger could overflow
-        base = min(self.maximum, self.initial * self.multiplier**exponent)
-        return base * (1.0 - self.jitter * rng.random())
-
-
 class ReportOutcome(enum.Enum):
     """How a report (executed / errored / prune / re-enqueue-after) ended."""
 
@@ -94,91 +80,6 @@ class ReportOutcome(enum.Enum):
     """A retry was refused with 400 after an earlier attempt may have landed: counted delivered."""
     REJECTED = "rejected"
     """Refused for good (404 unknown state, 400 on the first attempt, 401...): logged."""
-
-
-# --- wire models (contract §2.1, §2.7-2.13) ---------------------------------------------------
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ClaimedState(_Wire):
-    """One state returned by a poll (contract §2.7)."""
-
-    state_id: str
-    node_name: str
-    identifier: str = ""
-    inputs: dict[str, Any] = {}
-    created_at: str | None = None
-
-
-class EnqueueResponse(_Wire):
-    count: int
-    status: str = "QUEUED"
-    states: list[ClaimedState]
-
-
-class RegisteredNodeSpec(_Wire):
-    """One node of a registration request (contract §8.3)."""
-
-    name: str
-    namespace: str
-    inputs_schema: dict[str, Any]
-    outputs_schema: dict[str, Any]
-    secrets: list[str]
-
-
-class RegisterRequest(_Wire):
-    """The body upstream's runtime sends to ``PUT /nodes/`` (contract §8.3)."""
-
-    runtime_name: str
-    runtime_namespace: str
-    nodes: list[RegisteredNodeSpec]
-
-    @classmethod
-    def for_nodes(
-        cls, *, name: str, namespace: str, nodes: Sequence[type[BaseNode]]
-    ) -> RegisterRequest:
-        return cls(
-            runtime_name=name,
-            runtime_namespace=namespace,
-            nodes=[
-                RegisteredNodeSpec(
-                    name=node.__name__,
-                    namespace=namespace,
-                    inputs_schema=node.Inputs.model_json_schema(),
-                    outputs_schema=node.Outputs.model_json_schema(),
-                    secrets=list(node.Secrets.model_fields),
-                )
-                for node in nodes
-            ],
-        )
-
-
-class _SecretsResponse(_Wire):
-    secrets: dict[str, str]
-
-
-class _ExecutedBody(_Wire):
-    outputs: list[dict[str, Any]]
-
-
-class _ErroredBody(_Wire):
-    error: str
-
-
-class _PruneBody(_Wire):
-    data: dict[str, Any]
-
-
-class _ReEnqueueBody(_Wire):
-    enqueue_after: int
-
-
-class _EnqueueBody(_Wire):
-    nodes: list[str]
-    batch_size: int
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -230,15 +131,17 @@ class StateManagerClient:
         timeout: httpx.Timeout,
         clock: Clock,
         rng: RandomSource,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         max_connections: int = 20,
     ) -> None:
         self._prefix = f"{uri.rstrip('/')}/{version}/namespace/{namespace}"
         self._clock = clock
         self._rng = rng
-        self._backoff = backoff
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._key = key
         self._http = httpx.AsyncClient(
-            transport=transport,
+            # Borrowed: the runtime may run again with the same transport after this closes.
+            transport=BorrowedTransport(transport) if transport is not None else None,
             timeout=timeout,
             # Every body we send is JSON; a default header saves a merge per request.
             headers={"x-api-key": key, "content-type": "application/json"},
@@ -273,15 +176,8 @@ class StateManagerClient:
         path = "/nodes/"
         try:
             await self._with_retry("PUT", path, request.model_dump_json(), None)
-        except AuthenticationError as error:
-            raise AuthenticationError(
-                "The state manager refused the API key (401 Invalid API key) while registering "
-                "nodes: check key= or EXOSPHERE_API_KEY",
-                status_code=error.status_code,
-                detail=error.detail,
-                method=error.method,
-                path=error.path,
-            ) from None
+        except AuthenticationError:
+            raise  # its message already says to check key= / EXOSPHERE_API_KEY
         except StateManagerError as error:
             raise RegistrationError(
                 f"Registering nodes failed: PUT {path} answered {error.status_code}: "
@@ -294,7 +190,7 @@ class StateManagerClient:
 
     async def enqueue(self, nodes: Sequence[str], batch_size: int) -> list[ClaimedState]:
         """``POST /states/enqueue`` once (contract §2.7); the poller owns the backoff."""
-        body = _EnqueueBody(nodes=list(nodes), batch_size=batch_size)
+        body = EnqueueBody(nodes=list(nodes), batch_size=batch_size)
         response = await self._send("POST", "/states/enqueue", body.model_dump_json())
         return _parse(EnqueueResponse, response, "POST", "/states/enqueue").states
 
@@ -302,28 +198,28 @@ class StateManagerClient:
         """``GET /state/{id}/secrets`` (contract §2.13), a few attempts on retryable failures."""
         path = f"/state/{state_id}/secrets"
         response = await self._with_retry("GET", path, None, SECRETS_MAX_ATTEMPTS)
-        return _parse(_SecretsResponse, response, "GET", path).secrets
+        return _parse(SecretsResponse, response, "GET", path).secrets
 
     async def report_executed(
         self, state_id: str, outputs: list[dict[str, Any]]
     ) -> ReportOutcome:
         """``POST /state/{id}/executed`` with the dumped outputs (contract §2.8)."""
-        body = _ExecutedBody(outputs=outputs)
+        body = ExecutedBody(outputs=outputs)
         return await self._report(f"/state/{state_id}/executed", body.model_dump_json())
 
     async def report_errored(self, state_id: str, error: str) -> ReportOutcome:
         """``POST /state/{id}/errored`` (contract §2.9)."""
-        body = _ErroredBody(error=error)
+        body = ErroredBody(error=error)
         return await self._report(f"/state/{state_id}/errored", body.model_dump_json())
 
     async def report_prune(self, state_id: str, data: dict[str, Any]) -> ReportOutcome:
         """``POST /state/{id}/prune`` (contract §2.10)."""
-        body = _PruneBody(data=data)
+        body = PruneBody(data=data)
         return await self._report(f"/state/{state_id}/prune", body.model_dump_json())
 
     async def report_re_enqueue_after(self, state_id: str, delay_ms: int) -> ReportOutcome:
         """``POST /state/{id}/re-enqueue-after`` (contract §2.11); ``delay_ms`` must be > 0."""
-        body = _ReEnqueueBody(enqueue_after=max(1, int(delay_ms)))
+        body = ReEnqueueBody(enqueue_after=max(1, int(delay_ms)))
         return await self._report(f"/state/{state_id}/re-enqueue-after", body.model_dump_json())
 
     # -- machinery ------------------------------------------------------------------------------
@@ -371,44 +267,12 @@ class StateManagerClient:
             await self._clock.sleep(delay)
 
     async def _send(self, method: str, path: str, body: str | None) -> httpx.Response:
-        url = self._prefix + path
-        try:
-            response = await self._http.request(method, url, content=body)
-        except httpx.TimeoutException as error:
-            raise StateManagerTimeoutError(
-                f"{method} {path} got no answer in time ({type(error).__name__})"
-            ) from error
-        except httpx.TransportError as error:
-            raise StateManagerUnavailableError(
-                f"{method} {path} failed: {type(error).__name__}: {error}"
-            ) from error
+        response = await send(
+            self._http, method, self._prefix + path, path, content=body, key=self._key
+        )
         if response.status_code >= 300:
-            raise _status_error(method, path, response)
+            raise status_error(method, path, response, key=self._key)
         return response
-
-
-def _status_error(method: str, path: str, response: httpx.Response) -> StateManagerError:
-    detail = _detail(response)
-    status = response.status_code
-    cls = AuthenticationError if status == 401 else StateManagerError
-    return cls(
-        f"{method} {path} answered {status}: {detail}",
-        status_code=status,
-        detail=detail,
-        method=method,
-        path=path,
-        retry_after=response.headers.get("retry-after"),
-    )
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(data, dict) and "detail" in data:
-        return str(data["detail"])[:500]
-    return str(data)[:200]
 
 
 def _retry_after(error: StateManagerError) -> float:

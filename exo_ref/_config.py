@@ -31,8 +31,11 @@ __all__ = [
     "RuntimeSettings",
     "default_logging_disabled",
     "env_log_level",
+    "require_key",
+    "require_uri",
     "resolve_api_key",
     "resolve_state_manager_uri",
+    "resolve_timeout",
 ]
 
 ENV_STATE_MANAGER_URI = "EXOSPHERE_STATE_MANAGER_URI"
@@ -58,6 +61,41 @@ def resolve_state_manager_uri(value: str | None) -> str | None:
 def resolve_api_key(value: str | None) -> str | None:
     """The argument, or ``EXOSPHERE_API_KEY`` when the argument is ``None``."""
     return os.environ.get(ENV_API_KEY) if value is None else value
+
+
+def require_uri(value: str | None) -> str:
+    """The URI (argument or environment), checked: set, and http(s).
+
+    Raises:
+        ConfigurationError: saying which argument or variable to set.
+    """
+    uri = resolve_state_manager_uri(value)
+    if not uri:
+        raise ConfigurationError(
+            f"State manager URI is not set: pass state_manager_uri= or set {ENV_STATE_MANAGER_URI}"
+        )
+    if not uri.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"State manager URI must start with http:// or https://, got {uri!r}"
+        )
+    return uri
+
+
+def require_key(value: str | None) -> str:
+    """The API key (argument or environment); refused when unset or empty (never echoed)."""
+    key = resolve_api_key(value)
+    if not key:
+        raise ConfigurationError(f"API key is not set: pass key= or set {ENV_API_KEY}")
+    return key
+
+
+def resolve_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    """``None`` means :data:`DEFAULT_TIMEOUT`; a number is seconds for every phase."""
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    return httpx.Timeout(float(timeout))
 
 
 def env_log_level() -> int:
@@ -107,20 +145,13 @@ class RuntimeSettings:
         Raises:
             ConfigurationError: (a ``ValueError``) naming the first problem found.
         """
-        uri = resolve_state_manager_uri(state_manager_uri)
-        api_key = resolve_api_key(key)
         # Upstream's four checks and texts, in its order (contract §8.2 step 4).
         if batch_size < 1:
             raise ConfigurationError("Batch size should be at least 1")
         if workers < 1:
             raise ConfigurationError("Workers should be at least 1")
-        if not uri:
-            raise ConfigurationError(
-                "State manager URI is not set: pass state_manager_uri= or set "
-                f"{ENV_STATE_MANAGER_URI}"
-            )
-        if not api_key:
-            raise ConfigurationError(f"API key is not set: pass key= or set {ENV_API_KEY}")
+        uri = require_uri(state_manager_uri)
+        api_key = require_key(key)
         # Additions: upstream accepted these silently and then misbehaved.
         if not math.isfinite(poll_interval) or poll_interval <= 0:
             raise ConfigurationError(
@@ -130,16 +161,6 @@ class RuntimeSettings:
             raise ConfigurationError(
                 f"grace_period must be >= 0 seconds, got {grace_period!r}"
             )
-        if not uri.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"State manager URI must start with http:// or https://, got {uri!r}"
-            )
-        if timeout is None:
-            http_timeout = DEFAULT_TIMEOUT
-        elif isinstance(timeout, httpx.Timeout):
-            http_timeout = timeout
-        else:
-            http_timeout = httpx.Timeout(float(timeout))
         return cls(
             namespace=namespace,
             name=name,
@@ -151,5 +172,5 @@ class RuntimeSettings:
             state_manager_version=state_manager_version,
             poll_interval=float(poll_interval),
             grace_period=float(grace_period),
-            timeout=http_timeout,
+            timeout=resolve_timeout(timeout),
         )

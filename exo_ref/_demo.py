@@ -25,8 +25,9 @@ from ._config import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 from ._demo_nodes import DEMO_NODES, NO_FAILURE, demo_graph, expected_states
 from ._errors import ExoRefError
 from ._models import RetryPolicyModel, RetryStrategyEnum
+from ._responses import RunGraph, RunSummary
 from ._runtime import Runtime
-from ._state_manager import RunGraph, RunSummary, StateManager
+from ._state_manager import StateManager
 
 __all__ = ["DEFAULT_FAN_OUT", "DemoOptions", "DemoResult", "run_demo", "run_demo_async"]
 

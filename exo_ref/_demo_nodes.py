@@ -58,7 +58,7 @@ class Split(BaseNode):
     class Outputs(BaseModel):
         item: str
 
-    async def execute(self) -> list[BaseModel]:
+    async def execute(self) -> list[Outputs]:
         return [self.Outputs(item=str(i)) for i in range(int(self.inputs.count))]
 
 

@@ -8,10 +8,12 @@ Hierarchy (each class also subclasses the stdlib base a caller would naturally c
     ├── RuntimeAlreadyRunningError(RuntimeError)  run()/start() while the same Runtime is running
     ├── StateManagerUnavailableError(ConnectionError)  transport failure: refused, reset, DNS
     │   └── StateManagerTimeoutError(TimeoutError)     no answer within the configured timeout
-    └── StateManagerError                        the state manager answered with an error status
-        ├── AuthenticationError(PermissionError) 401: the API key was refused (contract §1.2)
-        ├── RegistrationError                    node registration refused (4xx other than 401)
-        └── InvalidResponseError                 a success status with a body we cannot read
+    ├── StateManagerError                        the state manager answered with an error status
+    │   ├── AuthenticationError(PermissionError) 401: the API key was refused (contract §1.2)
+    │   ├── RegistrationError                    node registration refused (4xx other than 401)
+    │   └── InvalidResponseError                 a success status with a body we cannot read
+    ├── GraphValidationError                     upsert_graph: validation ended other than VALID
+    └── WaitTimeoutError(TimeoutError)           a client-side wait (validation, a run) ran out
 
 Messages never contain the API key or secret values: they name the request (method and path)
 and the server's ``detail`` text only.
@@ -23,6 +25,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ExoRefError",
+    "GraphValidationError",
     "InvalidResponseError",
     "NodeValidationError",
     "RegistrationError",
@@ -30,6 +33,7 @@ __all__ = [
     "StateManagerError",
     "StateManagerTimeoutError",
     "StateManagerUnavailableError",
+    "WaitTimeoutError",
 ]
 
 
@@ -106,3 +110,21 @@ class RegistrationError(StateManagerError):
 
 class InvalidResponseError(StateManagerError):
     """A success status whose body is not the JSON document the contract describes."""
+
+
+class GraphValidationError(ExoRefError):
+    """``upsert_graph``: the state manager finished validating the graph and found it INVALID.
+
+    Attributes:
+        status: the final ``validation_status`` (contract §4.4).
+        errors: the server's ``validation_errors`` list.
+    """
+
+    def __init__(self, message: str, *, status: str, errors: list[str]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors
+
+
+class WaitTimeoutError(ExoRefError, TimeoutError):
+    """A client-side wait (graph validation, a run to finish) ran out of time."""

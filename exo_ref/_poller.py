@@ -32,9 +32,10 @@ from typing import Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._client import Backoff, ClaimedState, RandomSource
+from ._backoff import Backoff, RandomSource
 from ._clock import Clock
 from ._errors import ExoRefError
+from ._wire import ClaimedState
 
 __all__ = ["Backlog", "EnqueueClient", "Poller", "poll_error_backoff"]
 

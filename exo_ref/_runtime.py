@@ -4,11 +4,9 @@ Lifecycle (one task group per run, nothing backend-specific created before ``run
 Runtime can be run again, on another event loop or backend; upstream defect §8.9.15)::
 
     run() ── register (retried; stop() aborts it)
-          └─ serve: poller ──stream──▶ `workers` worker tasks ──▶ reports
-                 stop() ─▶ poller stops claiming at once
-                        ─▶ states claimed but not started are handed back (re-enqueue-after 1 ms)
-                        ─▶ running states finish and are reported within `grace_period`
-                        ─▶ after the grace period: cancel, hand back still-running states, return
+          └─ serve until stop() (exo_ref._serving: poll, execute, graceful shutdown)
+
+This module owns the lifecycle: start()/run()/stop(), threads and OS signals.
 
 Seams for other implementations and conformance mutants: the class attributes
 ``poller_class`` and ``worker_pool_class`` (subclass :class:`~exo_ref._poller.Poller` /
@@ -20,9 +18,7 @@ from __future__ import annotations
 import asyncio  # only to honour upstream's start()-inside-a-running-loop contract (§8.4)
 import contextlib
 import logging
-import math
 import random
-import signal
 import threading
 import warnings
 from collections.abc import Sequence
@@ -34,9 +30,8 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._client import Backoff, ClaimedState, RandomSource, RegisterRequest, StateManagerClient
+from ._client import Backoff, RandomSource, RegisterRequest, StateManagerClient
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BATCH_SIZE,
@@ -49,8 +44,9 @@ from ._config import (
 from ._errors import ConfigurationError, RuntimeAlreadyRunningError
 from ._logging import setup_default_logging
 from ._node import BaseNode
-from ._poller import Backlog, Poller
-from ._shutdown import Deadline, hand_back, within
+from ._poller import Poller
+from ._serving import Serving
+from ._shutdown import run_with_signals
 from ._validation import validate_nodes
 from ._workers import WorkerPool
 
@@ -58,8 +54,6 @@ __all__ = ["Runtime"]
 
 logger = logging.getLogger("exo_ref.runtime")
 
-# After the grace period, still-running states are handed back within this extra budget.
-ABANDON_HANDBACK_BUDGET = 5.0
 # Extra connections beyond `workers`: the poller, registration, hand-back bursts.
 _SPARE_CONNECTIONS = 4
 
@@ -119,18 +113,7 @@ class Runtime:
         backoff: Backoff | None = None,
     ) -> None:
         setup_default_logging()  # contract §8.2 step 1 (on our logger, not the root)
-        if state_manage_version is not None:
-            warnings.warn(
-                "Runtime(state_manage_version=...) is upstream's misspelling; "
-                "use state_manager_version=",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            if state_manager_version not in (DEFAULT_STATE_MANAGER_VERSION, state_manage_version):
-                raise ConfigurationError(
-                    "Pass only one of state_manager_version= and state_manage_version="
-                )
-            state_manager_version = state_manage_version
+        state_manager_version = _upstream_version(state_manager_version, state_manage_version)
         self.settings = RuntimeSettings.build(
             namespace=namespace,
             name=name,
@@ -273,36 +256,9 @@ class Runtime:
 
     async def _run_main(self) -> None:
         if threading.current_thread() is not threading.main_thread():
-            await self.run()
+            await self.run()  # OS signals can only be received in the main thread
             return
-        error: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals)
-            try:
-                await self.run()
-            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
-                error = exc
-            finally:
-                tg.cancel_scope.cancel()
-        if error is not None:
-            raise error
-
-    async def _watch_signals(self) -> None:
-        try:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                received = 0
-                async for signum in signals:
-                    received += 1
-                    if received == 1:
-                        logger.warning(
-                            "Received %s: finishing running states (send it again to force)",
-                            signal.Signals(signum).name,
-                        )
-                        self.stop()
-                    else:
-                        self._force_stop()
-        except NotImplementedError:  # e.g. Windows: no signal receiver, no graceful shutdown
-            return
+        await run_with_signals(self.run, on_first=self.stop, on_again=self._force_stop)
 
     async def _run(self, task_status: TaskStatus[None]) -> None:
         self._stop_event = anyio.Event()
@@ -339,90 +295,31 @@ class Runtime:
                 if self._stop_event.is_set():
                     return
                 logger.info("Registered nodes %s; serving", names)
-                await self._serve(client)
+                serving = Serving(
+                    client=client,
+                    settings=s,
+                    nodes=self.nodes,
+                    clock=self._clock,
+                    rng=self._rng,
+                    poller_class=self.poller_class,
+                    worker_pool_class=self.worker_pool_class,
+                )
+                self.poller, self.worker_pool = serving.poller, serving.pool
+                await serving.run(self._stop_event)
             self._main_scope = None
 
-    async def _serve(self, client: StateManagerClient) -> None:
-        """Poll and execute until stopped, then shut down gracefully (see the module doc)."""
-        s = self.settings
-        assert self._stop_event is not None
-        send, receive = anyio.create_memory_object_stream[ClaimedState](math.inf)
-        backlog = Backlog(batch_size=s.batch_size, workers=s.workers)
-        pool = self.worker_pool = self.worker_pool_class(
-            client=client,
-            nodes=self.nodes,
-            workers=s.workers,
-            backlog=backlog,
-            runtime_label=f"{s.name!r} (namespace {s.namespace!r})",
+
+def _upstream_version(correct: str, misspelt: str | None) -> str:
+    """Accept upstream's misspelt ``state_manage_version`` (contract §8.2), with a warning."""
+    if misspelt is None:
+        return correct
+    warnings.warn(
+        "Runtime(state_manage_version=...) is upstream's misspelling; use state_manager_version=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if correct not in (DEFAULT_STATE_MANAGER_VERSION, misspelt):
+        raise ConfigurationError(
+            "Pass only one of state_manager_version= and state_manage_version="
         )
-        poller = self.poller = self.poller_class(
-            client=client,
-            node_names=[node.__name__ for node in self.nodes],
-            backlog=backlog,
-            send=send,
-            poll_interval=s.poll_interval,
-            clock=self._clock,
-            rng=self._rng,
-        )
-        deadline = Deadline(self._clock, s.grace_period)
-        deadline.on_expiry(
-            lambda: logger.warning(
-                "Grace period of %.1fs over: cancelling %d running state(s)",
-                s.grace_period,
-                len(pool.in_flight),
-            )
-        )
-        leftovers: list[ClaimedState] = []
-        poll_done = anyio.Event()
-
-        async def run_poller() -> None:
-            with deadline.scope():  # a poll in flight may finish, but not past the deadline
-                leftovers.extend(await poller.run())
-            poll_done.set()
-
-        async def run_pool() -> None:
-            with deadline.scope():
-                await pool.run(receive)
-
-        with send, receive:
-            async with anyio.create_task_group() as outer:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(run_pool)
-                    tg.start_soon(run_poller)
-                    await self._stop_event.wait()
-                    # Stop claiming (already done by _begin_shutdown); start the grace period.
-                    outer.start_soon(deadline.run)
-                    await poll_done.wait()
-                    leftovers.extend(_drain(receive, backlog))
-                    send.close()  # idle workers see the end of the stream and exit
-                    with deadline.scope():
-                        await hand_back(client, leftovers, "claimed but not started",
-                                        concurrency=s.workers)
-                # Every worker has exited: their states are finished and reported, or cancelled.
-                with deadline.scope():
-                    await hand_back(client, pool.returned, "received after the stop",
-                                    concurrency=s.workers)
-                outer.cancel_scope.cancel()  # the deadline timer
-        abandoned = list(pool.in_flight.values())
-        if abandoned:
-            await within(
-                self._clock,
-                ABANDON_HANDBACK_BUDGET,
-                lambda: hand_back(client, abandoned, "cancelled mid-execution",
-                                  concurrency=s.workers),
-            )
-        logger.info("Runtime %s stopped", s.name)
-
-
-def _drain(
-    receive: MemoryObjectReceiveStream[ClaimedState], backlog: Backlog
-) -> list[ClaimedState]:
-    """Take every buffered (claimed, never started) state out of the stream."""
-    drained: list[ClaimedState] = []
-    while True:
-        try:
-            drained.append(receive.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            break
-    backlog.started(len(drained))
-    return drained
+    return misspelt

@@ -8,15 +8,16 @@ accepts any status and makes the same state runnable again after a delay (contra
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
-from ._client import ClaimedState
 from ._clock import Clock
+from ._wire import ClaimedState
 from ._workers import ReportClient
 
-__all__ = ["HANDBACK_DELAY_MS", "Deadline", "hand_back", "within"]
+__all__ = ["HANDBACK_DELAY_MS", "Deadline", "hand_back", "run_with_signals", "within"]
 
 logger = logging.getLogger("exo_ref.runtime")
 
@@ -88,3 +89,42 @@ async def within(clock: Clock, seconds: float, work: Callable[[], Awaitable[None
         tg.start_soon(timer)
         await work()
         tg.cancel_scope.cancel()
+
+
+async def run_with_signals(
+    main: Callable[[], Awaitable[None]],
+    *,
+    on_first: Callable[[], None],
+    on_again: Callable[[], None],
+) -> None:
+    """Run ``main``; the first SIGINT/SIGTERM calls ``on_first`` (graceful), later ones
+    ``on_again`` (forced). Call in the main thread only: only it receives OS signals."""
+
+    async def watch() -> None:
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                received = 0
+                async for signum in signals:
+                    received += 1
+                    if received == 1:
+                        logger.warning(
+                            "Received %s: finishing running states (send it again to force)",
+                            signal.Signals(signum).name,
+                        )
+                        on_first()
+                    else:
+                        on_again()
+        except NotImplementedError:  # e.g. Windows: no signal receiver, no graceful shutdown
+            return
+
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            await main()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+            error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error

@@ -14,66 +14,23 @@ Differences, all in the direction of failing clearly (contract §8.9.4, §8.9.17
 Additions (not in upstream): ``list_runs``, ``get_run_graph``, ``get_node``, ``list_nodes``,
 ``list_graphs`` and ``wait_for_run``, the read calls a test or a script needs.
 
-HTTP client lifetime: inside ``async with StateManager(...) as sm:`` one ``httpx.AsyncClient`` is
-created on first use and reused until the block ends. Called without the context manager (as
-upstream code does), each method opens its own client and closes it before returning, so nothing
-leaks and the object may be used from several event loops one after the other. A ``transport``
-you pass in is borrowed: closing a client never closes it.
+HTTP plumbing, settings and client lifetime live in :mod:`exo_ref._state_manager_http`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Self, cast
-from urllib.parse import quote
+from collections.abc import Sequence
+from typing import Any, cast
 
 import httpx
-from pydantic import BaseModel
 
-from ._clock import Clock, SystemClock
-from ._config import (
-    DEFAULT_STATE_MANAGER_VERSION,
-    DEFAULT_TIMEOUT,
-    ENV_API_KEY,
-    ENV_STATE_MANAGER_URI,
-    resolve_api_key,
-    resolve_state_manager_uri,
-)
-from ._errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ExoRefError,
-    InvalidResponseError,
-    StateManagerError,
-    StateManagerTimeoutError,
-    StateManagerUnavailableError,
-)
+from ._errors import ConfigurationError, GraphValidationError, WaitTimeoutError
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel
-from ._responses import (
-    NodeDetails,
-    RunGraph,
-    RunGraphEdge,
-    RunGraphNode,
-    RunsPage,
-    RunSummary,
-    TriggerResponse,
-)
+from ._responses import NodeDetails, RunGraph, RunsPage, RunSummary, TriggerResponse
+from ._state_manager_http import StateManagerHTTP, dump, segment
 
-__all__ = [
-    "GraphValidationError",
-    "NodeDetails",
-    "RunGraph",
-    "RunGraphEdge",
-    "RunGraphNode",
-    "RunSummary",
-    "RunsPage",
-    "StateManager",
-    "TriggerResponse",
-    "WaitTimeoutError",
-]
+__all__ = ["StateManager"]
 
 # Statuses during which the state manager is still validating a graph (contract §4.4: ONGOING
 # exists in the enum but is never set upstream; upstream's SDK would stop polling on it).
@@ -83,138 +40,16 @@ DEFAULT_WAIT_TIMEOUT = 60.0
 DEFAULT_WAIT_POLL_INTERVAL = 0.5
 
 
-# Raised only by this client. They would sit better in _errors.py with the rest of the hierarchy
-# (ExoRefError -> GraphValidationError; ExoRefError + TimeoutError -> WaitTimeoutError); they are
-# exported from exo_ref either way.
-class GraphValidationError(ExoRefError):
-    """``upsert_graph``: the state manager finished validating the graph and found it INVALID.
-
-    Attributes:
-        status: the final ``validation_status``.
-        errors: the server's ``validation_errors`` list.
-    """
-
-    def __init__(self, message: str, *, status: str, errors: list[str]) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errors = errors
-
-
-class WaitTimeoutError(ExoRefError, TimeoutError):
-    """A client-side wait (graph validation, a run to finish) ran out of time."""
-
-
-class _BorrowedTransport(httpx.AsyncBaseTransport):
-    """Forwards to a caller's transport without ever closing it (the caller owns it)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
-class StateManager:
+class StateManager(StateManagerHTTP):
     """Client for the state manager's graph, trigger and run endpoints (contract §8.7).
 
-    Args:
-        namespace: the namespace the graphs and runs live in.
-        state_manager_uri: base URI such as ``http://localhost:8000``; ``None`` reads
-            ``EXOSPHERE_STATE_MANAGER_URI``.
-        key: the API key; ``None`` reads ``EXOSPHERE_API_KEY``. Never logged or put in errors.
-        state_manager_version: the API version path segment.
-        transport: an ``httpx.AsyncBaseTransport`` (``FakeStateManager.transport`` for the
-            in-process fake, ``httpx.MockTransport`` in tests); ``None`` for real HTTP.
-        clock: what the polling waits use (a ``ManualClock`` in tests).
-        timeout: per-request timeout in seconds or an ``httpx.Timeout``.
+    ``StateManager(namespace, state_manager_uri=None, key=None, state_manager_version="v0")`` as
+    upstream, plus keyword-only ``transport=``, ``clock=`` and ``timeout=``; see
+    :class:`~exo_ref._state_manager_http.StateManagerHTTP` for every argument.
 
     Raises:
         ConfigurationError: the URI or key is missing, or the URI is not http(s).
     """
-
-    def __init__(
-        self,
-        namespace: str,
-        state_manager_uri: str | None = None,
-        key: str | None = None,
-        state_manager_version: str = DEFAULT_STATE_MANAGER_VERSION,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Clock | None = None,
-        timeout: float | httpx.Timeout | None = None,
-    ) -> None:
-        uri = resolve_state_manager_uri(state_manager_uri)
-        api_key = resolve_api_key(key)
-        if not uri:
-            raise ConfigurationError(
-                "State manager URI is not set: pass state_manager_uri= or set "
-                f"{ENV_STATE_MANAGER_URI}"
-            )
-        if not uri.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"State manager URI must start with http:// or https://, got {uri!r}"
-            )
-        if not api_key:
-            raise ConfigurationError(f"API key is not set: pass key= or set {ENV_API_KEY}")
-        self.namespace = namespace
-        self._key = api_key
-        self._prefix = (
-            f"{uri.rstrip('/')}/{quote(state_manager_version, safe='')}"
-            f"/namespace/{quote(namespace, safe='')}"
-        )
-        self._transport = _BorrowedTransport(transport) if transport is not None else None
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        if timeout is None:
-            self._timeout = DEFAULT_TIMEOUT
-        elif isinstance(timeout, httpx.Timeout):
-            self._timeout = timeout
-        else:
-            self._timeout = httpx.Timeout(float(timeout))
-        self._client: httpx.AsyncClient | None = None
-        self._depth = 0
-
-    def __repr__(self) -> str:
-        return f"StateManager(namespace={self.namespace!r}, prefix={self._prefix!r})"
-
-    # -- client lifetime ------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self._depth += 1
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the shared client, if one is open (a later call opens a new one)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-
-    def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=self._transport, timeout=self._timeout, headers={"x-api-key": self._key}
-        )
-
-    @asynccontextmanager
-    async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
-        if self._depth > 0:
-            if self._client is None:
-                self._client = self._new_client()
-            yield self._client
-            return
-        async with self._new_client() as client:
-            yield client
 
     # -- upstream API (contract §8.7) ---------------------------------------------------------
 
@@ -236,7 +71,7 @@ class StateManager:
         body = {"start_delay": start_delay, "inputs": inputs or {}, "store": store or {}}
         async with self._http() as http:
             data = await self._call(
-                http, "POST", f"/graph/{_seg(graph_name)}/trigger", body,
+                http, "POST", f"/graph/{segment(graph_name)}/trigger", body,
                 failure="Failed to trigger state",
             )
         return cast(TriggerResponse, data)
@@ -275,11 +110,11 @@ class StateManager:
             raise ConfigurationError(
                 f"validation_timeout must be >= 0 seconds, got {validation_timeout!r}"
             )
-        body: dict[str, Any] = {"secrets": secrets, "nodes": [_dump(n) for n in graph_nodes]}
+        body: dict[str, Any] = {"secrets": secrets, "nodes": [dump(n) for n in graph_nodes]}
         if retry_policy is not None:
-            body["retry_policy"] = _dump(retry_policy)
+            body["retry_policy"] = dump(retry_policy)
         if store_config is not None:
-            body["store_config"] = _dump(store_config)
+            body["store_config"] = dump(store_config)
         if triggers is not None:
             body["triggers"] = [
                 {"type": "CRON", "value": {"expression": t.expression}} for t in triggers
@@ -287,7 +122,7 @@ class StateManager:
         started = self._clock.now()
         async with self._http() as http:
             data = await self._call(
-                http, "PUT", f"/graph/{_seg(graph_name)}", body,
+                http, "PUT", f"/graph/{segment(graph_name)}", body,
                 failure="Failed to upsert graph", ok=(200, 201),
             )
             status = data.get("validation_status")
@@ -330,14 +165,14 @@ class StateManager:
         """Addition: a run's states and edges (contract §2.15, §7.2)."""
         async with self._http() as http:
             data = await self._call(
-                http, "GET", f"/states/run/{_seg(run_id)}/graph", None,
+                http, "GET", f"/states/run/{segment(run_id)}/graph", None,
                 failure="Failed to get run graph",
             )
         return cast(RunGraph, data)
 
     async def get_node(self, graph_name: str, run_id: str, node_id: str) -> NodeDetails:
         """Addition: one state's inputs, outputs, parents and status (contract §2.16)."""
-        path = f"/graph/{_seg(graph_name)}/run/{_seg(run_id)}/node/{_seg(node_id)}"
+        path = f"/graph/{segment(graph_name)}/run/{segment(run_id)}/node/{segment(node_id)}"
         async with self._http() as http:
             data = await self._call(http, "GET", path, None, failure="Failed to get node")
         return cast(NodeDetails, data)
@@ -386,7 +221,7 @@ class StateManager:
                     )
                 await self._clock.sleep(poll_interval)
 
-    # -- machinery ------------------------------------------------------------------------------
+    # -- helpers ------------------------------------------------------------------------------
 
     async def _find_run(self, http: httpx.AsyncClient, run_id: str) -> RunSummary | None:
         page = 1
@@ -405,91 +240,5 @@ class StateManager:
 
     async def _get_graph(self, http: httpx.AsyncClient, graph_name: str) -> dict[str, Any]:
         return await self._call(
-            http, "GET", f"/graph/{_seg(graph_name)}", None, failure="Failed to get graph"
+            http, "GET", f"/graph/{segment(graph_name)}", None, failure="Failed to get graph"
         )
-
-    async def _call(
-        self,
-        http: httpx.AsyncClient,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None,
-        *,
-        failure: str,
-        ok: tuple[int, ...] = (200,),
-    ) -> dict[str, Any]:
-        """Send one request; check the status first, then parse a JSON object (§8.9.4)."""
-        url = self._prefix + path
-        try:
-            response = await http.request(method, url, json=body)
-        except httpx.TimeoutException as error:
-            raise StateManagerTimeoutError(
-                f"{failure}: {method} {path} got no answer in time ({type(error).__name__})"
-            ) from error
-        except httpx.TransportError as error:
-            raise StateManagerUnavailableError(
-                f"{failure}: {method} {path} could not reach the state manager: "
-                f"{type(error).__name__}: {self._redact(str(error))}"
-            ) from error
-        if response.status_code not in ok:
-            raise self._status_error(failure, method, path, response)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise InvalidResponseError(
-                f"{failure}: {method} {path} answered {response.status_code} with a body that is "
-                f"not a JSON object: {self._redact(response.text[:200])!r}",
-                status_code=response.status_code,
-                detail=self._redact(response.text[:200]),
-                method=method,
-                path=path,
-            )
-        return data
-
-    def _status_error(
-        self, failure: str, method: str, path: str, response: httpx.Response
-    ) -> StateManagerError:
-        status = response.status_code
-        detail = self._redact(_detail(response))
-        if status == 401:
-            return AuthenticationError(
-                f"{failure}: 401 {detail}: the state manager refused the API key; check key= or "
-                f"{ENV_API_KEY}",
-                status_code=status, detail=detail, method=method, path=path,
-            )
-        return StateManagerError(
-            f"{failure}: {status} {detail}",
-            status_code=status,
-            detail=detail,
-            method=method,
-            path=path,
-            retry_after=response.headers.get("retry-after"),
-        )
-
-    def _redact(self, text: str) -> str:
-        # The key never appears in a message, even if a proxy echoed it back.
-        return text.replace(self._key, "***") if self._key else text
-
-
-def _seg(value: str) -> str:
-    """One URL path segment, percent-encoded (upstream interpolated it raw)."""
-    return quote(value, safe="")
-
-
-def _dump(model: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
-    # mode="json" turns the str enums into their values, as json.dumps did upstream.
-    if isinstance(model, BaseModel):
-        return model.model_dump(mode="json")
-    return dict(model)
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(data, dict) and "detail" in data:
-        return str(data["detail"])[:500]
-    return str(data)[:200]

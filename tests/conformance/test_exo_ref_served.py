@@ -50,7 +50,7 @@ async def test_concurrency_over_loopback() -> None:
 
 
 async def test_idle_poll_spacing_over_loopback() -> None:
-    await check_idle_poll_spacing(TARGET, served_fake(), poll_interval=0.2, polls=4)
+    await check_idle_poll_spacing(TARGET, served_fake(), poll_interval=0.5, polls=4)
 
 
 async def test_shutdown_over_loopback() -> None:

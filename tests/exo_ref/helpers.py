@@ -12,7 +12,7 @@ import anyio
 import httpx
 from pydantic import BaseModel
 
-from exo_ref import BaseNode, ManualClock
+from exo_ref import BaseNode, ManualClock, Runtime
 from exo_ref._client import Backoff, StateManagerClient
 
 URI = "http://sm.test"
@@ -29,6 +29,19 @@ class EchoNode(BaseNode):
 
     async def execute(self) -> BaseModel:
         return self.Outputs(text=self.inputs.text)
+
+
+class Fan(BaseNode):
+    """Fans out: one output per ``range(int(n))`` (so one downstream state each, §3.4)."""
+
+    class Inputs(BaseModel):
+        n: str
+
+    class Outputs(BaseModel):
+        i: str
+
+    async def execute(self) -> list[Outputs]:
+        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
 
 
 @dataclass
@@ -148,3 +161,10 @@ def node(name: str, identifier: str, inputs: dict[str, str], *after: str) -> dic
     """A graph node template (contract §4.1)."""
     return {"node_name": name, "namespace": NS, "identifier": identifier, "inputs": inputs,
             "next_nodes": list(after) or None}
+
+
+def runtime_for(sm: Any, nodes: list[type[BaseNode]], **kwargs: Any) -> Runtime:
+    """A runtime served by the in-process fake ``sm`` on its clock; ``kwargs`` override."""
+    options: dict[str, Any] = {"state_manager_uri": sm.uri, "key": sm.api_key,
+                               "transport": sm.transport, "clock": sm.clock, **kwargs}
+    return Runtime(NS, "rt", nodes, **options)

@@ -91,6 +91,12 @@ def test_runtime_positional_signature_matches_upstream() -> None:
     assert "k" not in repr(rt).replace("rt", "")  # no key in the repr
 
 
+def test_runtime_defaults_match_upstream() -> None:
+    s = Runtime("ns", "rt", [EchoNode], "http://sm", "k").settings
+    assert (s.batch_size, s.workers, s.state_manager_version, s.poll_interval) == (16, 4, "v0", 1)
+    assert s.grace_period == 30.0  # addition: keyword-only, configurable
+
+
 @pytest.mark.parametrize(
     ("value", "level"),
     [("DEBUG", logging.DEBUG), ("warning", logging.WARNING), ("nonsense", logging.INFO),

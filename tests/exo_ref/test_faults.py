@@ -12,10 +12,10 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from exo_ref import BaseNode, ManualClock, PruneSignal, Runtime
+from exo_ref import BaseNode, ManualClock, PruneSignal
 from fake_state_manager import FakeStateManager
 
-from .helpers import NS, node, start_graph
+from .helpers import Fan, node, runtime_for, start_graph
 
 REPORTS = ("/executed", "/errored", "/prune", "/re-enqueue-after")
 
@@ -60,17 +60,6 @@ class FaultyTransport(httpx.AsyncBaseTransport):
         return response
 
 
-class Root(BaseNode):
-    class Inputs(BaseModel):
-        n: str
-
-    class Outputs(BaseModel):
-        i: str
-
-    async def execute(self) -> list[BaseModel]:
-        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
-
-
 class Mixed(BaseNode):
     """Executes, errors or prunes depending on its input."""
 
@@ -90,7 +79,7 @@ class Mixed(BaseNode):
                 raise PruneSignal({"i": self.inputs.i})
 
 
-GRAPH = [node("Root", "root", {"n": "12"}, "mixed"),
+GRAPH = [node("Fan", "root", {"n": "12"}, "mixed"),
          node("Mixed", "mixed", {"i": "${{ root.outputs.i }}"})]
 
 
@@ -105,8 +94,7 @@ GRAPH = [node("Root", "root", {"n": "12"}, "mixed"),
 async def test_faults_lose_nothing_and_never_change_an_outcome(kinds: list[str]) -> None:
     async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
         transport = FaultyTransport(sm.transport, kinds)
-        rt = Runtime(NS, "rt", [Root, Mixed], state_manager_uri=sm.uri, key=sm.api_key,
-                     transport=transport, clock=sm.clock, batch_size=4, workers=3)
+        rt = runtime_for(sm, [Fan, Mixed], transport=transport, batch_size=4, workers=3)
         async with anyio.create_task_group() as tg:
             await tg.start(rt.run)
             run_id = await start_graph(sm, GRAPH)

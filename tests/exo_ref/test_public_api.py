@@ -16,6 +16,9 @@ ADDITIONS = {
     "GraphValidationError", "InvalidResponseError", "ManualClock", "NodeValidationError",
     "RegistrationError", "RuntimeAlreadyRunningError", "StateManagerError",
     "StateManagerTimeoutError", "StateManagerUnavailableError", "SystemClock", "WaitTimeoutError",
+    # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time).
+    "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunSummary", "RunsPage",
+    "TriggerResponse",
 }
 
 

@@ -23,18 +23,19 @@ from exo_ref import (
 )
 from fake_state_manager import FakeStateManager
 
-from .helpers import KEY, NS, URI, Recorder, json_response, node, run_clock, start_graph
-
-
-class Fan(BaseNode):
-    class Inputs(BaseModel):
-        n: str
-
-    class Outputs(BaseModel):
-        i: str
-
-    async def execute(self) -> list[BaseModel]:
-        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
+from .helpers import (
+    KEY,
+    NS,
+    URI,
+    Fan,
+    Recorder,
+    json_response,
+    node,
+    run_clock,
+    runtime_for,
+    start_graph,
+    state,
+)
 
 
 class SyncLeaf(BaseNode):
@@ -52,11 +53,6 @@ FAN_GRAPH = [
     node("Fan", "fan", {"n": "10"}, "leaf"),
     node("SyncLeaf", "leaf", {"i": "${{ fan.outputs.i }}"}),
 ]
-
-
-def runtime_for(sm: FakeStateManager, nodes: list[type[BaseNode]], **kwargs: Any) -> Runtime:
-    return Runtime(NS, "rt", nodes, state_manager_uri=sm.uri, key=sm.api_key,
-                   transport=sm.transport, clock=sm.clock, **kwargs)
 
 
 async def test_fan_out_graph_runs_to_success_within_batch_bounds() -> None:
@@ -213,16 +209,19 @@ def test_start_with_trio_backend_in_a_thread() -> None:
     assert not thread.is_alive()
 
 
-def test_sigint_under_start_in_the_main_thread_stops_gracefully() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_os_signal_under_start_in_the_main_thread_stops_gracefully(signum: int) -> None:
     assert threading.current_thread() is threading.main_thread()
 
     class SignalOnPoll(Recorder):
+        """Hands out one state and raises the signal during the first poll."""
+
         def default(self, call: Any) -> httpx.Response:
             if call.path.endswith("/states/enqueue") and not self.paths("/states/enqueue")[1:]:
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signum)
             return super().default(call)
 
-    recorder = SignalOnPoll()
+    recorder = SignalOnPoll(states=[state("s1", "Fan", n="2")])
     rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
                  poll_interval=0.01)
     try:
@@ -230,17 +229,25 @@ def test_sigint_under_start_in_the_main_thread_stops_gracefully() -> None:
     except KeyboardInterrupt:  # pragma: no cover - the behaviour under test failed
         pytest.fail("SIGINT was not turned into a graceful shutdown")
     assert not rt.is_running
+    # The state claimed by the poll in flight was either finished or handed back: one report.
+    reports = [c.path.rsplit("/", 2)[-2:] for c in recorder.calls if "/state/" in c.path]
+    assert reports in ([["s1", "executed"]], [["s1", "re-enqueue-after"]]), reports
+    assert len(recorder.paths("/states/enqueue")) == 1  # no claiming after the signal
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_start_inside_a_running_asyncio_loop_returns_a_task() -> None:
-    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+    # A clock that never advances on its own: after its first poll the runtime waits for ever,
+    # so "all tasks blocked" is reached (auto-advance would keep waking the poller).
+    async with FakeStateManager(clock=ManualClock()) as sm:
         rt = runtime_for(sm, [Fan])
         task = rt.start()
         assert isinstance(task, asyncio.Task)
         await anyio.wait_all_tasks_blocked()
         assert rt.is_running
-        assert sm.requests
+        assert [r.path.rsplit("/", 2)[-2:] for r in sm.requests] == [
+            ["nodes", ""], ["states", "enqueue"]
+        ]
         rt.stop()
         await task
     assert not rt.is_running

@@ -7,21 +7,10 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from exo_ref import BaseNode, ManualClock, Runtime
+from exo_ref import BaseNode, ManualClock
 from fake_state_manager import FakeStateManager
 
-from .helpers import NS, node, start_graph
-
-
-class Root(BaseNode):
-    class Inputs(BaseModel):
-        n: str
-
-    class Outputs(BaseModel):
-        i: str
-
-    async def execute(self) -> list[BaseModel]:
-        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
+from .helpers import Fan, node, runtime_for, start_graph
 
 
 class Slow(BaseNode):
@@ -47,7 +36,7 @@ class Slow(BaseNode):
 
 
 GRAPH = [
-    node("Root", "root", {"n": "8"}, "slow"),
+    node("Fan", "root", {"n": "8"}, "slow"),
     node("Slow", "slow", {"i": "${{ root.outputs.i }}"}),
 ]
 
@@ -69,8 +58,7 @@ def reports(sm: FakeStateManager, suffix: str) -> list[Any]:
 async def test_shutdown_mid_batch_finishes_running_and_hands_back_unstarted() -> None:
     reset_slow()
     async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
-        rt = Runtime(NS, "rt", [Root, Slow], state_manager_uri=sm.uri, key=sm.api_key,
-                     transport=sm.transport, clock=sm.clock, batch_size=6, workers=2)
+        rt = runtime_for(sm, [Fan, Slow], batch_size=6, workers=2)
         async with anyio.create_task_group() as tg:
             await tg.start(rt.run)
             run_id = await start_graph(sm, GRAPH)
@@ -96,9 +84,7 @@ async def test_grace_period_expiry_cancels_and_hands_back_running_states() -> No
     reset_slow()
     clock = ManualClock(auto_advance=True)
     async with FakeStateManager(clock=clock) as sm:
-        rt = Runtime(NS, "rt", [Root, Slow], state_manager_uri=sm.uri, key=sm.api_key,
-                     transport=sm.transport, clock=clock, batch_size=2, workers=2,
-                     grace_period=5.0)
+        rt = runtime_for(sm, [Fan, Slow], batch_size=2, workers=2, grace_period=5.0)
         async with anyio.create_task_group() as tg:
             await tg.start(rt.run)
             run_id = await start_graph(sm, GRAPH)
@@ -111,4 +97,4 @@ async def test_grace_period_expiry_cancels_and_hands_back_running_states() -> No
         final = statuses(sm, run_id, "Slow")
         assert "QUEUED" not in final
         assert final == ["CREATED"] * 8
-        assert not reports(sm, "/executed")[1:]  # only Root's executed report
+        assert not reports(sm, "/executed")[1:]  # only Fan's executed report

@@ -14,24 +14,24 @@ import anyio
 import httpx
 import pytest
 
-from exo_ref._clock import ManualClock
-from exo_ref._errors import (
+from exo_ref import (
     AuthenticationError,
     ConfigurationError,
+    CronTrigger,
     ExoRefError,
+    GraphNodeModel,
+    GraphValidationError,
     InvalidResponseError,
+    ManualClock,
+    RetryPolicyModel,
+    RetryStrategyEnum,
+    StateManager,
     StateManagerError,
     StateManagerTimeoutError,
     StateManagerUnavailableError,
-)
-from exo_ref._models import (
-    CronTrigger,
-    GraphNodeModel,
-    RetryPolicyModel,
-    RetryStrategyEnum,
     StoreConfigModel,
+    WaitTimeoutError,
 )
-from exo_ref._state_manager import GraphValidationError, StateManager, WaitTimeoutError
 from fake_state_manager import FakeStateManager
 
 KEY = "sekret-key-123"

@@ -91,7 +91,7 @@ class Many(BaseNode):
     class Outputs(BaseModel):
         i: str
 
-    async def execute(self) -> list[BaseModel] | None:
+    async def execute(self) -> list[Outputs] | None:
         n = int(self.inputs.n)
         return None if n == 0 else [self.Outputs(i=str(i)) for i in range(n)]
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx
-from exospherehost import Runtime
+from exospherehost import GraphNodeModel, Runtime
 
 #: Overall deadline for anything the fake or the runtime must reach (seconds). Generous because
 #: CI runs three suites on two cores; a healthy run finishes in well under a second.
@@ -30,6 +30,8 @@ DEADLINE = 60.0
 POLL = 0.02
 #: The upstream runtime's poll interval in these tests (floats work, contract §8.9 item 12).
 RUNTIME_POLL_INTERVAL = 0.05
+#: Upstream ``upsert_graph``'s validation polling interval (annotated int; floats work).
+VALIDATION_POLL = 0.05
 
 T = TypeVar("T")
 
@@ -185,6 +187,11 @@ class FakeReader:
             )
             states.append({**node, **details})
         return states
+
+
+def graph_node(namespace: str, name: str, identifier: str, **kwargs: Any) -> GraphNodeModel:
+    """An upstream ``GraphNodeModel`` (contract §4.1) for node class ``name`` in ``namespace``."""
+    return GraphNodeModel(node_name=name, namespace=namespace, identifier=identifier, **kwargs)
 
 
 def by_identifier(states: list[dict[str, Any]], identifier: str) -> list[dict[str, Any]]:

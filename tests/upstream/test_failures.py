@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from exospherehost import GraphNodeModel, RetryPolicyModel, RetryStrategyEnum, StateManager
+from exospherehost import RetryPolicyModel, RetryStrategyEnum, StateManager
 
 from tests.upstream._nodes import ATTEMPTS, EXECUTION_TIMES, Echo, Flaky, Gate, Later
-from tests.upstream._support import FakeReader, by_identifier, upstream_runtime
+from tests.upstream._support import (
+    VALIDATION_POLL,
+    FakeReader,
+    by_identifier,
+    graph_node,
+    upstream_runtime,
+)
 from tests.upstream.conftest import API_KEY
-
-VALIDATION_POLL = 0.05
-
-
-def _node(namespace: str, name: str, identifier: str, **kwargs: object) -> GraphNodeModel:
-    return GraphNodeModel(node_name=name, namespace=namespace, identifier=identifier, **kwargs)
 
 
 async def test_retries_exhausted_and_recovered(
@@ -25,7 +25,7 @@ async def test_retries_exhausted_and_recovered(
     """
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     policy = RetryPolicyModel(max_retries=2, strategy=RetryStrategyEnum.FIXED, backoff_factor=20)
-    nodes = [_node(namespace, "Flaky", "flaky", inputs={"key": "k", "failures": "0"})]
+    nodes = [graph_node(namespace, "Flaky", "flaky", inputs={"key": "k", "failures": "0"})]
     doomed, lucky = f"{namespace}-doomed", f"{namespace}-lucky"
     with upstream_runtime(namespace, fake_uri, API_KEY, [Flaky]):
         await reader.wait_registered({"Flaky"})
@@ -61,8 +61,8 @@ async def test_prune_ends_the_branch(fake_uri: str, namespace: str, reader: Fake
     """A PruneSignal marks the state PRUNED, creates no children, and counts as success (§6.1)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     nodes = [
-        _node(namespace, "Gate", "gate", inputs={"verdict": "go"}, next_nodes=["after"]),
-        _node(namespace, "Echo", "after", inputs={"value": "${{ gate.outputs.verdict }}"}),
+        graph_node(namespace, "Gate", "gate", inputs={"verdict": "go"}, next_nodes=["after"]),
+        graph_node(namespace, "Echo", "after", inputs={"value": "${{ gate.outputs.verdict }}"}),
     ]
     with upstream_runtime(namespace, fake_uri, API_KEY, [Gate, Echo]):
         await reader.wait_registered({"Gate", "Echo"})
@@ -88,7 +88,7 @@ async def test_re_enqueue_after_runs_the_same_state_again_later(
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     key = f"{namespace}-later"
     delay_ms = 150
-    nodes = [_node(namespace, "Later", "later", inputs={"key": "k", "delay_ms": "1"})]
+    nodes = [graph_node(namespace, "Later", "later", inputs={"key": "k", "delay_ms": "1"})]
     with upstream_runtime(namespace, fake_uri, API_KEY, [Later]):
         await reader.wait_registered({"Later"})
         await sm.upsert_graph("later", nodes, secrets={}, polling_interval=VALIDATION_POLL)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from exospherehost import GraphNodeModel, StateManager, StoreConfigModel, UnitesModel
+from exospherehost import StateManager, StoreConfigModel, UnitesModel
 
 from tests.upstream._nodes import (
     ATTEMPTS,
@@ -22,14 +22,14 @@ from tests.upstream._nodes import (
     Worker,
     Wrap,
 )
-from tests.upstream._support import FakeReader, by_identifier, upstream_runtime
+from tests.upstream._support import (
+    VALIDATION_POLL,
+    FakeReader,
+    by_identifier,
+    graph_node,
+    upstream_runtime,
+)
 from tests.upstream.conftest import API_KEY
-
-VALIDATION_POLL = 0.05  # upstream upsert_graph's validation polling (seconds; floats work)
-
-
-def _node(namespace: str, name: str, identifier: str, **kwargs: object) -> GraphNodeModel:
-    return GraphNodeModel(node_name=name, namespace=namespace, identifier=identifier, **kwargs)
 
 
 async def test_single_node_fan_out_of_ten_succeeds(
@@ -44,7 +44,7 @@ async def test_single_node_fan_out_of_ten_succeeds(
         await reader.wait_registered({"FanOutNode"})
         graph = await sm.upsert_graph(
             "test_graph",
-            [_node(namespace, "FanOutNode", "node1", inputs={"message": "Hello, world!"})],
+            [graph_node(namespace, "FanOutNode", "node1", inputs={"message": "Hello, world!"})],
             secrets={},
             polling_interval=VALIDATION_POLL,
         )
@@ -67,8 +67,8 @@ async def test_chain_substitutes_output_placeholders(
     """``${{ id.outputs.f }}`` with and without spaces, inside literals (contract §4.2, §3.5)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     nodes = [
-        _node(namespace, "Shout", "shout", inputs={"text": "initial"}, next_nodes=["wrap"]),
-        _node(
+        graph_node(namespace, "Shout", "shout", inputs={"text": "initial"}, next_nodes=["wrap"]),
+        graph_node(
             namespace,
             "Wrap",
             "wrap",
@@ -99,10 +99,10 @@ async def test_store_values_and_defaults_reach_inputs(
     """Trigger store first, then ``default_values`` (contract §4.6 step 3, §3.5 step 3c)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     nodes = [
-        _node(
+        graph_node(
             namespace, "Echo", "first", inputs={"value": "${{ store.opt }}"}, next_nodes=["then"]
         ),
-        _node(
+        graph_node(
             namespace,
             "Echo",
             "then",
@@ -136,7 +136,7 @@ async def test_secrets_reach_the_node(fake_uri: str, namespace: str, reader: Fak
     """The runtime GETs the state's secrets and validates them into ``Secrets`` (§2.13, §8.6)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     token = "s3cr3t-token-value"
-    nodes = [_node(namespace, "UsesSecret", "secretive", inputs={"label": "x"})]
+    nodes = [graph_node(namespace, "UsesSecret", "secretive", inputs={"label": "x"})]
     with upstream_runtime(namespace, fake_uri, API_KEY, [UsesSecret]):
         await reader.wait_registered({"UsesSecret"})
         await sm.upsert_graph(
@@ -164,22 +164,22 @@ async def test_fan_in_through_unites_runs_once_after_all_branches(
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     topic = namespace  # unique per test, so the shared attempt log cannot mix runs
     nodes = [
-        _node(namespace, "Source", "source", inputs={"topic": "t"}, next_nodes=["splitter"]),
-        _node(
+        graph_node(namespace, "Source", "source", inputs={"topic": "t"}, next_nodes=["splitter"]),
+        graph_node(
             namespace,
             "Splitter",
             "splitter",
             inputs={"tag": "${{ source.outputs.tag }}"},
             next_nodes=["worker"],
         ),
-        _node(
+        graph_node(
             namespace,
             "Worker",
             "worker",
             inputs={"part": "${{ splitter.outputs.part }}"},
             next_nodes=["merger"],
         ),
-        _node(
+        graph_node(
             namespace,
             "Merger",
             "merger",

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from exospherehost import GraphNodeModel, StateManager, StoreConfigModel
+from exospherehost import StateManager, StoreConfigModel
 
 from tests.upstream._nodes import Echo, Shout, UsesSecret
-from tests.upstream._support import FakeReader, upstream_runtime
+from tests.upstream._support import VALIDATION_POLL, FakeReader, graph_node, upstream_runtime
 from tests.upstream.conftest import API_KEY
-
-VALIDATION_POLL = 0.05
-
-
-def _node(namespace: str, name: str, identifier: str, **kwargs: object) -> GraphNodeModel:
-    return GraphNodeModel(node_name=name, namespace=namespace, identifier=identifier, **kwargs)
 
 
 async def test_missing_store_keys_are_refused_with_400(
@@ -22,10 +16,10 @@ async def test_missing_store_keys_are_refused_with_400(
     """Required store keys must come with the trigger; defaults do not count (§4.6 step 4)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
     nodes = [
-        _node(
+        graph_node(
             namespace, "Echo", "first", inputs={"value": "${{ store.opt }}"}, next_nodes=["then"]
         ),
-        _node(namespace, "Echo", "then", inputs={"value": "${{ store.req }}"}),
+        graph_node(namespace, "Echo", "then", inputs={"value": "${{ store.req }}"}),
     ]
     store_config = StoreConfigModel(required_keys=["req"], default_values={"opt": "o"})
     with upstream_runtime(namespace, fake_uri, API_KEY, [Echo]):
@@ -46,8 +40,8 @@ async def test_two_roots_are_refused_and_the_stored_graph_survives(
 ) -> None:
     """Contract §10 test_upsert_graph second case: valid -> two roots (400) -> valid."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    one = _node(namespace, "Shout", "node1", inputs={"text": "a"})
-    two = _node(namespace, "Echo", "node2", inputs={"value": "b"})
+    one = graph_node(namespace, "Shout", "node1", inputs={"text": "a"})
+    two = graph_node(namespace, "Echo", "node2", inputs={"value": "b"})
     with upstream_runtime(namespace, fake_uri, API_KEY, [Shout, Echo]):
         await reader.wait_registered({"Shout", "Echo"})
         first = await sm.upsert_graph("g", [one], secrets={}, polling_interval=VALIDATION_POLL)
@@ -70,7 +64,7 @@ async def test_two_roots_are_refused_and_the_stored_graph_survives(
 async def test_unregistered_node_makes_the_graph_invalid(fake_uri: str, namespace: str) -> None:
     """Background verification marks a graph naming an unregistered node INVALID (§4.4)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    nodes = [_node(namespace, "Ghost", "ghost", inputs={})]
+    nodes = [graph_node(namespace, "Ghost", "ghost", inputs={})]
     expected = f"Node Ghost in namespace {namespace} does not exist."
     with pytest.raises(Exception, match=r"Graph validation failed: INVALID") as refused:
         await sm.upsert_graph("haunted", nodes, secrets={}, polling_interval=VALIDATION_POLL)
@@ -93,7 +87,7 @@ async def test_missing_graph_secret_makes_the_graph_invalid(
 ) -> None:
     """A secret a registered node declares must be in the graph's secrets (§4.4)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    nodes = [_node(namespace, "UsesSecret", "secretive", inputs={"label": "x"})]
+    nodes = [graph_node(namespace, "UsesSecret", "secretive", inputs={"label": "x"})]
     with upstream_runtime(namespace, fake_uri, API_KEY, [UsesSecret]):
         await reader.wait_registered({"UsesSecret"})
         with pytest.raises(Exception, match=r"Graph validation failed: INVALID") as refused:

@@ -1,0 +1,121 @@
+"""HTTP plumbing shared by the runtime's client and :class:`~exo_ref.StateManager`.
+
+One place sends a request, turns transport failures into :mod:`exo_ref._errors` classes, and reads
+an error status into a :class:`~exo_ref.StateManagerError` *before* any JSON is parsed (upstream
+parsed first, so an HTML error page surfaced as a decoding error, contract §8.9.4). Messages name
+the request (method and path) and the server's ``detail`` (contract §1.3) and never the API key:
+``key`` is replaced by ``***`` wherever server text is quoted, in case a proxy echoes it back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ._config import ENV_API_KEY
+from ._errors import (
+    AuthenticationError,
+    StateManagerError,
+    StateManagerTimeoutError,
+    StateManagerUnavailableError,
+)
+
+__all__ = ["BorrowedTransport", "redact", "response_detail", "send", "status_error"]
+
+
+def redact(text: str, key: str | None) -> str:
+    """``text`` with every occurrence of ``key`` replaced by ``***``."""
+    return text.replace(key, "***") if key else text
+
+
+def response_detail(response: httpx.Response) -> str:
+    """The ``detail`` of an error body (contract §1.3), else the start of the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])[:500]
+    return str(data)[:200]
+
+
+async def send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    path: str,
+    *,
+    content: str | None = None,
+    json: Any = None,
+    key: str | None = None,
+    context: str = "",
+) -> httpx.Response:
+    """Send one request; a transport failure raises, a status (any) is returned.
+
+    Args:
+        path: the path after the namespace prefix, for messages.
+        context: a prefix for messages (``StateManager`` uses upstream's ``Failed to ...:``).
+
+    Raises:
+        StateManagerTimeoutError: no answer within the client's timeout.
+        StateManagerUnavailableError: any other transport failure (refused, reset, DNS...).
+    """
+    try:
+        return await http.request(method, url, content=content, json=json)
+    except httpx.TimeoutException as error:
+        raise StateManagerTimeoutError(
+            f"{context}{method} {path} got no answer in time ({type(error).__name__})"
+        ) from error
+    except httpx.TransportError as error:
+        raise StateManagerUnavailableError(
+            f"{context}{method} {path} could not reach the state manager: "
+            f"{type(error).__name__}: {redact(str(error), key)}"
+        ) from error
+
+
+def status_error(
+    method: str,
+    path: str,
+    response: httpx.Response,
+    *,
+    key: str | None = None,
+    failure: str | None = None,
+) -> StateManagerError:
+    """The error for an unexpected status: :class:`AuthenticationError` for 401.
+
+    The message is ``"{failure}: {status} {detail}"`` when ``failure`` is given (upstream's
+    ``StateManager`` wording, contract §8.7), else ``"{method} {path} answered {status}:
+    {detail}"``.
+    """
+    status = response.status_code
+    detail = redact(response_detail(response), key)
+    if failure is not None:
+        message = f"{failure}: {status} {detail}"
+    else:
+        message = f"{method} {path} answered {status}: {detail}"
+    cls: type[StateManagerError] = StateManagerError
+    if status == 401:
+        cls = AuthenticationError
+        message += f": the state manager refused the API key; check key= or {ENV_API_KEY}"
+    return cls(
+        message,
+        status_code=status,
+        detail=detail,
+        method=method,
+        path=path,
+        retry_after=response.headers.get("retry-after"),
+    )
+
+
+class BorrowedTransport(httpx.AsyncBaseTransport):
+    """Forwards to a caller's transport without ever closing it (the caller owns it)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
