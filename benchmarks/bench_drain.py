@@ -168,28 +168,30 @@ def _record(benchmark: Any, contender: str, mode: str, backend: str, settings: S
     )
 
 
-def test_drain_exo_ref(
-    benchmark: Any, anyio_backend: str, drain_settings: str, drain_case: tuple[str, int]
+def test_drain_exo_ref_and_floor(
+    benchmark: Any, drain_settings: str, drain_case: tuple[str, int]
 ) -> None:
-    mode, drain_n = drain_case
-    settings = SETTINGS[drain_settings]
-    drain = benchmark.pedantic(
-        run, args=(anyio_backend, _drain_exo_ref, mode, settings, drain_n), rounds=1
-    )
-    _check(drain)
-    _record(benchmark, "exo_ref", mode, anyio_backend, settings, drain)
+    """exo_ref and the floor, on asyncio and trio, back to back for one case.
 
-
-def test_drain_floor(
-    benchmark: Any, anyio_backend: str, drain_settings: str, drain_case: tuple[str, int]
-) -> None:
-    mode, drain_n = drain_case
+    Running the four drains of a case together makes the exo_ref/floor and trio/asyncio ratios
+    paired measurements: load from other work on the machine changes over minutes, and would
+    otherwise bias whichever contender ran later.
+    """
+    mode, n = drain_case
     settings = SETTINGS[drain_settings]
-    drain = benchmark.pedantic(
-        run, args=(anyio_backend, _drain_floor, mode, settings, drain_n), rounds=1
-    )
-    _check(drain)
-    _record(benchmark, "floor", mode, anyio_backend, settings, drain)
+    order = [("exo_ref", "asyncio"), ("floor", "asyncio"), ("floor", "trio"), ("exo_ref", "trio")]
+
+    def drain_all() -> list[tuple[str, str, Drain]]:
+        return [
+            (contender, backend,
+             run(backend, _drain_exo_ref if contender == "exo_ref" else _drain_floor,
+                 mode, settings, n))
+            for contender, backend in order
+        ]
+
+    for contender, backend, drain in benchmark.pedantic(drain_all, rounds=1):
+        _check(drain)
+        _record(benchmark, contender, mode, backend, settings, drain)
 
 
 def test_drain_upstream(benchmark: Any, upstream_settings: str, full: bool) -> None:

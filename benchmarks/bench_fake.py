@@ -87,6 +87,7 @@ def test_fake_enqueue_executed_cycle(benchmark: Any, anyio_backend: str, full: b
 async def _enqueue_with_history(total: int, probes: int) -> dict[str, Any]:
     async with open_target("inproc", record_requests=False) as target:
         await _fill(target, total)
+        assert target.sm is not None  # in-process: the engine is in this process
         # Alternate the two probes so that both see the same store, heap and GC state.
         http, engine = [], []
         for _ in range(probes):

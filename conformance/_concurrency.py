@@ -81,6 +81,7 @@ async def check_concurrency_reaches_workers(
             real_timeout=scenario.real_timeout,
             settle_polls=0,
             require_idle=False,
+            alarm=True,
         )
         await obs.log.wait_for(
             lambda: max_concurrency(obs) > goal,
@@ -88,6 +89,7 @@ async def check_concurrency_reaches_workers(
             real_timeout=scenario.real_timeout,
             settle_polls=0,
             require_idle=False,
+            alarm=True,
         )
         peak_when_released = max_concurrency(obs)
         assert obs.probe is not None

@@ -106,7 +106,11 @@ async def test_wait_for_gives_up_at_the_virtual_deadline() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(clock.run_auto_advance)
         reached = await log.wait_for(
-            lambda: False, virtual_deadline=start + 60, real_timeout=5, settle_polls=0
+            lambda: False,
+            virtual_deadline=start + 60,
+            real_timeout=5,
+            settle_polls=0,
+            alarm=True,
         )
         tg.cancel_scope.cancel()
     assert not reached
