@@ -190,7 +190,8 @@ class EventLog:
 
         An auto-advancing ManualClock also jumps while a worker thread runs (every event-loop
         task looks blocked then), so the virtual deadline only counts once the runtime has
-        completed ``settle_polls`` more polls after it, no execution is in progress (unless
+        completed ``settle_polls`` more polls after it and after its last activity (a claim, an
+        execution, a report), no execution is in progress (unless
         ``require_idle`` is false), and a tenth of a real second has passed: a runtime still
         busy in a thread is not given up on, while an idle or stuck one keeps polling and is.
         Virtual time normally advances through the runtime's own sleeps (it keeps polling);
@@ -225,6 +226,8 @@ class EventLog:
         return predicate()
 
     def _settled(self, since: int, polls: int, require_idle: bool) -> bool:
+        """``polls`` polls completed after ``since`` and after the runtime's last activity."""
+        since = max(since, self._last_activity())
         late = [
             x
             for x in self.layer("runtime", "enqueue")
@@ -232,6 +235,19 @@ class EventLog:
         ]
         running = require_idle and any(e.end_seq is None for e in self.executions)
         return len(late) >= polls and not running
+
+    def _last_activity(self) -> int:
+        """The latest claim, report or execution event (an idle poll is no activity)."""
+        last = 0
+        for x in self.layer("runtime"):
+            busy = x.kind not in ("enqueue", "register") or (
+                isinstance(x.response, dict) and bool(x.response.get("states"))
+            )
+            if busy:
+                last = max(last, x.done_seq or x.sent_seq)
+        for e in self.executions:
+            last = max(last, e.end_seq or e.start_seq)
+        return last
 
     async def _alarm(self, when: float) -> None:
         await self.clock.sleep(max(0.0, when - self.clock.now()))
