@@ -12,13 +12,14 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "hold_time"]
 
 _SETTLE_CHECKPOINTS = 16
 
@@ -72,6 +73,7 @@ class ManualClock:
         self._counter = itertools.count()
         self._sources: list[Callable[[], float | None]] = []
         self._changed: anyio.Event | None = None
+        self._holds = 0
 
     def now(self) -> float:
         return self._now
@@ -103,6 +105,23 @@ class ManualClock:
             if event is not None:
                 event.set()
 
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep auto-advance from moving time while work runs outside the event loop.
+
+        Auto-advance jumps when every *task* is blocked, but a task awaiting a worker thread (a
+        synchronous node's ``execute``) looks blocked while the thread is busy. Time must pass
+        only when everything is idle, so the runtime holds the clock around such calls. Enter
+        and leave it from the event loop's thread.
+        """
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if not self._holds:
+                self._notify_change()
+
     def add_wakeup_source(self, source: Callable[[], float | None]) -> None:
         """Register a function giving the next time (epoch seconds) something becomes due."""
         self._sources.append(source)
@@ -131,7 +150,7 @@ class ManualClock:
             for _ in range(_SETTLE_CHECKPOINTS):
                 await anyio.lowlevel.checkpoint()
             await anyio.wait_all_tasks_blocked()
-            if not self.auto_advance:
+            if not self.auto_advance or self._holds:
                 await self._wait_for_change()
                 continue
             due = self.next_due()
@@ -151,3 +170,8 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self._now!r}, auto_advance={self.auto_advance!r})"
+
+
+def hold_time(clock: Clock) -> AbstractContextManager[None]:
+    """:meth:`ManualClock.hold` for a manual clock; nothing for any other clock."""
+    return clock.hold() if isinstance(clock, ManualClock) else nullcontext()

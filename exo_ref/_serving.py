@@ -62,6 +62,7 @@ class Serving:
             workers=s.workers,
             backlog=self.backlog,
             runtime_label=f"{s.name!r} (namespace {s.namespace!r})",
+            clock=clock,
         )
         self.poller = poller_class(
             client=client,

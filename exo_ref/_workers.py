@@ -20,6 +20,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ValidationError
 
 from ._client import ClaimedState, ReportOutcome
+from ._clock import Clock, SystemClock, hold_time
 from ._errors import ExoRefError
 from ._node import BaseNode, is_async_node
 from ._poller import Backlog
@@ -73,11 +74,13 @@ class WorkerPool:
         workers: int,
         backlog: Backlog,
         runtime_label: str,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.concurrency = workers
         self.backlog = backlog
         self.runtime_label = runtime_label
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self.in_flight: dict[str, ClaimedState] = {}
         self.returned: list[ClaimedState] = []
         self.executed = 0
@@ -177,9 +180,11 @@ class WorkerPool:
         if info.is_async:
             result: Any = await node.execute()  # type: ignore[misc]
         else:
-            result = await anyio.to_thread.run_sync(
-                node.execute, limiter=self._threads, abandon_on_cancel=True
-            )
+            # A busy thread is not idle: keep a ManualClock from jumping while it runs.
+            with hold_time(self._clock):
+                result = await anyio.to_thread.run_sync(
+                    node.execute, limiter=self._threads, abandon_on_cancel=True
+                )
             if isinstance(result, Awaitable):
                 result = await result
         return _dump_outputs(node_cls, result)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from exo_ref._clock import ManualClock, SystemClock
+from exo_ref._clock import ManualClock, SystemClock, hold_time
 
 
 def test_manual_clock_refuses_to_go_backwards() -> None:
@@ -58,3 +58,27 @@ async def test_cancelled_sleep_is_not_a_due_time() -> None:
         assert clock.next_due() == 500.0
         tg.cancel_scope.cancel()
     assert clock.next_due() is None
+
+
+async def test_auto_advance_waits_while_the_clock_is_held() -> None:
+    clock = ManualClock(0.0, auto_advance=True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.run_auto_advance)
+        with clock.hold():
+            tg.start_soon(clock.sleep, 10.0)
+            # Every task is blocked now, yet time must not move: the clock is held.
+            await anyio.wait_all_tasks_blocked()
+            await anyio.wait_all_tasks_blocked()
+            assert clock.now() == 0.0
+        await clock.sleep(10.0)
+        assert clock.now() == 10.0
+        tg.cancel_scope.cancel()
+
+
+def test_hold_time_is_a_no_op_for_other_clocks() -> None:
+    with hold_time(SystemClock()):
+        pass
+    clock = ManualClock(0.0)
+    with hold_time(clock):
+        assert clock._holds == 1
+    assert clock._holds == 0
