@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from benchmarks._server import LOG_PATH
+from exo_ref._http11 import Http11Transport
 from fake_state_manager import DEFAULT_API_KEY, FakeStateManager
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +87,11 @@ async def open_target(mode: str, *, record_requests: bool = True) -> AsyncIterat
     elif mode == "loopback":
         with _server_process(DEFAULT_API_KEY) as uri:
             headers = {"x-api-key": DEFAULT_API_KEY}
-            async with httpx.AsyncClient(base_url=uri, headers=headers, timeout=60) as client:
+            # The floor and the harness use the runtime's own HTTP/1.1 transport over loopback,
+            # so exo_ref/floor compares runtime machinery, not two HTTP stacks.
+            async with httpx.AsyncClient(
+                base_url=uri, headers=headers, timeout=60, transport=Http11Transport()
+            ) as client:
                 yield Target(mode, None, client, uri, DEFAULT_API_KEY, None)
     else:
         raise ValueError(f"unknown target mode {mode!r}: use 'inproc' or 'loopback'")
@@ -171,8 +176,8 @@ def record(
     return figure
 
 
-def full_size(request: pytest.FixtureRequest | pytest.Metafunc) -> bool:
+def full_size(request: pytest.FixtureRequest | pytest.Metafunc | pytest.Config) -> bool:
     """True under ``--benchmark-enable``/without ``--benchmark-disable``: use the real sizes."""
-    config = request.config
+    config = request if isinstance(request, pytest.Config) else request.config
     enabled = bool(config.getoption("benchmark_enable", False))
     return enabled or not bool(config.getoption("benchmark_disable", False))

@@ -23,10 +23,11 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
 # What limits a ratio when it misses its target (printed only for MISSED rows). Kept short and
 # factual; see the analysis section of RESULTS.md for the profile behind each.
 LIMITS: dict[str, str] = {
-    "upstream": "the loopback path, not the runtime: the bare-httpx floor over the same loopback "
-    "server drains at about the same rate as exo_ref (see the drain table), so the ceiling for "
-    "this ratio is floor/upstream; per request, httpx plus the fake behind uvicorn cost "
-    "milliseconds on this machine",
+    "upstream": "the client-side HTTP cost per request, not the runtime: the floor (same "
+    "requests, same concurrency, same HTTP/1.1 transport, no runtime machinery) over the same "
+    "loopback server drains at about the same rate as exo_ref (see the drain table), so the "
+    "ceiling for this ratio is floor/upstream; what remains per request is httpx's client layer, "
+    "h11 and the loopback send() syscall in the runtime's process",
     "floor": "per-state runtime overhead on top of the two HTTP calls (input/output validation, "
     "node instance, hand-off to a worker); in-process the fake's own request cost dominates "
     "both figures, and run-to-run noise on a loaded machine is of the same size",
@@ -141,7 +142,7 @@ def _targets(figs: Figures) -> Verdicts:
         else:
             v.add(what, ratio(exo, up), f">= {target:.0f}", lambda r: r >= 50, "upstream", reason)
         floor = figs.value(f"drain/floor/loopback/asyncio/{settings}/1000")
-        v.add(f"(ceiling for the row above: bare-httpx floor / upstream, loopback, {settings})",
+        v.add(f"(ceiling for the row above: floor / upstream, loopback, {settings})",
               ratio(floor, up), "(info)", lambda _: True, "upstream", reason)
     for backend in ("asyncio", "trio"):
         for settings in ("defaults", "tuned"):
@@ -199,6 +200,7 @@ def render(data: dict[str, Any]) -> str:
         f"{machine.get('system', '?')} {machine.get('release', '?')}",
         f"- Python: {machine.get('python_implementation', '?')} "
         f"{machine.get('python_version', '?')}",
+        f"- Loopback server's HTTP parser: {context.get('server_parser', '?')}",
         f"- Load average (1/5/15 min) at start: {_load(context.get('loadavg_start'))}; at end: "
         f"{_load(context.get('loadavg_end'))} (other work on the machine makes figures noisy)",
         "",
@@ -215,8 +217,10 @@ def render(data: dict[str, Any]) -> str:
                     "polls"], _drain_rows(figs))
     lines += [
         "In-process: the fake runs in the same event loop (`httpx.ASGITransport`). Loopback: the "
-        "fake is served by uvicorn in a separate process (`benchmarks/_server.py`). exo_ref and "
-        "the floor run in the benchmark process, and upstream in its own Python 3.12 process "
+        "fake is served by uvicorn (with `httptools` when installed, as in `tox -e bench`) in a "
+        "separate process (`benchmarks/_server.py`). exo_ref and the floor run in the benchmark "
+        "process over exo_ref's HTTP/1.1 keep-alive transport (`exo_ref/_http11.py`), and "
+        "upstream (aiohttp) in its own Python 3.12 process "
         "with `EXOSPHERE_LOG_LEVEL=WARNING`. Loopback runs at N = 1,000 only, to fit the time "
         "budget. Upstream at its defaults drains a flat ~batch_size/poll_interval states/s "
         "(contract §8.9 item 6), so it runs a smaller N.",

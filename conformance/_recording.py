@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
 import httpx
 
-from exo_ref._clock import Clock
+from exo_ref._clock import Clock, hold_time
 
 __all__ = [
     "ClockSleep",
@@ -324,6 +325,10 @@ class RecordingClock:
 
     def now(self) -> float:
         return self._inner.now()
+
+    def hold(self) -> AbstractContextManager[None]:
+        """Pass the runtime's hold (no auto-advance while a sync node runs) to the real clock."""
+        return hold_time(self._inner)
 
     async def sleep(self, seconds: float) -> None:
         record = ClockSleep(seconds, self._log.next_seq(), self._inner.now())

@@ -39,6 +39,7 @@ from ._errors import (
     StateManagerUnavailableError,
 )
 from ._http import BorrowedTransport, send, status_error
+from ._http11 import Http11Transport, use_http11_transport
 from ._wire import (
     ClaimedState,
     EnqueueBody,
@@ -139,9 +140,17 @@ class StateManagerClient:
         self._rng = rng
         self._backoff = backoff if backoff is not None else Backoff()
         self._key = key
-        self._http = httpx.AsyncClient(
+        own: httpx.AsyncBaseTransport | None = None
+        if transport is not None:
             # Borrowed: the runtime may run again with the same transport after this closes.
-            transport=BorrowedTransport(transport) if transport is not None else None,
+            own = BorrowedTransport(transport)
+        elif use_http11_transport(uri):
+            # The lean keep-alive transport (see exo_ref._http11 for why); httpx's otherwise.
+            own = Http11Transport(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            )
+        self._http = httpx.AsyncClient(
+            transport=own,
             timeout=timeout,
             # Every body we send is JSON; a default header saves a merge per request.
             headers={"x-api-key": key, "content-type": "application/json"},

@@ -173,5 +173,13 @@ class ManualClock:
 
 
 def hold_time(clock: Clock) -> AbstractContextManager[None]:
-    """:meth:`ManualClock.hold` for a manual clock; nothing for any other clock."""
-    return clock.hold() if isinstance(clock, ManualClock) else nullcontext()
+    """The clock's ``hold()`` (see :meth:`ManualClock.hold`) if it has one, else nothing.
+
+    Duck-typed so that wrappers around a manual clock (e.g. one that records sleeps) can pass
+    the hold through by defining ``hold()`` themselves.
+    """
+    hold = getattr(clock, "hold", None)
+    if callable(hold):
+        held: AbstractContextManager[None] = hold()
+        return held
+    return nullcontext()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 import anyio
 import pytest
 
@@ -82,3 +84,21 @@ def test_hold_time_is_a_no_op_for_other_clocks() -> None:
     with hold_time(clock):
         assert clock._holds == 1
     assert clock._holds == 0
+
+
+def test_hold_time_passes_through_wrappers_that_define_hold() -> None:
+    inner = ManualClock(0.0)
+
+    class Wrapper:
+        def now(self) -> float:
+            return inner.now()
+
+        async def sleep(self, seconds: float) -> None:
+            await inner.sleep(seconds)
+
+        def hold(self) -> AbstractContextManager[None]:
+            return inner.hold()
+
+    with hold_time(Wrapper()):
+        assert inner._holds == 1
+    assert inner._holds == 0

@@ -1,0 +1,258 @@
+"""The lean HTTP/1.1 transport (exo_ref._http11) and the runtime's single client (issue 3).
+
+Real sockets on 127.0.0.1: a scripted raw TCP server for framing and failure cases, and the fake
+state manager under uvicorn for the runtime end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+
+import exo_ref._client
+from exo_ref import Runtime
+from exo_ref._http11 import Http11Transport, use_http11_transport
+from fake_state_manager import FakeStateManager, SystemClock
+
+from .helpers import NS, EchoNode, Fan, node
+
+Serve = Callable[[anyio.abc.SocketStream], Awaitable[None]]
+
+
+async def read_request(stream: anyio.abc.SocketStream, buffer: bytearray) -> bytes:
+    """One request head plus its Content-Length body from ``stream`` (b"" at EOF)."""
+    while b"\r\n\r\n" not in buffer:
+        try:
+            buffer += await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return b""
+    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    end = len(head) + 4 + length
+    while len(buffer) < end:
+        buffer += await stream.receive()
+    request = bytes(buffer[:end])
+    del buffer[:end]
+    return request
+
+
+@asynccontextmanager
+async def raw_server(serve: Serve) -> AsyncIterator[tuple[str, list[int]]]:
+    """A TCP server on 127.0.0.1 running ``serve`` per connection; yields (uri, connections)."""
+    connections: list[int] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        connections.append(1)
+        async with stream:
+            await serve(stream)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield f"http://127.0.0.1:{port}", connections
+        tg.cancel_scope.cancel()
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    headers = b"".join(h + b"\r\n" for h in extra)
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), headers, body)
+
+
+async def keep_alive(stream: anyio.abc.SocketStream) -> None:
+    buffer = bytearray()
+    while request := await read_request(stream, buffer):
+        await stream.send(ok(request.split(b" ")[1]))  # echo the target
+
+
+async def test_sequential_requests_reuse_one_connection() -> None:
+    async with raw_server(keep_alive) as (uri, connections), httpx.AsyncClient(
+        base_url=uri, transport=Http11Transport()
+    ) as client:
+        for k in range(5):
+            response = await client.post(f"/p{k}?q=1", json={"k": k})
+            assert response.status_code == 200
+            assert response.text == f"/p{k}?q=1"
+        assert len(connections) == 1
+
+
+async def test_concurrent_requests_open_one_connection_each_and_keep_them() -> None:
+    transport = Http11Transport(max_connections=3)
+    async with raw_server(keep_alive) as (uri, connections), httpx.AsyncClient(
+        base_url=uri, transport=transport
+    ) as client:
+        for _ in range(4):
+            async with anyio.create_task_group() as tg:
+                for k in range(6):
+                    tg.start_soon(client.get, f"/{k}")
+        # never more than max_connections at once, and reused across the rounds
+        assert transport.connections_opened == len(connections) <= 3
+
+
+async def test_chunked_response_is_read_whole() -> None:
+    async def chunked(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n"
+        )
+
+    async with raw_server(chunked) as (uri, _), httpx.AsyncClient(
+        base_url=uri, transport=Http11Transport()
+    ) as client:
+        assert (await client.get("/")).json() == {"a": 1}
+
+
+async def test_connection_closed_by_server_is_not_reused() -> None:
+    closed = anyio.Event()
+
+    async def one_shot(stream: anyio.abc.SocketStream) -> None:
+        nonlocal closed
+        await read_request(stream, bytearray())
+        await stream.send(ok(b"x"))  # keep-alive implied, but the server closes anyway
+        await stream.aclose()
+        closed.set()
+
+    transport = Http11Transport()
+    async with raw_server(one_shot) as (uri, connections), httpx.AsyncClient(
+        base_url=uri, transport=transport
+    ) as client:
+        for _ in range(3):
+            assert (await client.get("/")).text == "x"
+            await closed.wait()  # the idle pooled connection is now dead
+            closed = anyio.Event()
+        assert len(connections) == 3
+
+
+async def test_connection_close_header_is_honoured() -> None:
+    async def closing(stream: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
+        while await read_request(stream, buffer):
+            await stream.send(ok(b"x", b"connection: close"))
+
+    transport = Http11Transport()
+    async with raw_server(closing) as (uri, _), httpx.AsyncClient(
+        base_url=uri, transport=transport
+    ) as client:
+        for _ in range(2):
+            assert (await client.get("/")).text == "x"
+        assert transport.connections_opened == 2
+
+
+async def test_truncated_response_is_a_remote_protocol_error() -> None:
+    async def truncated(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+
+    async with raw_server(truncated) as (uri, _), httpx.AsyncClient(
+        base_url=uri, transport=Http11Transport()
+    ) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/")
+
+
+async def test_no_answer_is_a_read_timeout() -> None:
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await anyio.sleep_forever()
+
+    async with raw_server(silent) as (uri, _), httpx.AsyncClient(
+        base_url=uri, transport=Http11Transport(), timeout=httpx.Timeout(5.0, read=0.05)
+    ) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/")
+
+
+async def test_refused_connection_is_a_connect_error() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()  # nothing listens there now
+    async with httpx.AsyncClient(transport=Http11Transport()) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_https_is_refused() -> None:
+    async with httpx.AsyncClient(transport=Http11Transport()) as client:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await client.get("https://127.0.0.1:1/")
+
+
+def test_used_only_for_plain_http_without_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert use_http11_transport("http://sm:8000")
+    assert not use_http11_transport("https://sm:8000")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    assert not use_http11_transport("http://sm:8000")
+
+
+# --- the runtime: one client for its life, connections reused (issue 3 "Reporting") ----------
+
+
+async def test_runtime_uses_one_client_and_reuses_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Registration, every poll and every report go through one AsyncClient and few sockets."""
+    n, workers = 30, 2
+    sm = FakeStateManager(clock=SystemClock())
+    with sm.serve_in_thread() as uri:
+        # The test's own client exists before counting starts.
+        async with httpx.AsyncClient(base_url=uri, headers={"x-api-key": sm.api_key}) as setup:
+            clients: list[httpx.AsyncClient] = []
+            transports: list[Http11Transport] = []
+
+            class CountingClient(httpx.AsyncClient):
+                def __init__(self, *args: Any, **kwargs: Any) -> None:
+                    super().__init__(*args, **kwargs)
+                    clients.append(self)
+
+            class CountingTransport(Http11Transport):
+                def __init__(self, **kwargs: Any) -> None:
+                    super().__init__(**kwargs)
+                    transports.append(self)
+
+            monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
+            monkeypatch.setattr(exo_ref._client, "Http11Transport", CountingTransport)
+            runtime = Runtime(NS, "rt", [Fan, EchoNode], state_manager_uri=uri, key=sm.api_key,
+                              workers=workers, batch_size=4, poll_interval=0.01)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(runtime.run)
+                with anyio.fail_after(30):  # deadlock guard, not a time limit
+                    # The server runs in another thread: nothing to await but its log.
+                    while not any(r.path.endswith("/states/enqueue") for r in list(sm.requests)):  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    await _fan_out(setup, n)
+                    while sum(r.path.endswith("/executed") for r in list(sm.requests)) < n + 1:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                runtime.stop()
+    assert len(clients) == 1
+    assert len(transports) == 1
+    sent = [r for r in sm.requests if r.path.startswith(f"/v0/namespace/{NS}/")
+            and not r.path.endswith(("/trigger", "/graph/g"))]
+    assert len(sent) > n + 2  # registration, polls and n + 1 reports...
+    assert transports[0].connections_opened <= workers + 2  # ...over a handful of connections
+
+
+async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
+    """Upsert ``Fan -> EchoNode``, wait until VALID, trigger with ``n`` (contract §4, §3.4)."""
+    nodes = [node("Fan", "fan", {"n": str(n)}, "echo"),
+             node("EchoNode", "echo", {"text": "${{ fan.outputs.i }}"})]
+    response = await client.put(f"/v0/namespace/{NS}/graph/g",
+                                json={"secrets": {}, "nodes": nodes})
+    assert response.status_code == 201, response.text
+    url = f"/v0/namespace/{NS}/graph/g"
+    while (await client.get(url)).json()["validation_status"] != "VALID":  # noqa: ASYNC110
+        await anyio.sleep(0.01)  # background verification (§4.4) has no event to await
+    response = await client.post(f"/v0/namespace/{NS}/graph/g/trigger", json={"inputs": {}})
+    assert response.status_code == 200, response.text
