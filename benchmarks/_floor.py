@@ -7,10 +7,15 @@ reports it executed with one output. The requests are the same as a runtime's (c
 ``states/enqueue`` and ``state/{id}/executed``), with the same concurrency and pipelining. There is
 no validation, no node instance, no retry and no logging, so no runtime can beat it by much on
 the same transport.
+
+With ``direct`` (exo_ref's plain-HTTP transport, over loopback) the requests go straight to the
+transport, skipping ``AsyncClient``'s per-request layer, as exo_ref's own polls and reports do
+(``exo_ref._http.send_direct``): the floor uses the same HTTP path as the runtime it bounds.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -19,10 +24,30 @@ import httpx
 
 
 async def drain_floor(
-    client: httpx.AsyncClient, ns: str, node: str, *, batch_size: int, workers: int
+    client: httpx.AsyncClient,
+    ns: str,
+    node: str,
+    *,
+    batch_size: int,
+    workers: int,
+    direct: httpx.AsyncBaseTransport | None = None,
 ) -> int:
     """Drain every claimable ``node`` state of ``ns``; return how many were reported."""
     enqueue_url = f"/v0/namespace/{ns}/states/enqueue"
+    base = str(client.base_url).rstrip("/")
+    headers = httpx.Headers({**client.headers, "content-type": "application/json"})
+    timeouts = {"timeout": client.timeout.as_dict()}
+
+    async def post(url: str, body: dict[str, Any]) -> httpx.Response:
+        if direct is None:
+            return await client.post(url, json=body)
+        request = httpx.Request("POST", base + url, headers=headers,
+                                content=json.dumps(body), extensions=timeouts)
+        response = await direct.handle_async_request(request)
+        await response.aread()
+        response.request = request
+        return response
+
     send, receive = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
     room = anyio.Event()
     reported = 0
@@ -38,7 +63,7 @@ async def drain_floor(
                     room = anyio.Event()
                     await room.wait()
                 body = {"nodes": [node], "batch_size": batch_size - waiting()}
-                response = await client.post(enqueue_url, json=body)
+                response = await post(enqueue_url, body)
                 response.raise_for_status()
                 states = response.json()["states"]
                 if not states:
@@ -51,9 +76,9 @@ async def drain_floor(
         async for state in receive:  # ends when the poller closes `send` and it is empty
             if waiting() < workers:
                 room.set()
-            response = await client.post(
+            response = await post(
                 f"/v0/namespace/{ns}/state/{state['state_id']}/executed",
-                json={"outputs": [{"o": "done"}]},
+                {"outputs": [{"o": "done"}]},
             )
             response.raise_for_status()
             reported += 1

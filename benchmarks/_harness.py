@@ -63,6 +63,8 @@ class Target:
     uri: str
     key: str
     transport: httpx.AsyncBaseTransport | None  # None over loopback: a real socket
+    # Over loopback: the client's exo_ref HTTP/1.1 transport, for the floor's direct requests.
+    direct: httpx.AsyncBaseTransport | None = None
 
     async def requests(self) -> list[Logged]:
         """The fake's request log so far."""
@@ -89,10 +91,11 @@ async def open_target(mode: str, *, record_requests: bool = True) -> AsyncIterat
             headers = {"x-api-key": DEFAULT_API_KEY}
             # The floor and the harness use the runtime's own HTTP/1.1 transport over loopback,
             # so exo_ref/floor compares runtime machinery, not two HTTP stacks.
+            http11 = Http11Transport()
             async with httpx.AsyncClient(
-                base_url=uri, headers=headers, timeout=60, transport=Http11Transport()
+                base_url=uri, headers=headers, timeout=60, transport=http11
             ) as client:
-                yield Target(mode, None, client, uri, DEFAULT_API_KEY, None)
+                yield Target(mode, None, client, uri, DEFAULT_API_KEY, None, http11)
     else:
         raise ValueError(f"unknown target mode {mode!r}: use 'inproc' or 'loopback'")
 

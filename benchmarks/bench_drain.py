@@ -103,7 +103,7 @@ async def _drain_floor(mode: str, settings: Settings, n: int) -> Drain:
         since = now()
         reported = await drain_floor(
             target.client, NS, WORK_NODE, batch_size=settings.batch_size,
-            workers=settings.workers,
+            workers=settings.workers, direct=target.direct,
         )
         assert reported == n
         counts = await wait_counts(

@@ -26,8 +26,10 @@ LIMITS: dict[str, str] = {
     "upstream": "the client-side HTTP cost per request, not the runtime: the floor (same "
     "requests, same concurrency, same HTTP/1.1 transport, no runtime machinery) over the same "
     "loopback server drains at about the same rate as exo_ref (see the drain table), so the "
-    "ceiling for this ratio is floor/upstream; what remains per request is httpx's client layer, "
-    "h11 and the loopback send() syscall in the runtime's process",
+    "ceiling for this ratio is floor/upstream; what remains per request is h11, anyio and the "
+    "loopback send()/recv() syscalls in the runtime's process, and the fake's own request cost "
+    "behind uvicorn; on a 2-core machine other work (a parallel test run) competes with both "
+    "processes",
     "floor": "per-state runtime overhead on top of the two HTTP calls (input/output validation, "
     "node instance, hand-off to a worker); in-process the fake's own request cost dominates "
     "both figures, and run-to-run noise on a loaded machine is of the same size",
@@ -219,7 +221,8 @@ def render(data: dict[str, Any]) -> str:
         "In-process: the fake runs in the same event loop (`httpx.ASGITransport`). Loopback: the "
         "fake is served by uvicorn (with `httptools` when installed, as in `tox -e bench`) in a "
         "separate process (`benchmarks/_server.py`). exo_ref and the floor run in the benchmark "
-        "process over exo_ref's HTTP/1.1 keep-alive transport (`exo_ref/_http11.py`), and "
+        "process over exo_ref's HTTP/1.1 keep-alive transport (`exo_ref/_http11.py`, polls and "
+        "reports sent on it directly, skipping `AsyncClient`'s per-request layer), and "
         "upstream (aiohttp) in its own Python 3.12 process "
         "with `EXOSPHERE_LOG_LEVEL=WARNING`. Loopback runs at N = 1,000 only, to fit the time "
         "budget. Upstream at its defaults drains a flat ~batch_size/poll_interval states/s "

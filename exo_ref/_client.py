@@ -1,7 +1,11 @@
 """The runtime's HTTP client for the state manager (contract §8.3).
 
 One :class:`StateManagerClient` owns one ``httpx.AsyncClient`` for the runtime's whole life, so
-connections are reused (upstream opened a session per call, contract §8.9.1). Every call has an
+connections are reused (upstream opened a session per call, contract §8.9.1). For a plain
+``http://`` state manager (no proxy) that client runs on :class:`~exo_ref._http11.Http11Transport`,
+and polls and reports are sent on that transport directly (:func:`~exo_ref._http.send_direct`),
+which halves the CPU per request (benchmarks/README.md, "What limits loopback throughput"). Every
+call has an
 explicit timeout, checks the status before reading JSON (§8.9.4), and turns transport failures into
 :mod:`exo_ref._errors` classes whose messages name the request but never the key.
 
@@ -38,7 +42,7 @@ from ._errors import (
     StateManagerError,
     StateManagerUnavailableError,
 )
-from ._http import BorrowedTransport, send, status_error
+from ._http import BorrowedTransport, send, send_direct, status_error
 from ._http11 import Http11Transport, use_http11_transport
 from ._wire import (
     ClaimedState,
@@ -141,12 +145,17 @@ class StateManagerClient:
         self._backoff = backoff if backoff is not None else Backoff()
         self._key = key
         own: httpx.AsyncBaseTransport | None = None
+        # Polls and reports skip AsyncClient's layer on our own plain-HTTP transport (see
+        # exo_ref._http.send_direct); the client still owns and closes that transport.
+        self._direct: Http11Transport | None = None
+        self._headers = httpx.Headers({"x-api-key": key, "content-type": "application/json"})
+        self._timeouts = {"timeout": timeout.as_dict()}
         if transport is not None:
             # Borrowed: the runtime may run again with the same transport after this closes.
             own = BorrowedTransport(transport)
         elif use_http11_transport(uri):
             # The lean keep-alive transport (see exo_ref._http11 for why); httpx's otherwise.
-            own = Http11Transport(
+            own = self._direct = Http11Transport(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             )
         self._http = httpx.AsyncClient(
@@ -276,9 +285,16 @@ class StateManagerClient:
             await self._clock.sleep(delay)
 
     async def _send(self, method: str, path: str, body: str | None) -> httpx.Response:
-        response = await send(
-            self._http, method, self._prefix + path, path, content=body, key=self._key
-        )
+        if self._direct is not None:
+            request = httpx.Request(
+                method, self._prefix + path, headers=self._headers, content=body,
+                extensions=self._timeouts,
+            )
+            response = await send_direct(self._direct, request, path, key=self._key)
+        else:
+            response = await send(
+                self._http, method, self._prefix + path, path, content=body, key=self._key
+            )
         if response.status_code >= 300:
             raise status_error(method, path, response, key=self._key)
         return response

@@ -21,7 +21,15 @@ from ._errors import (
     StateManagerUnavailableError,
 )
 
-__all__ = ["BorrowedTransport", "redact", "response_detail", "send", "status_error"]
+__all__ = [
+    "BorrowedTransport",
+    "redact",
+    "response_detail",
+    "send",
+    "send_direct",
+    "status_error",
+    "transport_failure",
+]
 
 
 def redact(text: str, key: str | None) -> str:
@@ -63,15 +71,44 @@ async def send(
     """
     try:
         return await http.request(method, url, content=content, json=json)
-    except httpx.TimeoutException as error:
-        raise StateManagerTimeoutError(
-            f"{context}{method} {path} got no answer in time ({type(error).__name__})"
-        ) from error
     except httpx.TransportError as error:
-        raise StateManagerUnavailableError(
-            f"{context}{method} {path} could not reach the state manager: "
-            f"{type(error).__name__}: {redact(str(error), key)}"
-        ) from error
+        raise transport_failure(method, path, error, key=key, context=context) from error
+
+
+async def send_direct(
+    transport: httpx.AsyncBaseTransport,
+    request: httpx.Request,
+    path: str,
+    *,
+    key: str | None = None,
+) -> httpx.Response:
+    """Send a fully built ``request`` on ``transport`` itself, skipping ``AsyncClient``'s layer.
+
+    Why: on the runtime's hot path (polls and reports, contract §8.3) the client's per-request
+    work (URL merging, cookie extraction, auth and redirect hooks, none of which a state manager
+    uses) cost about as much CPU as the HTTP exchange itself. Failures map as :func:`send`'s do.
+    """
+    try:
+        response = await transport.handle_async_request(request)
+        await response.aread()
+    except httpx.TransportError as error:
+        raise transport_failure(request.method, path, error, key=key) from error
+    response.request = request
+    return response
+
+
+def transport_failure(
+    method: str, path: str, error: httpx.TransportError, *, key: str | None, context: str = ""
+) -> StateManagerUnavailableError:
+    """The :mod:`exo_ref._errors` exception for a transport failure (raise it ``from error``)."""
+    if isinstance(error, httpx.TimeoutException):
+        return StateManagerTimeoutError(
+            f"{context}{method} {path} got no answer in time ({type(error).__name__})"
+        )
+    return StateManagerUnavailableError(
+        f"{context}{method} {path} could not reach the state manager: "
+        f"{type(error).__name__}: {redact(str(error), key)}"
+    )
 
 
 def status_error(

@@ -6,6 +6,8 @@ state manager under uvicorn for the runtime end to end.
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,11 +18,18 @@ import httpx
 import pytest
 
 import exo_ref._client
-from exo_ref import Runtime
+from exo_ref import (
+    AuthenticationError,
+    ManualClock,
+    Runtime,
+    StateManagerTimeoutError,
+    StateManagerUnavailableError,
+)
+from exo_ref._client import StateManagerClient
 from exo_ref._http11 import Http11Transport, use_http11_transport
 from fake_state_manager import FakeStateManager, SystemClock
 
-from .helpers import NS, EchoNode, Fan, node
+from .helpers import KEY, NS, EchoNode, Fan, node
 
 Serve = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
@@ -256,3 +265,65 @@ async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
         await anyio.sleep(0.01)  # background verification (§4.4) has no event to await
     response = await client.post(f"/v0/namespace/{NS}/graph/g/trigger", json={"inputs": {}})
     assert response.status_code == 200, response.text
+
+
+# --- the client's direct path on this transport (exo_ref._http.send_direct) -------------------
+
+
+def direct_client(uri: str, *, read: float = 5.0) -> StateManagerClient:
+    return StateManagerClient(
+        uri=uri, namespace=NS, key=KEY, version="v0", transport=None,
+        timeout=httpx.Timeout(5.0, read=read), clock=ManualClock(), rng=random.Random(0),
+    )
+
+
+async def test_direct_polls_send_the_key_and_json_and_parse_the_answer() -> None:
+    seen: list[bytes] = []
+
+    async def answer(stream: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
+        while request := await read_request(stream, buffer):
+            seen.append(request)
+            await stream.send(ok(b'{"namespace": "ns", "count": 0, "states": []}',
+                                 b"content-type: application/json"))
+
+    async with raw_server(answer) as (uri, _), direct_client(uri) as client:
+        assert await client.enqueue(["EchoNode"], 3) == []
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    assert lines[0] == b"post /v0/namespace/ns/states/enqueue http/1.1"
+    assert f"x-api-key: {KEY}".lower().encode() in lines
+    assert b"content-type: application/json" in lines
+    assert json.loads(body) == {"nodes": ["EchoNode"], "batch_size": 3}
+
+
+async def test_direct_poll_without_an_answer_is_a_timeout_error() -> None:
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await anyio.sleep_forever()
+
+    async with raw_server(silent) as (uri, _), direct_client(uri, read=0.05) as client:
+        with pytest.raises(StateManagerTimeoutError, match="POST /states/enqueue"):
+            await client.enqueue(["EchoNode"], 1)
+
+
+async def test_direct_poll_refused_is_unavailable_without_the_key() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    async with direct_client(f"http://127.0.0.1:{port}") as client:
+        with pytest.raises(StateManagerUnavailableError) as caught:
+            await client.enqueue(["EchoNode"], 1)
+    assert KEY not in str(caught.value)
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+async def test_direct_error_status_is_a_state_manager_error() -> None:
+    async def refuse(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await stream.send(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 27\r\n\r\n"
+                          b'{"detail": "Invalid API k"}')
+
+    async with raw_server(refuse) as (uri, _), direct_client(uri) as client:
+        with pytest.raises(AuthenticationError, match="401"):
+            await client.enqueue(["EchoNode"], 1)
