@@ -7,7 +7,7 @@ keeps and the defects it fixes.
 
 from __future__ import annotations
 
-from ._client import Backoff as Backoff
+from ._backoff import Backoff as Backoff
 from ._clock import Clock as Clock
 from ._clock import ManualClock as ManualClock
 from ._clock import SystemClock as SystemClock
@@ -31,19 +31,19 @@ from ._models import StoreConfigModel as StoreConfigModel
 from ._models import UnitesModel as UnitesModel
 from ._models import UnitesStrategyEnum as UnitesStrategyEnum
 from ._node import BaseNode as BaseNode
-from ._responses import NodeDetails as NodeDetails
-from ._responses import RunGraph as RunGraph
-from ._responses import RunGraphEdge as RunGraphEdge
-from ._responses import RunGraphNode as RunGraphNode
-from ._responses import RunsPage as RunsPage
-from ._responses import RunSummary as RunSummary
-from ._responses import TriggerResponse as TriggerResponse
 from ._runtime import Runtime as Runtime
 from ._signals import PruneSignal as PruneSignal
 from ._signals import ReQueueAfterSignal as ReQueueAfterSignal
 from ._state_manager import StateManager as StateManager
 from ._version import VERSION as VERSION
 from ._version import __version__ as __version__
+from ._wire import NodeDetails as NodeDetails
+from ._wire import RunGraph as RunGraph
+from ._wire import RunGraphEdge as RunGraphEdge
+from ._wire import RunGraphNode as RunGraphNode
+from ._wire import RunsPage as RunsPage
+from ._wire import RunSummary as RunSummary
+from ._wire import TriggerResponse as TriggerResponse
 
 __all__ = [
     "VERSION",

@@ -52,20 +52,11 @@ from ._wire import (
     ExecutedBody,
     PruneBody,
     ReEnqueueBody,
-    RegisteredNodeSpec,
     RegisterRequest,
     SecretsResponse,
 )
 
-# Backoff, RandomSource and the wire models are re-exported: callers (and conformance mutants)
-# import them from here.
 __all__ = [
-    "Backoff",
-    "ClaimedState",
-    "EnqueueResponse",
-    "RandomSource",
-    "RegisterRequest",
-    "RegisteredNodeSpec",
     "ReportOutcome",
     "StateManagerClient",
     "is_retryable",

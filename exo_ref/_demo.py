@@ -25,9 +25,9 @@ from ._config import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 from ._demo_nodes import DEMO_NODES, NO_FAILURE, demo_graph, expected_states
 from ._errors import ExoRefError
 from ._models import RetryPolicyModel, RetryStrategyEnum
-from ._responses import RunGraph, RunSummary
 from ._runtime import Runtime
 from ._state_manager import StateManager
+from ._wire import RunGraph, RunSummary
 
 __all__ = ["DEFAULT_FAN_OUT", "DemoOptions", "DemoResult", "run_demo", "run_demo_async"]
 
@@ -89,7 +89,7 @@ async def run_demo_async(options: DemoOptions, out: TextIO) -> DemoResult:
     """The demo itself, on the current event loop."""
     # Imported here: the fake (Starlette) is only needed by the demo, not by the runtime. From
     # the defining module, so that it also works where the package is seen as a namespace.
-    from fake_state_manager._testing import FakeStateManager
+    from fake_state_manager import FakeStateManager
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)

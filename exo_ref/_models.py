@@ -3,9 +3,9 @@
 These mirror ``exospherehost.models`` field for field: the names, defaults, descriptions and
 validators are the upstream ones, so ``model_dump()`` produces exactly the body upstream's
 ``StateManager.upsert_graph`` sends (contract §8.7). The fake state manager subclasses them for
-its server-side request models (``fake_state_manager._schemas``), because the server applies the
-same rules; the one difference is that the server's ``NodeTemplate.inputs`` is required while the
-SDK's ``GraphNodeModel.inputs`` defaults to ``{}`` (contract §8.8).
+its server-side graph models, because the server applies the same rules; the one difference is
+that the server's ``NodeTemplate.inputs`` is required while the SDK's ``GraphNodeModel.inputs``
+defaults to ``{}`` (contract §8.8).
 
 Validation messages are the upstream ones verbatim (contract §4.1): clients read them in 422
 bodies, so they are part of the wire contract.

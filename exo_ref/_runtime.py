@@ -31,7 +31,8 @@ import anyio.to_thread
 import httpx
 from anyio.abc import TaskStatus
 
-from ._client import Backoff, RandomSource, RegisterRequest, StateManagerClient
+from ._backoff import Backoff, RandomSource
+from ._client import StateManagerClient
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BATCH_SIZE,
@@ -48,6 +49,7 @@ from ._poller import Poller
 from ._serving import Serving
 from ._shutdown import run_with_signals
 from ._validation import validate_nodes
+from ._wire import RegisterRequest
 from ._workers import WorkerPool
 
 __all__ = ["Runtime"]

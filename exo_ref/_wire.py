@@ -1,14 +1,19 @@
-"""The JSON bodies the runtime sends and reads (contract §2.1, §2.7-2.13, §8.3).
+"""The JSON bodies the SDK sends and reads (contract §2.1, §2.6-§2.16, §7, §8.3).
 
-Typed pydantic models so that a malformed answer fails in one place with a clear
-:class:`~exo_ref.InvalidResponseError` instead of a ``KeyError`` deep in a worker. Unknown fields
-are ignored: a newer server may add some.
+Two kinds, by who reads them:
+
+* the runtime's hot path (register, enqueue, report): pydantic models, so that a malformed
+  answer fails in one place with a clear :class:`~exo_ref.InvalidResponseError` instead of a
+  ``KeyError`` deep in a worker. Unknown fields are ignored: a newer server may add some;
+* the answers of :class:`~exo_ref.StateManager`'s read calls (trigger, runs, run graph, node
+  details): ``TypedDict`` s, because they are handed to the caller as the JSON the server sent,
+  unchanged; the types tell a reader and mypy the fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,11 +25,18 @@ __all__ = [
     "EnqueueResponse",
     "ErroredBody",
     "ExecutedBody",
+    "NodeDetails",
     "PruneBody",
     "ReEnqueueBody",
     "RegisterRequest",
     "RegisteredNodeSpec",
+    "RunGraph",
+    "RunGraphEdge",
+    "RunGraphNode",
+    "RunSummary",
+    "RunsPage",
     "SecretsResponse",
+    "TriggerResponse",
 ]
 
 
@@ -108,3 +120,81 @@ class ReEnqueueBody(_Wire):
 class EnqueueBody(_Wire):
     nodes: list[str]
     batch_size: int
+
+
+# -- read calls of StateManager (contract §2.6, §2.14-§2.16, §7) --------------------------------
+
+
+class TriggerResponse(TypedDict):
+    """``POST .../trigger`` (contract §2.6)."""
+
+    status: str
+    run_id: str
+
+
+class RunSummary(TypedDict):
+    """One item of the runs list (contract §7.1)."""
+
+    run_id: str
+    graph_name: str
+    success_count: int
+    pending_count: int
+    errored_count: int
+    retried_count: int
+    total_count: int
+    status: str
+    created_at: str
+
+
+class RunsPage(TypedDict):
+    """``GET .../runs/{page}/{size}`` (contract §2.14)."""
+
+    namespace: str
+    total: int
+    page: int
+    size: int
+    runs: list[RunSummary]
+
+
+class RunGraphNode(TypedDict):
+    """A state in a run graph (contract §2.15)."""
+
+    id: str
+    node_name: str
+    identifier: str
+    status: str
+    error: str | None
+
+
+class RunGraphEdge(TypedDict):
+    source: str
+    target: str
+
+
+class RunGraph(TypedDict):
+    """``GET .../states/run/{run_id}/graph`` (contract §2.15, §7.2)."""
+
+    root_states: list[RunGraphNode]
+    graph_name: str
+    nodes: list[RunGraphNode]
+    edges: list[RunGraphEdge]
+    node_count: int
+    edge_count: int
+    execution_summary: dict[str, int]
+
+
+class NodeDetails(TypedDict):
+    """``GET .../graph/{g}/run/{run_id}/node/{node_id}`` (contract §2.16)."""
+
+    id: str
+    node_name: str
+    identifier: str
+    graph_name: str
+    run_id: str
+    status: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    error: str | None
+    parents: dict[str, str]
+    created_at: str
+    updated_at: str

@@ -19,12 +19,13 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ValidationError
 
-from ._client import ClaimedState, ReportOutcome
+from ._client import ReportOutcome
 from ._clock import Clock, SystemClock, hold_time
 from ._errors import ExoRefError
 from ._node import BaseNode, is_async_node
 from ._poller import Backlog
 from ._signals import PruneSignal, ReQueueAfterSignal
+from ._wire import ClaimedState
 
 __all__ = ["ReportClient", "WorkerPool"]
 

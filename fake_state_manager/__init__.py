@@ -7,17 +7,17 @@ with uvicorn in a thread (:meth:`FakeStateManager.serve_in_thread`), or run the 
 
 from __future__ import annotations
 
-from exo_ref._clock import Clock as Clock
-from exo_ref._clock import ManualClock as ManualClock
-from exo_ref._clock import SystemClock as SystemClock
-from fake_state_manager._app import create_app as create_app
-from fake_state_manager._engine import Engine as Engine
+from exo_ref import Clock as Clock
+from exo_ref import ManualClock as ManualClock
+from exo_ref import SystemClock as SystemClock
+from fake_state_manager._engine.engine import Engine as Engine
 from fake_state_manager._errors import ApiError as ApiError
 from fake_state_manager._errors import FakeStateManagerError as FakeStateManagerError
-from fake_state_manager._middleware import RecordedRequest as RecordedRequest
-from fake_state_manager._testing import DEFAULT_API_KEY as DEFAULT_API_KEY
-from fake_state_manager._testing import DEFAULT_URI as DEFAULT_URI
-from fake_state_manager._testing import FakeStateManager as FakeStateManager
+from fake_state_manager._fake import DEFAULT_API_KEY as DEFAULT_API_KEY
+from fake_state_manager._fake import DEFAULT_URI as DEFAULT_URI
+from fake_state_manager._fake import FakeStateManager as FakeStateManager
+from fake_state_manager._http.app import create_app as create_app
+from fake_state_manager._http.middleware import RecordedRequest as RecordedRequest
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -17,8 +17,8 @@ from types import FrameType
 import anyio
 import uvicorn
 
-from exo_ref._clock import SystemClock
-from fake_state_manager._testing import DEFAULT_API_KEY, FakeStateManager
+from exo_ref import SystemClock
+from fake_state_manager._fake import DEFAULT_API_KEY, FakeStateManager
 
 __all__ = ["main", "resolve_api_key"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from exo_ref._clock import ManualClock
-from fake_state_manager._engine import Engine
+from fake_state_manager._engine.engine import Engine
 
 NS = "ns"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fake_state_manager import FakeStateManager, ManualClock
-from fake_state_manager._routes import ENDPOINTS
+from fake_state_manager._http.routes import ENDPOINTS
 
 from .http_support import KEY, START, claim, node, setup_graph, template, trigger
 

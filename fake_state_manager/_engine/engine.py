@@ -1,0 +1,420 @@
+"""The fake state manager's engine: one synchronous method per endpoint (contract §2).
+
+The engine owns a :class:`~fake_state_manager._store.store.Store` and applies the contract's state
+machine to it: claims (§3.3), executed + next-state creation (§3.4, §3.5), errored + retries (§5),
+signals and manual retry (§6), triggers (§4.6, §4.7) and the read endpoints (§7).
+
+Conventions shared by every method:
+
+- Arguments are plain, already-validated values (the HTTP layer validates request bodies with
+  its pydantic request models and passes their fields as keyword arguments, e.g.
+  ``engine.trigger(ns, graph, **body.model_dump())``).
+- Return values are JSON-ready ``dict``s shaped exactly like the contract's response bodies, so a
+  route can hand them to ``JSONResponse`` unchanged.
+- Every client mistake raises :class:`~fake_state_manager._errors.ApiError` (status + ``detail``);
+  nothing else escapes for bad input.
+- Time comes from the injected clock (``clock.now()`` seconds); ``enqueue_after`` values are
+  ``int(now * 1000)`` milliseconds (§1.1). Datetimes are rendered as ISO-8601 **UTC without an
+  offset** (upstream uses naive local time; see docs/fidelity.md).
+- Work upstream does in a background task after the response (graph verification §4.4, next-state
+  creation §3.4) is done synchronously right after the response body is built. A client therefore
+  still sees ``PENDING`` / ``EXECUTED`` in the response, but a request made right after may already
+  see ``VALID`` / ``SUCCESS``: a legal interleaving of upstream's behaviour, and deterministic.
+- Mutating methods hold one ``threading.RLock`` so that the engine can be shared by an event loop
+  and a uvicorn thread: claiming is atomic by construction.
+- An unknown *or malformed* state id is 404 ``State not found`` (upstream: 500, §2.8-§2.13).
+
+The engine is one class, reads included; the rules it applies live beside it in this package:
+:mod:`.nodes` (§2.1-§2.2), :mod:`.templates` (template documents, §4.6 trigger), :mod:`.cron`
+(the cron schedule, §4.7), :mod:`.reports` (executed / errored / prune / re-enqueue / manual
+retry: §3.4, §5, §6), :mod:`.next_states` (§3.5, unites), :mod:`.retry` (§5 delays) and
+:mod:`.views` (§7). Below it: :mod:`fake_state_manager._graph` (structural checks §4.3,
+verification §4.4, placeholders §4.2, cron arithmetic) and :mod:`fake_state_manager._store`
+(documents and indexes, §3.1).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from exo_ref import Clock, SystemClock
+from fake_state_manager._engine import nodes as _nodes
+from fake_state_manager._engine import reports
+from fake_state_manager._engine.cron import CronSchedule, expressions
+from fake_state_manager._engine.templates import (
+    build_template,
+    list_item,
+    start_run,
+    template_response,
+)
+from fake_state_manager._engine.views import (
+    OBJECT_ID,
+    list_runs,
+    node_details,
+    run_graph,
+    run_summary,
+)
+from fake_state_manager._errors import ApiError
+from fake_state_manager._graph.verification import verify_graph
+from fake_state_manager._store.documents import CronDoc, State, iso_utc
+from fake_state_manager._store.secrets import SecretBox
+from fake_state_manager._store.store import Store, check_invariants
+
+__all__ = ["TRIGGER_RETENTION_HOURS", "Engine"]
+
+JsonDict = dict[str, Any]
+
+#: §1.5 ``TRIGGER_RETENTION_HOURS`` default: how long finished cron docs are kept.
+TRIGGER_RETENTION_HOURS = 720.0
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def locked(method: F) -> F:
+    """Run ``method`` under the engine's lock (one writer at a time, claims atomic)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+class Engine:
+    """The state manager's behaviour over an in-memory store.
+
+    Args:
+        clock: where time comes from (default :class:`~exo_ref._clock.SystemClock`).
+        rng: the random source for retry jitter (§5); default ``random.Random()``. Seed it for
+            exact delays in tests.
+        store: an existing store to work on (default: a new empty one).
+        trigger_retention_hours: how long TRIGGERED/FAILED cron docs are kept (§4.7).
+        secret_box: encrypts stored graph secrets (§4.5); default: one with a random key.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        store: Store | None = None,
+        trigger_retention_hours: float = TRIGGER_RETENTION_HOURS,
+        secret_box: SecretBox | None = None,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.rng = rng if rng is not None else random.Random()
+        self.store = store if store is not None else Store()
+        self.lock = threading.RLock()
+        self.trigger_retention_hours = trigger_retention_hours
+        self.secret_box = secret_box if secret_box is not None else SecretBox()
+        self.cron = CronSchedule(self.store)
+
+    def _now(self) -> tuple[float, int]:
+        now = self.clock.now()
+        return now, int(now * 1000)
+
+    def _registered_node(self, node_name: str, namespace: str) -> object | None:
+        return self.store.nodes.get(namespace, {}).get(node_name)
+
+    def _state(self, state_id: str) -> State:
+        # §2.8-§2.13: upstream answers 500 for a malformed id; the fake answers 404 (fidelity.md).
+        state = self.store.states.get(state_id.lower()) if OBJECT_ID.fullmatch(state_id) else None
+        if state is None:
+            raise ApiError(404, "State not found")
+        return state
+
+    # -- nodes (§2.1, §2.2, §2.17) -------------------------------------------------------------
+
+    @locked
+    def register_nodes(
+        self, namespace: str, *, runtime_name: str, nodes: Sequence[Mapping[str, Any]], **_: Any
+    ) -> JsonDict:
+        """PUT ``/nodes/`` (§2.1). ``nodes[]`` items have name, inputs_schema, outputs_schema,
+        secrets; other keys (``namespace``, ``runtime_namespace``) are ignored.
+
+        Returns ``{"runtime_name", "registered_nodes": [...]}`` in request order.
+        """
+        return _nodes.register_nodes(self.store, namespace, runtime_name, nodes, self.clock.now())
+
+    # -- graphs (§2.3-§2.7, §4) ----------------------------------------------------------------
+
+    @locked
+    def upsert_graph(
+        self,
+        namespace: str,
+        graph_name: str,
+        *,
+        nodes: Sequence[Mapping[str, Any]],
+        secrets: Mapping[str, str],
+        retry_policy: Mapping[str, Any] | None = None,
+        store_config: Mapping[str, Any] | None = None,
+        triggers: Sequence[Mapping[str, Any]] | None = None,
+    ) -> JsonDict:
+        """PUT ``/graph/{name}`` (§2.3): answer for status **201**.
+
+        ``nodes`` are NodeTemplate dicts (node_name, namespace, identifier, inputs, next_nodes,
+        unites as ``{"identifier", "strategy"}`` or None); ``triggers`` items are
+        ``{"type": "CRON", "value": {"expression": ...}}``. Structural errors (§4.3) raise
+        ``ApiError(400, "Error validating graph template: ...")`` and store nothing (an update
+        leaves the old version in place). The response says ``PENDING``; verification (§4.4)
+        then runs synchronously before this method returns, so a GET right after may say VALID.
+        """
+        now = self.clock.now()
+        key = (namespace, graph_name)
+        old = self.store.graphs.get(key)
+        template = build_template(
+            self.store,
+            old,
+            namespace,
+            graph_name,
+            nodes=nodes,
+            secrets={name: self.secret_box.encrypt(value) for name, value in secrets.items()},
+            retry_policy=retry_policy,
+            store_config=store_config,
+            triggers=triggers,
+            now=now,
+        )
+        self.store.graphs[key] = template
+        response = template_response(template, status="PENDING", errors=[])
+        # Upstream verifies in a background task after the response (§4.4); done right here.
+        if old is not None:
+            self.cron.drop_pending(namespace, graph_name, expressions(old.triggers))
+        errors = verify_graph(template.nodes, list(template.secrets), self._registered_node)
+        if not errors:
+            try:
+                self.cron.schedule(template.triggers, graph_name, namespace, now)
+            except ValueError as exc:  # §4.4: an unexpected failure makes the template INVALID
+                errors = [f"Validation failed due to unexpected error: {exc}"]
+        template.validation_status = "INVALID" if errors else "VALID"
+        template.validation_errors = errors
+        return response
+
+    @locked
+    def trigger(
+        self,
+        namespace: str,
+        graph_name: str,
+        *,
+        inputs: Mapping[str, str] | None = None,
+        store: Mapping[str, str] | None = None,
+        start_delay: int = 0,
+    ) -> JsonDict:
+        """POST ``/graph/{name}/trigger`` (§2.6, §4.6): ``{"status": "CREATED", "run_id"}``."""
+        template = self.store.graphs.get((namespace, graph_name))
+        if template is None:
+            raise ApiError(
+                404, f"Graph template not found for namespace {namespace} and graph {graph_name}"
+            )
+        if template.validation_status != "VALID":
+            raise ApiError(400, "Graph template is not valid")
+        return start_run(
+            self.store, template, inputs or {}, store or {}, start_delay, self.clock.now()
+        )
+
+    @locked
+    def fire_due_triggers(self) -> int:
+        """Fire every cron trigger whose time has come (§4.7), catching up missed occurrences.
+
+        Each due PENDING doc triggers its graph with an empty body; it becomes TRIGGERED, or
+        FAILED when the trigger answers an error (e.g. required store keys). Returns the number
+        of trigger attempts made (see :meth:`CronSchedule.fire_due`).
+        """
+
+        def fire(doc: CronDoc) -> bool:
+            try:
+                self.trigger(doc.namespace, doc.graph_name)  # an empty body (§4.7)
+            except ApiError:
+                return False
+            return True
+
+        return self.cron.fire_due(self.clock.now(), fire, self.trigger_retention_hours * 3600.0)
+
+    def next_due_time(self) -> float | None:
+        """Earliest *future* moment (epoch seconds) a delayed state becomes claimable or a cron
+        trigger is due; ``None`` if nothing is waiting. Register with
+        ``ManualClock.add_wakeup_source(engine.next_due_time)``.
+
+        States already due are promoted first, so a state time is always in the future; a cron
+        time can be ``<= now`` only while :meth:`fire_due_triggers` has not run since it came due.
+        """
+        with self.lock:
+            candidates: list[float] = []
+            self.store.promote_due(self._now()[1])
+            due_ms = self.store.next_due_ms()
+            if due_ms is not None:
+                candidates.append(due_ms / 1000)
+            cron_due = self.cron.next_due()
+            if cron_due is not None:
+                candidates.append(cron_due)
+            # (E2 unblocker) the delayed heap keeps already-due states until a claim moves them;
+            # returning a past time made FakeStateManager._cron_loop spin on sleep(0), freezing an
+            # auto-advancing ManualClock. Only future moments are wake-up times.
+            now = self.clock.now()
+            candidates = [c for c in candidates if c > now]
+            return min(candidates) if candidates else None
+
+    # -- states (§2.7-§2.13, §3, §5, §6) ---------------------------------------------------------
+
+    @locked
+    def enqueue(self, namespace: str, *, nodes: Sequence[str], batch_size: int) -> JsonDict:
+        """POST ``/states/enqueue`` (§2.7, §3.3): claim up to ``batch_size`` runnable states.
+
+        Cost is O(batch_size + due delayed states), independent of how many states are stored.
+        """
+        _, now_ms = self._now()
+        claimed = self.store.claim(namespace, nodes, batch_size, now_ms)
+        return {
+            "count": len(claimed),
+            "namespace": namespace,
+            "status": "QUEUED",
+            "states": [
+                {
+                    "state_id": state.id,
+                    "node_name": state.node_name,
+                    "identifier": state.identifier,
+                    "inputs": dict(state.inputs),
+                    "created_at": iso_utc(state.created_at),
+                }
+                for state in claimed
+            ],
+        }
+
+    @locked
+    def executed(
+        self, namespace: str, state_id: str, *, outputs: Sequence[Mapping[str, Any]]
+    ) -> JsonDict:
+        """POST ``/state/{id}/executed`` (§2.8, §3.4): ``{"status": "EXECUTED"}``.
+
+        Next-state creation (§3.5) runs synchronously right after the status change.
+        Errors: 404 ``State not found``, 400 ``State is not queued``.
+        """
+        return reports.executed(self.store, self._state(state_id), outputs, self.clock.now())
+
+    @locked
+    def errored(self, namespace: str, state_id: str, *, error: str) -> JsonDict:
+        """POST ``/state/{id}/errored`` (§2.9, §5): ``{"status": "ERRORED", "retry_created"}``.
+
+        Errors: 404 ``State not found``, 400 ``State is not queued or executed`` / ``State is
+        already executed``, 404 ``Graph template not found`` (looked up in the path namespace).
+        """
+        state = self._state(state_id)
+        return reports.errored(self.store, state, namespace, error, self.clock.now(), self.rng)
+
+    @locked
+    def prune(self, namespace: str, state_id: str, *, data: Mapping[str, Any]) -> JsonDict:
+        """POST ``/state/{id}/prune`` (§2.10, §6.1): ``{"enqueue_after", "status": "PRUNED"}``.
+
+        Errors: 404 ``State not found``, 400 ``State is not queued``.
+        """
+        return reports.prune(self.store, self._state(state_id), data, self.clock.now())
+
+    @locked
+    def re_enqueue_after(self, namespace: str, state_id: str, *, enqueue_after: int) -> JsonDict:
+        """POST ``/state/{id}/re-enqueue-after`` (§2.11, §6.2); ``enqueue_after`` is a delay in
+        ms (> 0, validated by the route).
+        Returns ``{"enqueue_after": now_ms + delay, "status": "CREATED"}``.
+        """
+        state = self._state(state_id)
+        return reports.re_enqueue_after(self.store, state, enqueue_after, self.clock.now())
+
+    @locked
+    def manual_retry(self, namespace: str, state_id: str, *, fanout_id: str) -> JsonDict:
+        """POST ``/state/{id}/manual-retry`` (§2.12, §6.3): ``{"id", "status": "CREATED"}``;
+        409 ``Duplicate retry state detected``."""
+        state = self._state(state_id)
+        if state.namespace_name != namespace:  # this lookup filters by namespace (§6.3)
+            raise ApiError(404, "State not found")
+        return reports.manual_retry(self.store, state, fanout_id, self.clock.now())
+
+    @locked
+    def state_secrets(self, namespace: str, state_id: str) -> JsonDict:
+        """GET ``/state/{id}/secrets`` (§2.13): ``{"secrets": {name: plaintext}}``.
+
+        Deviation: 404 ``State not found`` / ``Graph template not found`` instead of upstream 500.
+        """
+        state = self._state(state_id)
+        if state.namespace_name != namespace:
+            raise ApiError(404, "State not found")
+        template = self.store.graphs.get((namespace, state.graph_name))
+        if template is None:
+            raise ApiError(404, "Graph template not found")
+        return {
+            "secrets": {
+                name: self.secret_box.decrypt(value) for name, value in template.secrets.items()
+            }
+        }
+
+    # -- reads (§2.2, §2.4, §2.5, §2.17, §7): they change nothing but take the lock too, so a
+    # reader never sees a half-applied transition from another thread (serve_in_thread).
+
+    @locked
+    def list_nodes(self, namespace: str) -> JsonDict:
+        """GET ``/nodes/`` (§2.2): ``{"namespace", "count", "nodes": [{"_id", ...}]}``."""
+        return _nodes.list_nodes(self.store, namespace)
+
+    @locked
+    def namespaces(self) -> JsonDict:
+        """GET ``/v0/namespaces`` (§2.17): sorted distinct namespaces of registered nodes."""
+        return _nodes.namespaces(self.store)
+
+    @locked
+    def get_graph(self, namespace: str, graph_name: str) -> JsonDict:
+        """GET ``/graph/{name}`` (§2.4). 404 ``Graph template {g} not found in namespace {ns}``.
+
+        Deviation: returns the stored retry_policy/store_config/triggers (upstream: defaults).
+        """
+        template = self.store.graphs.get((namespace, graph_name))
+        if template is None:
+            raise ApiError(404, f"Graph template {graph_name} not found in namespace {namespace}")
+        return template_response(
+            template, status=template.validation_status, errors=template.validation_errors
+        )
+
+    @locked
+    def list_graphs(self, namespace: str) -> JsonDict:
+        """GET ``/graphs/`` (§2.5): ``{"namespace", "count", "templates": [...]}`` with ``_id``
+        keys and opaque (encrypted) secret values."""
+        templates = [list_item(t) for (ns, _), t in self.store.graphs.items() if ns == namespace]
+        return {"namespace": namespace, "count": len(templates), "templates": templates}
+
+    # -- reads (§7) ------------------------------------------------------------------------------
+
+    @locked
+    def list_runs(self, namespace: str, page: int, size: int) -> JsonDict:
+        """GET ``/runs/{page}/{size}`` (§2.14, §7.1). ``page < 1`` → 400 (upstream 500);
+        ``size == 0`` → all runs; negative ``size`` → ``abs(size)``."""
+        return list_runs(self.store, namespace, page, size)
+
+    @locked
+    def run_graph(self, namespace: str, run_id: str) -> JsonDict:
+        """GET ``/states/run/{run_id}/graph`` (§2.15, §7.2)."""
+        return run_graph(self.store, namespace, run_id)
+
+    @locked
+    def node_details(self, namespace: str, graph_name: str, run_id: str, node_id: str) -> JsonDict:
+        """GET ``/graph/{g}/run/{run_id}/node/{node_id}`` (§2.16)."""
+        return node_details(self.store, namespace, graph_name, run_id, node_id)
+
+    # -- inspection helpers (not endpoints) ------------------------------------------------------
+
+    @locked
+    def states_of_run(self, run_id: str) -> list[JsonDict]:
+        """Every state of a run in creation order, as dicts with the §3.1 fields (``id`` as str)."""
+        return [state.to_dict() for state in self.store.run_states.get(run_id, [])]
+
+    @locked
+    def run_summary(self, run_id: str) -> JsonDict | None:
+        """The run as a §7.1 runs-list item, or ``None`` for an unknown run id."""
+        run = self.store.runs.get(run_id)
+        return None if run is None else run_summary(self.store, run)
+
+    @locked
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` if the store's indexes disagree with its states."""
+        check_invariants(self.store)

@@ -1,0 +1,277 @@
+"""``FakeStateManager``: the fake as a test fixture (in-process app, transport, helpers).
+
+Typical use::
+
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        async with sm.client() as http:
+            ...
+        summary = await sm.wait_for_run(run_id)
+
+Inside ``async with`` a task group runs the clock's auto-advance (for a
+:class:`~exo_ref._clock.ManualClock`) and a cron loop that fires due triggers (contract §4.7) at
+their exact due time on the clock. Due triggers are also fired lazily at the start of every
+``/v0`` request, so even without the context manager nothing due is ever missed by a client.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+
+from exo_ref import Clock, ManualClock, SystemClock
+from fake_state_manager._engine.engine import Engine
+from fake_state_manager._http.app import create_app
+from fake_state_manager._http.middleware import RecordedRequest
+from fake_state_manager._http.serve import serve_in_thread
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_URI", "FakeStateManager"]
+
+DEFAULT_API_KEY = "exo-ref-dev-key"
+DEFAULT_URI = "http://fake-state-manager"
+
+# ManualClocks some running FakeStateManager is auto-advancing: two drivers on one clock could
+# both jump at the same idle moment and skip a due time, so the first fake to start drives it.
+_DRIVEN_CLOCKS: weakref.WeakSet[ManualClock] = weakref.WeakSet()
+
+# How often wait_for_run re-reads a run while a uvicorn thread may change it: changes made on
+# another thread cannot wake this thread's event, so that case (and only that one) polls.
+_CROSS_THREAD_POLL = 0.01
+# With a real clock the cron loop re-checks at least this often (seconds), so that a graph upserted
+# through a served thread schedules its triggers without a cross-thread wake-up.
+_REAL_CLOCK_CRON_TICK = 1.0
+
+
+class FakeStateManager:
+    """An in-memory Exosphere state manager for tests and local development.
+
+    Args:
+        api_key: the one key every ``/v0`` route accepts (contract §1.2).
+        clock: where time comes from; a :class:`ManualClock` makes delays resolve instantly.
+        seed: seed of the random source used for retry jitter (contract §5).
+        record_requests: keep :attr:`requests` (turn off for benchmarks).
+        cors_origins: CORS origins (default: env ``CORS_ORIGINS`` or upstream's list, §1.4).
+        engine: an existing engine to serve (default: a new one on ``clock`` and ``seed``).
+
+    Attributes:
+        app: the Starlette ASGI application.
+        uri: base URL to use with :attr:`transport` (no network involved).
+        api_key: the accepted key.
+        transport: an ``httpx.ASGITransport`` bound to :attr:`app`.
+        requests: every request received, in order (empty if ``record_requests`` is false).
+        engine: the engine (store + behaviour).
+        clock: the clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        record_requests: bool = True,
+        cors_origins: list[str] | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.engine = (
+            engine if engine is not None else Engine(clock=self.clock, rng=random.Random(seed))
+        )
+        self.api_key = api_key
+        self.uri = DEFAULT_URI
+        self.requests: list[RecordedRequest] = []
+        self.app: Starlette = create_app(
+            self.engine,
+            api_key=api_key,
+            cors_origins=cors_origins,
+            recorder=self.requests if record_requests else None,
+            before_request=self.engine.fire_due_triggers,
+            after_request=self._after_request,
+        )
+        self.transport = httpx.ASGITransport(app=self.app)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._loop_thread: int | None = None
+        self._changed: anyio.Event | None = None
+        self._cron_scope: anyio.CancelScope | None = None
+        self._cron_target = math.inf
+        self._threads_serving = 0
+        self._drives_clock = False
+        if isinstance(self.clock, ManualClock):
+            self.clock.add_wakeup_source(self.engine.next_due_time)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeStateManager:
+        if self._task_group is not None:
+            raise RuntimeError("this FakeStateManager is already running; enter it only once")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        self._loop_thread = threading.get_ident()
+        if isinstance(self.clock, ManualClock) and self.clock not in _DRIVEN_CLOCKS:
+            _DRIVEN_CLOCKS.add(self.clock)
+            self._drives_clock = True
+            task_group.start_soon(self.clock.run_auto_advance)
+        task_group.start_soon(self._cron_loop)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        task_group, self._task_group = self._task_group, None
+        self._loop_thread = None
+        if task_group is None:
+            return None
+        if self._drives_clock and isinstance(self.clock, ManualClock):
+            _DRIVEN_CLOCKS.discard(self.clock)
+            self._drives_clock = False
+        task_group.cancel_scope.cancel()
+        # The background tasks only ever end by this cancellation; close the group as if the
+        # body had succeeded so that an exception from the body propagates as itself, not
+        # wrapped in an ExceptionGroup.
+        await task_group.__aexit__(None, None, None)
+        return None
+
+    async def _cron_loop(self) -> None:
+        """Fire cron triggers at their due time on the clock (contract §4.7)."""
+        while True:
+            if self.engine.fire_due_triggers():
+                self._wake_waiters()
+            due = self.engine.next_due_time()
+            delay = math.inf if due is None else max(0.0, due - self.clock.now())
+            if not isinstance(self.clock, ManualClock):
+                delay = min(delay, _REAL_CLOCK_CRON_TICK)
+            self._cron_target = self.clock.now() + delay
+            with anyio.CancelScope() as scope:
+                self._cron_scope = scope
+                if math.isinf(delay):
+                    await anyio.sleep_forever()
+                else:
+                    await self.clock.sleep(delay)
+            self._cron_scope = None
+
+    def _after_request(self) -> None:
+        # Called by the routes after each engine call. Only this thread's event loop may be woken.
+        if threading.get_ident() != self._loop_thread:
+            return
+        self._wake_waiters()
+        if self._cron_scope is not None:
+            due = self.engine.next_due_time()
+            if due is not None and due < self._cron_target:
+                self._cron_scope.cancel()  # a new, earlier cron time: reschedule
+
+    def _wake_waiters(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` on :attr:`transport` with :attr:`uri` and the API key set."""
+        headers = {"x-api-key": self.api_key, **kwargs.pop("headers", {})}
+        return httpx.AsyncClient(
+            base_url=self.uri, transport=self.transport, headers=headers, **kwargs
+        )
+
+    @contextmanager
+    def serve_in_thread(self, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Serve :attr:`app` with uvicorn on ``host:port`` in a thread; yield ``http://HOST:PORT``.
+
+        Only with a real clock (:class:`SystemClock`): the server runs its own event loop in
+        another thread, and a :class:`ManualClock` cannot be shared across event loops. The
+        server thread also runs a cron loop, so cron triggers fire without ``async with``.
+
+        Raises:
+            TypeError: the clock is a ManualClock.
+        """
+        if isinstance(self.clock, ManualClock):
+            raise TypeError(
+                "serve_in_thread needs a real clock: create FakeStateManager(clock=SystemClock())"
+                " (a ManualClock cannot be shared between two event loops)"
+            )
+        self._threads_serving += 1
+        try:
+            with serve_in_thread(
+                self.app, host=host, port=port, background=self._thread_cron_loop
+            ) as uri:
+                yield uri
+        finally:
+            self._threads_serving -= 1
+
+    async def _thread_cron_loop(self) -> None:
+        while True:
+            self.engine.fire_due_triggers()
+            due = self.engine.next_due_time()
+            delay = _REAL_CLOCK_CRON_TICK if due is None else due - self.clock.now()
+            await self.clock.sleep(min(max(0.0, delay), _REAL_CLOCK_CRON_TICK))
+
+    # -- read helpers --------------------------------------------------------------------------
+
+    def states(self, run_id: str) -> list[dict[str, Any]]:
+        """Every state of ``run_id`` in creation order (contract §3.1 fields, ``id`` as str)."""
+        with self.engine.lock:
+            return self.engine.states_of_run(run_id)
+
+    def run_summary(self, run_id: str) -> dict[str, Any]:
+        """``run_id`` as a runs-list item (contract §7.1): counts, ``status``, ``created_at``.
+
+        Raises:
+            LookupError: no run with this id was ever triggered here.
+        """
+        with self.engine.lock:
+            summary = self.engine.run_summary(run_id)
+        if summary is None:
+            raise LookupError(f"no run {run_id!r} in this fake state manager; check the run_id")
+        return summary
+
+    async def wait_for_run(
+        self, run_id: str, timeout: float = 30.0  # noqa: ASYNC109 - agreed interface
+    ) -> dict[str, Any]:
+        """Wait until the run's status is no longer ``PENDING``; return its summary.
+
+        Woken by every request this fake answers on the caller's event loop (no polling), so
+        with a ManualClock it returns as soon as the last state settles. ``timeout`` is in real
+        seconds: a safety net against a hung test, independent of the (possibly virtual) clock.
+
+        Raises:
+            LookupError: unknown run id.
+            TimeoutError: still pending after ``timeout`` seconds (the message has the summary).
+        """
+        summary = self.run_summary(run_id)
+        try:
+            with anyio.fail_after(timeout):
+                while summary["status"] == "PENDING":
+                    await self._wait_for_change()
+                    summary = self.run_summary(run_id)
+        except TimeoutError:
+            raise TimeoutError(
+                f"run {run_id} still PENDING after {timeout} s: {summary}"
+            ) from None
+        return summary
+
+    async def _wait_for_change(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        changed = self._changed
+        if self._threads_serving or threading.get_ident() != self._loop_thread:
+            # Changes may come from a uvicorn thread, which cannot set this loop's event.
+            with anyio.move_on_after(_CROSS_THREAD_POLL):
+                await changed.wait()
+        else:
+            await changed.wait()
+
+    def __repr__(self) -> str:
+        return f"FakeStateManager(uri={self.uri!r}, clock={self.clock!r})"

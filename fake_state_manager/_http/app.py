@@ -1,0 +1,124 @@
+"""``create_app``: the fake state manager as a Starlette ASGI application (contract §1, §2).
+
+No lifespan is needed (``httpx.ASGITransport`` does not run one): everything the app needs is
+built here, and background work (cron firing, clock auto-advance) belongs to
+:class:`fake_state_manager.FakeStateManager`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fake_state_manager._engine.engine import Engine
+from fake_state_manager._http.middleware import (
+    RecordedRequest,
+    RecorderMiddleware,
+    RequestIdMiddleware,
+    UnhandledExceptionsMiddleware,
+)
+from fake_state_manager._http.openapi import openapi_document
+from fake_state_manager._http.parsing import json_response
+from fake_state_manager._http.routes import build_routes
+
+__all__ = ["CORS_ALLOW_HEADERS", "CORS_ALLOW_METHODS", "DEFAULT_CORS_ORIGINS", "create_app"]
+
+# contract §1.4
+DEFAULT_CORS_ORIGINS = (
+    "http://localhost:3000",
+    "http://localhost:3001",
+    "http://127.0.0.1:3000",
+    "http://127.0.0.1:3001",
+)
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+CORS_ALLOW_HEADERS = (
+    "Accept",
+    "Accept-Language",
+    "Content-Language",
+    "Content-Type",
+    "X-API-Key",
+    "Authorization",
+    "X-Requested-With",
+    "X-Exosphere-Request-ID",
+)
+
+
+def _cors_origins_from_env() -> list[str]:
+    raw = os.environ.get("CORS_ORIGINS")
+    if not raw:
+        return list(DEFAULT_CORS_ORIGINS)
+    return [origin.strip() for origin in raw.split(",") if origin.strip()]
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    # FastAPI's default: 404 {"detail":"Not Found"}, 405 {"detail":"Method Not Allowed"} (§1.3).
+    assert isinstance(exc, HTTPException)
+    return json_response({"detail": exc.detail}, exc.status_code, exc.headers)
+
+
+def create_app(
+    engine: Engine,
+    *,
+    api_key: str,
+    cors_origins: Sequence[str] | None = None,
+    recorder: list[RecordedRequest] | None = None,
+    before_request: Callable[[], object] | None = None,
+    after_request: Callable[[], object] | None = None,
+) -> Starlette:
+    """Build the ASGI app serving every endpoint of contract §2 over ``engine``.
+
+    Args:
+        engine: the state manager's behaviour and data.
+        api_key: the one global key every ``/v0`` route checks (§1.2). Upstream re-reads it from
+            ``STATE_MANAGER_SECRET`` on every request; the fake takes it once.
+        cors_origins: allowed CORS origins; default from env ``CORS_ORIGINS`` (comma-separated),
+            else upstream's localhost list (§1.4).
+        recorder: when given, a :class:`RecordedRequest` is appended to it for every request.
+        before_request: called before each authorised ``/v0`` engine call (e.g. lazy cron firing).
+        after_request: called after each engine call (e.g. to wake ``wait_for_run``).
+    """
+    if not isinstance(api_key, str) or not api_key:
+        raise ValueError(
+            "api_key must be a non-empty string (upstream refuses to start without one)"
+        )
+    origins = list(cors_origins) if cors_origins is not None else _cors_origins_from_env()
+    document: dict[str, Any] | None = None
+
+    async def openapi(request: Request) -> Response:
+        nonlocal document
+        if document is None:
+            document = openapi_document()
+        return json_response(document)
+
+    routes = [
+        *build_routes(engine, api_key=api_key, before=before_request, after=after_request),
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    ]
+    middleware = [Middleware(RequestIdMiddleware)]
+    if recorder is not None:
+        middleware.append(Middleware(RecorderMiddleware, sink=recorder, now=engine.clock.now))
+    middleware += [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=True,
+            allow_methods=list(CORS_ALLOW_METHODS),
+            allow_headers=list(CORS_ALLOW_HEADERS),
+            expose_headers=["X-Exosphere-Request-ID"],
+        ),
+        Middleware(UnhandledExceptionsMiddleware),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_exception},
+    )

@@ -1,0 +1,311 @@
+"""The 18 endpoints of contract §2 as data: one :class:`Endpoint` per route, thin handlers.
+
+Each handler validates nothing itself: :func:`build_routes` parses and validates the request
+(:mod:`fake_state_manager._http.parsing`, FastAPI's order of checks, §1.2), then the handler passes
+plain values to one :class:`~fake_state_manager._engine.engine.Engine` method and the engine's
+JSON-ready dict becomes the response. An :class:`~fake_state_manager._errors.ApiError` from the
+engine becomes ``{"detail": ...}`` with its status (§1.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fake_state_manager._engine.engine import Engine
+from fake_state_manager._errors import ApiError
+from fake_state_manager._http import requests as s
+from fake_state_manager._http import responses as r
+from fake_state_manager._http.middleware import BODY_SCOPE_KEY
+from fake_state_manager._http.parsing import (
+    MISSING,
+    RequestError,
+    json_response,
+    parse_json_body,
+    validate_body,
+    validate_int_path,
+)
+
+__all__ = ["ENDPOINTS", "Endpoint", "build_routes"]
+
+JsonDict = dict[str, Any]
+Params = dict[str, Any]
+Handler = Callable[[Engine, Params, Any], JsonDict]
+
+NS = "/v0/namespace/{namespace_name}"
+_UNAUTHORIZED = {"detail": "Invalid API key"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One route of contract §2.
+
+    Attributes:
+        method: HTTP method.
+        path: Starlette path template (parameter names as upstream's FastAPI app has them).
+        name: operation id (also the OpenAPI ``operationId``).
+        summary: one line for the OpenAPI document.
+        handler: ``(engine, path_params, body_model_or_None) -> response dict``.
+        body: the pydantic request model, or ``None`` for routes without a body.
+        int_params: path parameters that must parse as ``int`` (else 422).
+        status: the success status (201 for graph upsert, §2.3).
+        response: the pydantic response model, for the OpenAPI document only.
+    """
+
+    method: str
+    path: str
+    name: str
+    summary: str
+    handler: Handler
+    body: type[BaseModel] | None = None
+    int_params: tuple[str, ...] = ()
+    status: int = 200
+    response: type[BaseModel] | None = None
+
+
+def _dump_list(items: list[Any]) -> list[Any]:
+    return [i.model_dump(mode="json") if isinstance(i, BaseModel) else i for i in items]
+
+
+def _register_nodes(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.register_nodes(
+        p["namespace_name"], runtime_name=b.runtime_name, nodes=_dump_list(b.nodes)
+    )
+
+
+def _upsert_graph(e: Engine, p: Params, b: Any) -> JsonDict:
+    body = b.model_dump(mode="json")
+    return e.upsert_graph(
+        p["namespace_name"],
+        p["graph_name"],
+        nodes=body["nodes"],
+        secrets=body["secrets"],
+        retry_policy=body.get("retry_policy"),
+        store_config=body.get("store_config"),
+        triggers=body.get("triggers"),
+    )
+
+
+def _trigger(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.trigger(
+        p["namespace_name"],
+        p["graph_name"],
+        inputs=b.inputs,
+        store=b.store,
+        start_delay=b.start_delay,
+    )
+
+
+def _enqueue(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.enqueue(p["namespace_name"], nodes=b.nodes, batch_size=b.batch_size)
+
+
+def _executed(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.executed(p["namespace_name"], p["state_id"], outputs=b.outputs)
+
+
+def _errored(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.errored(p["namespace_name"], p["state_id"], error=b.error)
+
+
+def _prune(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.prune(p["namespace_name"], p["state_id"], data=b.data)
+
+
+def _re_enqueue_after(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.re_enqueue_after(p["namespace_name"], p["state_id"], enqueue_after=b.enqueue_after)
+
+
+def _manual_retry(e: Engine, p: Params, b: Any) -> JsonDict:
+    return e.manual_retry(p["namespace_name"], p["state_id"], fanout_id=b.fanout_id)
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "PUT", NS + "/nodes/", "register_nodes", "Register or update nodes (§2.1)",
+        _register_nodes, s.RegisterNodesRequest, response=r.RegisterNodesResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/nodes/", "list_nodes", "List registered nodes (§2.2)",
+        lambda e, p, b: e.list_nodes(p["namespace_name"]),
+        response=r.ListNodesResponse,
+    ),
+    Endpoint(
+        "PUT", NS + "/graph/{graph_name}", "upsert_graph_template",
+        "Create or update a graph template (§2.3, §4)", _upsert_graph,
+        s.UpsertGraphTemplateRequest, status=201, response=r.UpsertGraphTemplateResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/graph/{graph_name}", "get_graph_template", "Get a graph template (§2.4)",
+        lambda e, p, b: e.get_graph(p["namespace_name"], p["graph_name"]),
+        response=r.UpsertGraphTemplateResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/graphs/", "list_graph_templates", "List graph templates (§2.5)",
+        lambda e, p, b: e.list_graphs(p["namespace_name"]),
+        response=r.ListGraphTemplatesResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/graph/{graph_name}/trigger", "trigger_graph", "Start a run (§2.6, §4.6)",
+        _trigger, s.TriggerGraphRequest, response=r.TriggerGraphResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/states/enqueue", "enqueue_states", "Claim runnable states (§2.7, §3.3)",
+        _enqueue, s.EnqueueRequest, response=r.EnqueueResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/state/{state_id}/executed", "executed_state",
+        "Report success and outputs (§2.8, §3.4)", _executed, s.ExecutedRequest,
+        response=r.ExecutedResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/state/{state_id}/errored", "errored_state",
+        "Report a failure (§2.9, §5)", _errored, s.ErroredRequest, response=r.ErroredResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/state/{state_id}/prune", "prune_state", "Prune signal (§2.10, §6.1)",
+        _prune, s.PruneRequest, response=r.PruneResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/state/{state_id}/re-enqueue-after", "re_enqueue_after_state",
+        "Re-enqueue-after signal (§2.11, §6.2)", _re_enqueue_after, s.ReEnqueueAfterRequest,
+        response=r.ReEnqueueAfterResponse,
+    ),
+    Endpoint(
+        "POST", NS + "/state/{state_id}/manual-retry", "manual_retry_state",
+        "Manual retry (§2.12, §6.3)", _manual_retry, s.ManualRetryRequest,
+        response=r.ManualRetryResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/state/{state_id}/secrets", "get_secrets",
+        "Plaintext graph secrets for a state (§2.13)",
+        lambda e, p, b: e.state_secrets(p["namespace_name"], p["state_id"]),
+        response=r.SecretsResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/runs/{page}/{size}", "get_runs", "Paginated runs with counts (§2.14, §7.1)",
+        lambda e, p, b: e.list_runs(p["namespace_name"], p["page"], p["size"]),
+        int_params=("page", "size"),
+        response=r.RunsResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/states/run/{run_id}/graph", "get_graph_structure",
+        "A run's states and edges (§2.15, §7.2)",
+        lambda e, p, b: e.run_graph(p["namespace_name"], p["run_id"]),
+        response=r.RunGraphResponse,
+    ),
+    Endpoint(
+        "GET", NS + "/graph/{graph_name}/run/{run_id}/node/{node_id}", "get_node_run_details",
+        "One state's details (§2.16)",
+        lambda e, p, b: e.node_details(
+            p["namespace_name"], p["graph_name"], p["run_id"], p["node_id"]
+        ),
+        response=r.NodeRunDetailsResponse,
+    ),
+    Endpoint(
+        "GET", "/v0/namespaces", "list_namespaces", "Namespaces of registered nodes (§2.17)",
+        lambda e, p, b: e.namespaces(),
+        response=r.NamespacesResponse,
+    ),
+)
+
+
+_HOT = (
+    "enqueue_states",
+    "executed_state",
+    "errored_state",
+    "get_secrets",
+    "prune_state",
+    "re_enqueue_after_state",
+)
+
+
+async def _health(request: Request) -> Response:
+    # §2 #1: no auth, no store access.
+    return json_response({"message": "OK"})
+
+
+def build_routes(
+    engine: Engine,
+    *,
+    api_key: str,
+    before: Callable[[], object] | None = None,
+    after: Callable[[], object] | None = None,
+) -> list[Route]:
+    """The Starlette routes of every endpoint, ``/health`` included.
+
+    Args:
+        engine: the engine every handler calls.
+        api_key: the one global key (§1.2).
+        before: called at the start of every authorised ``/v0`` request (the fake fires due cron
+            triggers lazily here).
+        after: called after every engine call that returned (state may have changed).
+    """
+    routes = [Route("/health", _health, methods=["GET"], name="health")]
+    # Starlette tries routes in order; the runtime's hot path (poll, report) goes first. No two
+    # paths overlap, so the order changes nothing else.
+    by_heat = sorted(ENDPOINTS, key=lambda e: _HOT.index(e.name) if e.name in _HOT else len(_HOT))
+    for endpoint in by_heat:
+        routes.append(
+            Route(
+                endpoint.path,
+                _make_handler(endpoint, engine, api_key, before, after),
+                methods=[endpoint.method],
+                name=endpoint.name,
+            )
+        )
+    for route in routes:
+        # FastAPI routes answer only their declared method; Starlette adds HEAD to GET routes.
+        assert route.methods is not None
+        route.methods.discard("HEAD")
+    return routes
+
+
+def _make_handler(
+    endpoint: Endpoint,
+    engine: Engine,
+    api_key: str,
+    before: Callable[[], object] | None,
+    after: Callable[[], object] | None,
+) -> Callable[[Request], Any]:
+    model = endpoint.body
+    int_params = endpoint.int_params
+    handler = endpoint.handler
+    status = endpoint.status
+
+    async def handle(request: Request) -> Response:
+        try:
+            data: Any = MISSING
+            if model is not None:
+                data = await parse_json_body(request)  # check 1: JSON syntax (§1.2)
+                if data is not MISSING:
+                    request.scope[BODY_SCOPE_KEY] = data
+            if request.headers.get("x-api-key") != api_key:  # check 2: auth (§1.2)
+                return json_response(_UNAUTHORIZED, 401)
+            errors: list[JsonDict] = []  # check 3: path and body schema (§1.2)
+            params: Params = dict(request.path_params)
+            for name in int_params:
+                params[name] = validate_int_path(name, params[name], errors)
+            body = validate_body(model, data, errors) if model is not None else None
+            if errors:
+                return json_response({"detail": errors}, 422)
+        except RequestError as exc:
+            return exc.response()
+        if before is not None:
+            before()
+        try:
+            result = handler(engine, params, body)
+        except ApiError as exc:
+            return json_response({"detail": exc.detail}, exc.status)
+        finally:
+            if after is not None:
+                after()
+        return json_response(result, status)
+
+    return handle

@@ -1,0 +1,83 @@
+"""The fake over real HTTP: uvicorn on loopback in a thread (``serve_in_thread``)."""
+
+from __future__ import annotations
+
+import socket
+
+import anyio
+import httpx
+import pytest
+
+from fake_state_manager import FakeStateManager, SystemClock
+from fake_state_manager._http.serve import serve_in_thread
+
+from ..http_support import KEY, NS, node, ok, setup_graph, template, trigger
+
+STATES = 120
+CALLERS = 50
+
+
+async def test_concurrent_enqueues_over_tcp_claim_every_state_exactly_once() -> None:
+    # contract §3.3: claiming is atomic; 50 pollers at once never get the same state twice.
+    sm = FakeStateManager(api_key=KEY, clock=SystemClock(), record_requests=False)
+    async with sm, sm.client() as local:
+        await setup_graph(local, [node("A")], [template("a", "A")])
+        for _ in range(STATES):
+            await trigger(local)
+        with sm.serve_in_thread() as uri:
+            assert uri.startswith("http://127.0.0.1:")
+            claimed: list[str] = []
+            limits = httpx.Limits(max_connections=CALLERS)
+            async with httpx.AsyncClient(
+                base_url=uri, headers={"x-api-key": KEY}, limits=limits
+            ) as remote:
+
+                async def poll() -> None:
+                    body = await ok(
+                        remote.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 3})
+                    )
+                    claimed.extend(s["state_id"] for s in body["states"])
+
+                async with anyio.create_task_group() as tg:
+                    for _ in range(CALLERS):
+                        tg.start_soon(poll)
+        sm.engine.check_invariants()
+    assert len(claimed) == STATES
+    assert len(set(claimed)) == STATES
+
+
+async def test_served_fake_answers_health_and_finishes_a_run_for_wait_for_run() -> None:
+    sm = FakeStateManager(api_key=KEY)
+    with sm.serve_in_thread(port=0) as uri:
+        async with httpx.AsyncClient(base_url=uri, headers={"x-api-key": KEY}) as remote:
+            assert (await ok(remote.get("/health"))) == {"message": "OK"}
+            await setup_graph(remote, [node("A")], [template("a", "A")])
+            run_id = await trigger(remote)
+            body = await ok(
+                remote.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
+            )
+            (state,) = body["states"]
+
+            async def finish() -> None:
+                await ok(
+                    remote.post(f"{NS}/state/{state['state_id']}/executed", json={"outputs": [{}]})
+                )
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(finish)
+                summary = await sm.wait_for_run(run_id, timeout=10)
+            assert summary["status"] == "SUCCESS"
+            assert sm.requests[-1].path == f"{NS}/state/{state['state_id']}/executed"
+
+
+def test_serve_in_thread_reports_a_port_in_use() -> None:
+    sm = FakeStateManager(api_key=KEY)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with (
+            pytest.raises(RuntimeError, match="could not start"),
+            serve_in_thread(sm.app, port=port),
+        ):
+            pass
