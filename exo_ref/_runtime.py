@@ -19,9 +19,10 @@ import asyncio  # only to honour upstream's start()-inside-a-running-loop contra
 import contextlib
 import logging
 import random
+import signal
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import anyio
@@ -47,7 +48,6 @@ from ._logging import setup_default_logging
 from ._node import BaseNode
 from ._poller import Poller
 from ._serving import Serving
-from ._shutdown import run_with_signals
 from ._validation import validate_nodes
 from ._wire import RegisterRequest
 from ._workers import WorkerPool
@@ -144,8 +144,7 @@ class Runtime:
         self._stop_event: anyio.Event | None = None
         self._registering: anyio.CancelScope | None = None
         self._main_scope: anyio.CancelScope | None = None
-        self.poller: Poller | None = None
-        self.worker_pool: WorkerPool | None = None
+        self._serving: Serving | None = None
 
     def __repr__(self) -> str:
         s = self.settings
@@ -207,8 +206,7 @@ class Runtime:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self._forget_loop)
             finally:
-                self.poller = None
-                self.worker_pool = None
+                self._serving = None
                 with self._lock:
                     self._running = False
 
@@ -241,10 +239,8 @@ class Runtime:
 
     def _begin_shutdown(self) -> None:
         # Stop claiming and starting at once, not when the serving task next runs.
-        if self.poller is not None:
-            self.poller.stop()
-        if self.worker_pool is not None:
-            self.worker_pool.stop_taking()
+        if self._serving is not None:
+            self._serving.stop()
         if self._registering is not None:
             self._registering.cancel()
         if self._stop_event is not None and not self._stop_event.is_set():
@@ -306,8 +302,8 @@ class Runtime:
                     poller_class=self.poller_class,
                     worker_pool_class=self.worker_pool_class,
                 )
-                self.poller, self.worker_pool = serving.poller, serving.pool
-                await serving.run(self._stop_event)
+                self._serving = serving
+                await serving.run()
             self._main_scope = None
 
 
@@ -325,3 +321,42 @@ def _upstream_version(correct: str, misspelt: str | None) -> str:
             "Pass only one of state_manager_version= and state_manage_version="
         )
     return misspelt
+
+
+async def run_with_signals(
+    main: Callable[[], Awaitable[None]],
+    *,
+    on_first: Callable[[], None],
+    on_again: Callable[[], None],
+) -> None:
+    """Run ``main``; the first SIGINT/SIGTERM calls ``on_first`` (graceful), later ones
+    ``on_again`` (forced). Call in the main thread only: only it receives OS signals."""
+
+    async def watch() -> None:
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                received = 0
+                async for signum in signals:
+                    received += 1
+                    if received == 1:
+                        logger.warning(
+                            "Received %s: finishing running states (send it again to force)",
+                            signal.Signals(signum).name,
+                        )
+                        on_first()
+                    else:
+                        on_again()
+        except NotImplementedError:  # e.g. Windows: no signal receiver, no graceful shutdown
+            return
+
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            await main()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+            error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error

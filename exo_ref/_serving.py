@@ -1,19 +1,23 @@
 """One serving session of a :class:`~exo_ref.Runtime`: poll, execute, then shut down gracefully.
 
+A claimed state stays QUEUED forever on the server if nobody reports it (contract §3.2), so a
+session that stops hands back every state it claimed but will not finish: ``re-enqueue-after``
+accepts any status and makes the same state runnable again after a delay (contract §6.2).
+
 Created after registration and run until the runtime's stop event is set::
 
     poller ──stream──▶ `workers` worker tasks ──▶ reports
-    stop ─▶ the poller stops claiming and the pool stops starting (Runtime._begin_shutdown)
-         ─▶ states claimed but not started are handed back (re-enqueue-after 1 ms, §6.2)
-         ─▶ running states finish and are reported within `grace_period`
-         ─▶ after the grace period: cancel, hand back still-running states, return
+    stop() ─▶ the poller stops claiming and the pool stops starting, at once
+           ─▶ states claimed but not started are handed back (re-enqueue-after 1 ms, §6.2)
+           ─▶ running states finish and are reported within `grace_period`
+           ─▶ after the grace period: cancel, hand back still-running states, return
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -24,16 +28,85 @@ from ._clock import Clock
 from ._config import RuntimeSettings
 from ._node import BaseNode
 from ._poller import Backlog, Poller
-from ._shutdown import Deadline, hand_back, within
 from ._wire import ClaimedState
-from ._workers import WorkerPool
+from ._workers import ReportClient, WorkerPool
 
-__all__ = ["ABANDON_HANDBACK_BUDGET", "Serving"]
+__all__ = ["ABANDON_HANDBACK_BUDGET", "HANDBACK_DELAY_MS", "Serving"]
 
 logger = logging.getLogger("exo_ref.runtime")
 
 # After the grace period, still-running states are handed back within this extra budget.
 ABANDON_HANDBACK_BUDGET = 5.0
+
+
+# Handed-back states become runnable again after this delay (the endpoint needs > 0, §2.11).
+HANDBACK_DELAY_MS = 1
+
+
+class Deadline:
+    """A deadline on an injected clock: every scope opened through it is cancelled when it passes.
+
+    Run :meth:`run` in a task; scopes from :meth:`scope` opened after the deadline start cancelled.
+    """
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.passed = False
+        self._scopes: list[anyio.CancelScope] = []
+        self._on_expiry: list[Callable[[], None]] = []
+
+    def scope(self) -> anyio.CancelScope:
+        scope = anyio.CancelScope()
+        if self.passed:
+            scope.cancel()
+        self._scopes.append(scope)
+        return scope
+
+    def on_expiry(self, callback: Callable[[], None]) -> None:
+        self._on_expiry.append(callback)
+
+    async def run(self) -> None:
+        await self.clock.sleep(self.seconds)
+        self.passed = True
+        for callback in self._on_expiry:
+            callback()
+        for scope in self._scopes:
+            scope.cancel()
+
+
+async def hand_back(
+    client: ReportClient, states: Sequence[ClaimedState], why: str, *, concurrency: int
+) -> None:
+    """Re-enqueue ``states`` after 1 ms, ``concurrency`` at a time; failures are logged."""
+    if not states:
+        return
+    logger.info("Handing back %d state(s) %s", len(states), why)
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(state: ClaimedState) -> None:
+        async with limiter:
+            try:
+                await client.report_re_enqueue_after(state.state_id, HANDBACK_DELAY_MS)
+            except Exception:
+                logger.exception("Could not hand back state %s", state.state_id)
+
+    async with anyio.create_task_group() as tg:
+        for state in states:
+            tg.start_soon(one, state)
+
+
+async def within(clock: Clock, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` but give up after ``seconds`` of ``clock`` time."""
+    async with anyio.create_task_group() as tg:
+
+        async def timer() -> None:
+            await clock.sleep(seconds)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(timer)
+        await work()
+        tg.cancel_scope.cancel()
 
 
 class Serving:
@@ -73,9 +146,20 @@ class Serving:
             clock=clock,
             rng=rng,
         )
+        self._stop = anyio.Event()
 
-    async def run(self, stop: anyio.Event) -> None:
-        """Poll and execute until ``stop`` is set, then shut down gracefully (module doc)."""
+    def stop(self) -> None:
+        """Stop claiming and starting at once, and let :meth:`run` shut down gracefully.
+
+        Call from the session's event loop thread; idempotent.
+        """
+        self.poller.stop()
+        self.pool.stop_taking()
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Poll and execute until :meth:`stop`, then shut down gracefully (module doc)."""
+        stop = self._stop
         s, pool, poller, client = self.settings, self.pool, self.poller, self.client
         send, receive = self.send, self.receive
         deadline = Deadline(self.clock, s.grace_period)
@@ -104,7 +188,7 @@ class Serving:
                     tg.start_soon(run_pool)
                     tg.start_soon(run_poller)
                     await stop.wait()
-                    # Stop claiming (already done by the runtime); start the grace period.
+                    # Claiming stopped in stop(); start the grace period.
                     outer.start_soon(deadline.run)
                     await poll_done.wait()
                     leftovers.extend(_drain(receive, self.backlog))
