@@ -127,10 +127,6 @@ class ManualClock:
         self._sources.append(source)
         self._notify_change()
 
-    def notify_change(self) -> None:
-        """Tell an auto-advancing clock that a wake-up source may have a new due time."""
-        self._notify_change()
-
     def next_due(self) -> float | None:
         """The earliest future moment a sleeper or a wake-up source is waiting for."""
         while self._sleepers and self._sleepers[0][2] is None:

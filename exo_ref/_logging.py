@@ -12,16 +12,11 @@ import logging
 
 from ._config import default_logging_disabled, env_log_level
 
-__all__ = ["LOGGER_NAME", "LOG_DATEFMT", "LOG_FORMAT", "get_logger", "setup_default_logging"]
+__all__ = ["LOGGER_NAME", "LOG_DATEFMT", "LOG_FORMAT", "setup_default_logging"]
 
 LOGGER_NAME = "exo_ref"
 LOG_FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
-
-
-def get_logger(suffix: str = "") -> logging.Logger:
-    """The ``exo_ref`` logger or one of its children (``exo_ref.runtime`` ...)."""
-    return logging.getLogger(f"{LOGGER_NAME}.{suffix}" if suffix else LOGGER_NAME)
 
 
 def setup_default_logging() -> bool:

@@ -1,6 +1,6 @@
 """The poller: claims runnable states for the workers (contract §2.7, §3.3).
 
-Rules (issue 3, "Polling and batching"), and why:
+Rules, and why:
 
 * **Hold few claimed states.** A claimed state sits QUEUED on the server until it is reported, and
   the server has no lease (contract §3.2, §8.9.7): if the process dies, every claimed-but-unstarted

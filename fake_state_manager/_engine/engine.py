@@ -252,8 +252,8 @@ class Engine:
             cron_due = self.cron.next_due()
             if cron_due is not None:
                 candidates.append(cron_due)
-            # (E2 unblocker) the delayed heap keeps already-due states until a claim moves them;
-            # returning a past time made FakeStateManager._cron_loop spin on sleep(0), freezing an
+            # The delayed heap keeps already-due states until a claim moves them; a past time
+            # would make FakeStateManager's cron loop spin on sleep(0) and freeze an
             # auto-advancing ManualClock. Only future moments are wake-up times.
             now = self.clock.now()
             candidates = [c for c in candidates if c > now]

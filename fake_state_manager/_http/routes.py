@@ -216,16 +216,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-_HOT = (
-    "enqueue_states",
-    "executed_state",
-    "errored_state",
-    "get_secrets",
-    "prune_state",
-    "re_enqueue_after_state",
-)
-
-
 async def _health(request: Request) -> Response:
     # §2 #1: no auth, no store access.
     return json_response({"message": "OK"})
@@ -248,10 +238,7 @@ def build_routes(
         after: called after every engine call that returned (state may have changed).
     """
     routes = [Route("/health", _health, methods=["GET"], name="health")]
-    # Starlette tries routes in order; the runtime's hot path (poll, report) goes first. No two
-    # paths overlap, so the order changes nothing else.
-    by_heat = sorted(ENDPOINTS, key=lambda e: _HOT.index(e.name) if e.name in _HOT else len(_HOT))
-    for endpoint in by_heat:
+    for endpoint in ENDPOINTS:
         routes.append(
             Route(
                 endpoint.path,

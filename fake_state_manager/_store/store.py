@@ -1,8 +1,7 @@
 """The fake state manager's in-memory store: plain data plus the indexes the engine needs.
 
 Every collection of contract §3.1 lives here (states, runs, store values, registered nodes, graph
-templates, cron trigger docs), with indexes chosen so that no request's cost grows with history
-(issue 2, "Cost must not grow with history"):
+templates, cron trigger docs), with indexes chosen so that no request's cost grows with history:
 
 - ``_ready[(namespace, node_name)]``: CREATED states whose ``enqueue_after`` has passed, in the
   order they became claimable (an ``OrderedDict`` used as an ordered set: O(1) pop from the
