@@ -14,7 +14,7 @@ Conventions shared by every method:
 - Every client mistake raises :class:`~fake_state_manager._errors.ApiError` (status + ``detail``);
   nothing else escapes for bad input.
 - Time comes from the injected clock (``clock.now()`` seconds); ``enqueue_after`` values are
-  ``int(now * 1000)`` milliseconds (§1.1). Datetimes are rendered as ISO-8601 **UTC without an
+  ``epoch_ms(now)`` milliseconds (§1.1). Datetimes are rendered as ISO-8601 **UTC without an
   offset** (upstream uses naive local time; see docs/fidelity.md).
 - Work upstream does in a background task after the response (graph verification §4.4, next-state
   creation §3.4) is done synchronously right after the response body is built. A client therefore
@@ -60,7 +60,7 @@ from fake_state_manager._engine.views import (
 )
 from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.verification import verify_graph
-from fake_state_manager._store.documents import CronDoc, State, iso_utc
+from fake_state_manager._store.documents import CronDoc, State, epoch_ms, iso_utc
 from fake_state_manager._store.secrets import SecretBox
 from fake_state_manager._store.store import Store, check_invariants
 
@@ -117,7 +117,7 @@ class Engine:
 
     def _now(self) -> tuple[float, int]:
         now = self.clock.now()
-        return now, int(now * 1000)
+        return now, epoch_ms(now)
 
     def _registered_node(self, node_name: str, namespace: str) -> object | None:
         return self.store.nodes.get(namespace, {}).get(node_name)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from fake_state_manager._store.documents import (
     SUCCESS,
     GraphTemplate,
     State,
+    epoch_ms,
 )
 from fake_state_manager._store.store import Store
 
@@ -92,7 +92,7 @@ def _create(store: Store, original: State, executed: Sequence[State], now: float
             f"Node {original.identifier} not found in graph template {original.graph_name}"
         )
     next_ids: list[str] = list(node.get("next_nodes") or [])
-    now_ms = int(now * 1000)
+    now_ms = epoch_ms(now)
     children: list[State] = []
     unite_nodes: list[dict[str, Any]] = []
     for next_id in next_ids:  # §3.5 step 3
@@ -168,21 +168,16 @@ def _new_state(
     now: float,
     now_ms: int,
 ) -> State:
-    return State(
-        id=store.new_id(),
-        seq=store.next_seq(),
+    return store.new_state(
         node_name=child["node_name"],
         namespace_name=child["namespace"],
         identifier=child["identifier"],
         graph_name=source.graph_name,
         run_id=source.run_id,
-        status=CREATED,
         inputs=inputs,
         parents=parents,
         enqueue_after=now_ms,
-        fanout_id=str(uuid.uuid4()),
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
 
 

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exo_ref import RetryPolicyModel
 from fake_state_manager._engine.next_states import create_next_states, fingerprint
 from fake_state_manager._engine.retry import retry_delay_ms
-from fake_state_manager._engine.templates import MAX_ENQUEUE_AFTER, plain
+from fake_state_manager._engine.templates import plain
 from fake_state_manager._errors import ApiError, DuplicateKeyError
 from fake_state_manager._store.documents import (
     CREATED,
     ERRORED,
     EXECUTED,
+    MAX_ENQUEUE_AFTER_MS,
     PRUNED,
     QUEUED,
     RETRY_CREATED,
     State,
+    epoch_ms,
 )
 from fake_state_manager._store.store import Store
 
@@ -41,7 +42,7 @@ def executed(
     """§3.4: record the outputs (fanning out N-1 extra EXECUTED states), then §3.5."""
     if state.status != QUEUED:
         raise ApiError(400, "State is not queued")
-    now_ms = int(now * 1000)
+    now_ms = epoch_ms(now)
     items = [plain(output) for output in outputs]
     state.outputs = items[0] if items else {}
     state.updated_at = now
@@ -70,7 +71,7 @@ def errored(
     if template is None:
         raise ApiError(404, "Graph template not found")
     policy = RetryPolicyModel.model_validate(template.retry_policy)
-    now_ms = int(now * 1000)
+    now_ms = epoch_ms(now)
     retry_created = False
     if state.retry_count < policy.max_retries:
         delay = retry_delay_ms(policy, state.retry_count + 1, rng)
@@ -100,13 +101,13 @@ def prune(store: Store, state: State, data: Mapping[str, Any], now: float) -> Js
 
 def re_enqueue_after(store: Store, state: State, delay_ms: int, now: float) -> JsonDict:
     """§6.2: the same state becomes CREATED, due ``delay_ms`` from now, whatever its status."""
-    now_ms = int(now * 1000)
+    now_ms = epoch_ms(now)
     when = now_ms + delay_ms
-    if when > MAX_ENQUEUE_AFTER:
+    if when > MAX_ENQUEUE_AFTER_MS:
         raise ApiError(
             400,
             "enqueue_after is too large: the delay must be at most "
-            f"{MAX_ENQUEUE_AFTER - now_ms} ms",
+            f"{MAX_ENQUEUE_AFTER_MS - now_ms} ms",
         )
     store.set_created(state, when, now_ms)
     state.updated_at = now
@@ -115,7 +116,7 @@ def re_enqueue_after(store: Store, state: State, delay_ms: int, now: float) -> J
 
 def manual_retry(store: Store, state: State, fanout_id: str, now: float) -> JsonDict:
     """§6.3: a fresh CREATED copy with ``retry_count`` 0; 409 on a unique-key clash."""
-    now_ms = int(now * 1000)
+    now_ms = epoch_ms(now)
     retry = _copy(store, state, now, now_ms)
     retry.fanout_id = fanout_id
     retry.manual_retry_fanout_id = fanout_id
@@ -142,20 +143,16 @@ def _copy(
     """A fresh copy of ``state`` (same node, run, inputs and parents) with a new id and a new
     ``fanout_id``; outputs {}, error None, data {}, retry_count 0. Used for retries (§5 step 3,
     §6.3: CREATED, ``does_unites`` copied) and fan-out items (§3.4: EXECUTED, not uniting)."""
-    return State(
-        id=store.new_id(),
-        seq=store.next_seq(),
+    return store.new_state(
         node_name=state.node_name,
         namespace_name=state.namespace_name,
         identifier=state.identifier,
         graph_name=state.graph_name,
         run_id=state.run_id,
-        status=status,
         inputs=dict(state.inputs),
         parents=dict(state.parents),
         enqueue_after=enqueue_after,
-        fanout_id=str(uuid.uuid4()),
-        created_at=now,
-        updated_at=now,
+        now=now,
+        status=status,
         does_unites=state.does_unites if does_unites is None else does_unites,
     )

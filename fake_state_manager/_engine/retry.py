@@ -10,12 +10,12 @@ from __future__ import annotations
 import random
 
 from exo_ref import RetryPolicyModel, RetryStrategyEnum
+from fake_state_manager._store.documents import MAX_ENQUEUE_AFTER_MS
 
-__all__ = ["MAX_DELAY_MS", "retry_delay_ms"]
+__all__ = ["retry_delay_ms"]
 
-#: Bases are clamped to the BSON int64 range: upstream cannot store a larger ``enqueue_after``
-#: (its insert fails), and floats overflow on jitter beyond ~2**1024 (docs/fidelity.md).
-MAX_DELAY_MS = 2**63 - 1
+# Bases are clamped to MAX_ENQUEUE_AFTER_MS: upstream cannot store a larger ``enqueue_after``
+# (its insert fails), and floats overflow on jitter beyond ~2**1024 (docs/fidelity.md).
 
 # The nine strategies are named <BASE>[_<JITTER>] (contract §5): EXPONENTIAL, LINEAR or FIXED
 # bases, with no jitter, FULL_JITTER or EQUAL_JITTER.
@@ -46,7 +46,7 @@ def retry_delay_ms(policy: RetryPolicyModel, n: int, rng: random.Random) -> int:
         base = b * n
     else:
         base = b
-    base = min(base, MAX_DELAY_MS)
+    base = min(base, MAX_ENQUEUE_AFTER_MS)
     delay: int
     if strategy in _FULL_JITTER:
         delay = int(rng.uniform(0, base))
@@ -60,10 +60,10 @@ def retry_delay_ms(policy: RetryPolicyModel, n: int, rng: random.Random) -> int:
 
 
 def _clamped_power(factor: int, exponent: int, power: int) -> int:
-    """``factor * exponent**power``, stopping early once it exceeds :data:`MAX_DELAY_MS`."""
+    """``factor * exponent**power``, stopping early once it exceeds :data:`MAX_ENQUEUE_AFTER_MS`."""
     value = factor
     for _ in range(power):
-        if value > MAX_DELAY_MS:
+        if value > MAX_ENQUEUE_AFTER_MS:
             break
         value *= exponent
     return value

@@ -15,13 +15,18 @@ from typing import Any
 from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.checks import GraphCheckError, check_graph
 from fake_state_manager._graph.placeholders import STORE, PlaceholderError, parse
-from fake_state_manager._store.documents import CREATED, GraphTemplate, Run, State, iso_utc
+from fake_state_manager._store.documents import (
+    MAX_ENQUEUE_AFTER_MS,
+    GraphTemplate,
+    Run,
+    epoch_ms,
+    iso_utc,
+)
 from fake_state_manager._store.store import Store
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_STORE_CONFIG",
-    "MAX_ENQUEUE_AFTER",
     "build_template",
     "list_item",
     "normalise_node",
@@ -195,10 +200,6 @@ def root_inputs(
     return resolved
 
 
-#: The largest ``enqueue_after`` upstream can store (a BSON int64); later ones are refused.
-MAX_ENQUEUE_AFTER = 2**63 - 1
-
-
 def start_run(
     store: Store,
     template: GraphTemplate,
@@ -211,31 +212,26 @@ def start_run(
     body_store = dict(store_values)
     resolved = root_inputs(template, dict(inputs), body_store)
     root = template.root()
-    now_ms = int(now * 1000)
-    if now_ms + start_delay > MAX_ENQUEUE_AFTER:  # upstream's insert would fail
+    now_ms = epoch_ms(now)
+    if now_ms + start_delay > MAX_ENQUEUE_AFTER_MS:  # upstream's insert would fail
         raise ApiError(
             400,
-            f"start_delay is too large: it must be at most {MAX_ENQUEUE_AFTER - now_ms} ms",
+            f"start_delay is too large: it must be at most {MAX_ENQUEUE_AFTER_MS - now_ms} ms",
         )
     run_id = str(uuid.uuid4())
     store.insert_run(Run(run_id, template.name, template.namespace, now, store.next_seq()))
     store.store_values[run_id] = body_store  # body entries only, not defaults
     store.insert_state(
-        State(
-            id=store.new_id(),
-            seq=store.next_seq(),
+        store.new_state(
             node_name=root["node_name"],
             namespace_name=template.namespace,  # the trigger's path namespace
             identifier=root["identifier"],
             graph_name=template.name,
             run_id=run_id,
-            status=CREATED,
             inputs=resolved,  # all root template inputs, not filtered by schema
             parents={},
             enqueue_after=now_ms + max(0, start_delay),
-            fanout_id=str(uuid.uuid4()),
-            created_at=now,
-            updated_at=now,
+            now=now,
         ),
         now_ms,
     )

@@ -16,6 +16,7 @@ __all__ = [
     "CREATED",
     "ERRORED",
     "EXECUTED",
+    "MAX_ENQUEUE_AFTER_MS",
     "NEXT_CREATED_ERROR",
     "PRUNED",
     "QUEUED",
@@ -25,6 +26,7 @@ __all__ = [
     "GraphTemplate",
     "Run",
     "State",
+    "epoch_ms",
     "iso_utc",
 ]
 
@@ -49,13 +51,23 @@ ALL_STATUSES = (
 )
 
 
+#: The largest ``enqueue_after`` (ms) upstream can store (a BSON int64): delays are clamped or
+#: refused against it.
+MAX_ENQUEUE_AFTER_MS = 2**63 - 1
+
+
+def epoch_ms(seconds: float) -> int:
+    """Epoch seconds as the integer milliseconds ``enqueue_after`` uses (§1.1)."""
+    return int(seconds * 1000)
+
+
 def iso_utc(seconds: float) -> str:
     """Render epoch seconds like upstream's FastAPI does a Mongo datetime (§1.1).
 
     Millisecond precision, no offset: ``2026-01-01T00:00:00.123000`` (or no fraction when the
     milliseconds are zero). The fake uses UTC where upstream uses naive local time.
     """
-    millis = int(seconds * 1000)
+    millis = epoch_ms(seconds)
     moment = datetime.fromtimestamp(millis // 1000, UTC).replace(
         microsecond=(millis % 1000) * 1000, tzinfo=None
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -79,6 +80,40 @@ class Store:
     def next_seq(self) -> int:
         """A fresh creation-order number."""
         return next(self._ids)
+
+    def new_state(
+        self,
+        *,
+        node_name: str,
+        namespace_name: str,
+        identifier: str,
+        graph_name: str,
+        run_id: str,
+        inputs: dict[str, Any],
+        parents: dict[str, str],
+        enqueue_after: int,
+        now: float,
+        status: str = CREATED,
+        does_unites: bool = False,
+    ) -> State:
+        """A new state document (not yet inserted): fresh id, order and ``fanout_id`` (§3.1)."""
+        return State(
+            id=self.new_id(),
+            seq=self.next_seq(),
+            node_name=node_name,
+            namespace_name=namespace_name,
+            identifier=identifier,
+            graph_name=graph_name,
+            run_id=run_id,
+            status=status,
+            inputs=inputs,
+            parents=parents,
+            enqueue_after=enqueue_after,
+            fanout_id=str(uuid.uuid4()),
+            created_at=now,
+            updated_at=now,
+            does_unites=does_unites,
+        )
 
     # -- states -----------------------------------------------------------------------------------
 

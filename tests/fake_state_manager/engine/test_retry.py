@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exo_ref._models import RetryPolicyModel, RetryStrategyEnum
-from fake_state_manager._engine.retry import MAX_DELAY_MS, retry_delay_ms
+from fake_state_manager._engine.retry import retry_delay_ms
+from fake_state_manager._store.documents import MAX_ENQUEUE_AFTER_MS
 
 S = RetryStrategyEnum
 
@@ -76,8 +77,8 @@ def test_retry_number_below_one_raises(n: int) -> None:
 
 def test_huge_retry_numbers_are_clamped_not_overflowing() -> None:
     full = RetryPolicyModel(strategy=S.EXPONENTIAL_FULL_JITTER)
-    assert 0 <= retry_delay_ms(full, 5000, random.Random(0)) <= MAX_DELAY_MS
-    assert retry_delay_ms(RetryPolicyModel(), 5000, random.Random(0)) == MAX_DELAY_MS
+    assert 0 <= retry_delay_ms(full, 5000, random.Random(0)) <= MAX_ENQUEUE_AFTER_MS
+    assert retry_delay_ms(RetryPolicyModel(), 5000, random.Random(0)) == MAX_ENQUEUE_AFTER_MS
 
 
 @given(
@@ -101,7 +102,7 @@ def test_delay_bounds(
         base = backoff * n
     else:
         base = backoff
-    base = min(base, MAX_DELAY_MS)
+    base = min(base, MAX_ENQUEUE_AFTER_MS)
     delay = retry_delay_ms(policy, n, random.Random(seed))
     assert delay == retry_delay_ms(policy, n, random.Random(seed))
     cap = base if max_delay is None else min(base, max_delay)
