@@ -9,7 +9,6 @@ the same small case under several size labels.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import os
 import time
 from typing import Any
@@ -60,11 +59,6 @@ def full(request: pytest.FixtureRequest) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The equivalent of anyio_mode = "auto": mark every coroutine test for anyio's plugin.
-    for item in items:
-        function = getattr(item, "function", None)
-        if function is not None and inspect.iscoroutinefunction(function):
-            item.add_marker(pytest.mark.anyio)
     _deselect_upstream_without_interpreter(config, items)
 
 

@@ -21,7 +21,7 @@ from conformance._targets import (
     StateManagerFactory,
     StateManagerHandle,
 )
-from exo_ref._clock import ManualClock, SystemClock
+from exo_ref import ManualClock, SystemClock
 
 __all__ = ["exo_ref_target", "in_process_fake", "live_state_manager", "served_fake"]
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from exo_ref._clock import Clock
+from exo_ref import Clock
 
 __all__ = [
     "RuntimeFactory",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 
 import pytest
@@ -32,21 +31,11 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
+# anyio's pytest plugin runs every coroutine test (anyio_mode = "auto" in pyproject.toml) once
+# per parameter of this fixture. Module scope, like anyio's own default: a test or a conftest can
+# still pick one backend with @pytest.mark.parametrize("anyio_backend", [...]) or its own fixture.
+@pytest.fixture(
+    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
+)
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
-    # The equivalent of anyio_mode = "auto": mark every coroutine test for anyio's plugin at
-    # collection time (before anyio's own hook, which then adds the anyio_backend fixture), so
-    # @pytest.mark.parametrize and the backend parameters combine. (B2: marking later, in
-    # pytest_collection_modifyitems, made anyio rebuild the items and drop other parameters.)
-    if not isinstance(collector, pytest.Module | pytest.Class):
-        return
-    if collector.istestfunction(obj, name):
-        hypothesis = getattr(obj, "hypothesis", None)
-        inner = hypothesis.inner_test if hypothesis is not None else obj
-        if inspect.iscoroutinefunction(inner):
-            pytest.mark.anyio(obj)

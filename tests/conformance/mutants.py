@@ -16,7 +16,7 @@ import httpx
 
 import exo_ref
 from conformance import RuntimeHandle, RuntimeSettings, RuntimeTarget, exo_ref_target
-from exo_ref._client import Backoff
+from exo_ref import Backoff
 from exo_ref._poller import Backlog, Poller
 from exo_ref._workers import WorkerPool
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from conformance import EventLog, FaultKind, FaultPlan, FaultTransport
-from exo_ref._clock import ManualClock
+from exo_ref import ManualClock
 
 BASE = "http://sm/v0/namespace/ns"
 

@@ -8,7 +8,7 @@ import pytest
 
 from conformance import EventLog, RecordingTransport
 from conformance._recording import RecordingClock, request_kind
-from exo_ref._clock import ManualClock
+from exo_ref import ManualClock
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import anyio
 import httpx
 from pydantic import BaseModel
 
-from exo_ref import BaseNode, ManualClock, Runtime
-from exo_ref._client import Backoff, StateManagerClient
+from exo_ref import Backoff, BaseNode, ManualClock, Runtime
+from exo_ref._client import StateManagerClient
 
 URI = "http://sm.test"
 KEY = "test-secret-key-123"

@@ -11,13 +11,14 @@ import pytest
 
 from exo_ref import (
     AuthenticationError,
+    Backoff,
     InvalidResponseError,
     ManualClock,
     RegistrationError,
     StateManagerTimeoutError,
     StateManagerUnavailableError,
 )
-from exo_ref._client import Backoff, RegisterRequest, ReportOutcome
+from exo_ref._client import RegisterRequest, ReportOutcome
 
 from .helpers import KEY, NS, EchoNode, Recorder, json_response, make_client, run_clock
 

@@ -5,7 +5,8 @@ from contextlib import AbstractContextManager
 import anyio
 import pytest
 
-from exo_ref._clock import ManualClock, SystemClock, hold_time
+from exo_ref import ManualClock, SystemClock
+from exo_ref._clock import hold_time
 
 
 def test_manual_clock_refuses_to_go_backwards() -> None:

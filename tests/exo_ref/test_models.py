@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from exo_ref._models import (
+from exo_ref import (
     CronTrigger,
     GraphNodeModel,
     RetryPolicyModel,

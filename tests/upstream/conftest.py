@@ -41,7 +41,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def fake_uri() -> Iterator[str]:
     """The fake state manager served by uvicorn on loopback, with the system clock."""
-    from exo_ref._clock import SystemClock
+    from exo_ref import SystemClock
     from fake_state_manager import FakeStateManager
 
     manager = FakeStateManager(api_key=API_KEY, clock=SystemClock())
