@@ -10,7 +10,7 @@ the same transport.
 
 With ``direct`` (exo_ref's plain-HTTP transport, over loopback) the requests go straight to the
 transport, skipping ``AsyncClient``'s per-request layer, as exo_ref's own polls and reports do
-(``exo_ref._http.send_direct``): the floor uses the same HTTP path as the runtime it bounds.
+(``exo_ref._calls.send_direct``): the floor uses the same HTTP path as the runtime it bounds.
 """
 
 from __future__ import annotations

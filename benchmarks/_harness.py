@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from benchmarks._server import LOG_PATH
-from exo_ref._http11 import Http11Transport
+from exo_ref import Http11Transport
 from fake_state_manager import DEFAULT_API_KEY, FakeStateManager
 
 ROOT = Path(__file__).resolve().parent.parent

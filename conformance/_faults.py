@@ -8,7 +8,7 @@ the plan picks, does one of:
 kind                 forwarded?  what the runtime sees
 ===================  ==========  ============================================================
 ``status_503``       no          a 503 JSON answer (the server never saw the request)
-``status_502_html``  no          a 502 with an HTML body (a proxy error page, contract §8.9.4)
+``status_502_html``  no          a 502 with an HTML body (a proxy error page, contract §8.9 item 4)
 ``connect_error``    no          ``httpx.ConnectError``
 ``reset``            no          ``httpx.ReadError`` (connection reset before the server read it)
 ``timeout``          yes         ``httpx.ReadTimeout`` after the server applied the request

@@ -26,8 +26,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from exo_ref import Clock
-from exo_ref._clock import hold_time
+from exo_ref import Clock, hold_time
 
 __all__ = [
     "ClockSleep",

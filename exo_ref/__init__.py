@@ -11,6 +11,7 @@ from ._backoff import Backoff as Backoff
 from ._clock import Clock as Clock
 from ._clock import ManualClock as ManualClock
 from ._clock import SystemClock as SystemClock
+from ._clock import hold_time as hold_time
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ExoRefError as ExoRefError
@@ -23,6 +24,7 @@ from ._errors import StateManagerError as StateManagerError
 from ._errors import StateManagerTimeoutError as StateManagerTimeoutError
 from ._errors import StateManagerUnavailableError as StateManagerUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
+from ._h11_transport import Http11Transport as Http11Transport
 from ._models import CronTrigger as CronTrigger
 from ._models import GraphNodeModel as GraphNodeModel
 from ._models import RetryPolicyModel as RetryPolicyModel
@@ -31,9 +33,9 @@ from ._models import StoreConfigModel as StoreConfigModel
 from ._models import UnitesModel as UnitesModel
 from ._models import UnitesStrategyEnum as UnitesStrategyEnum
 from ._node import BaseNode as BaseNode
+from ._node_signals import PruneSignal as PruneSignal
+from ._node_signals import ReQueueAfterSignal as ReQueueAfterSignal
 from ._runtime import Runtime as Runtime
-from ._signals import PruneSignal as PruneSignal
-from ._signals import ReQueueAfterSignal as ReQueueAfterSignal
 from ._state_manager import StateManager as StateManager
 from ._version import VERSION as VERSION
 from ._version import __version__ as __version__
@@ -56,6 +58,7 @@ __all__ = [
     "ExoRefError",
     "GraphNodeModel",
     "GraphValidationError",
+    "Http11Transport",
     "InvalidResponseError",
     "ManualClock",
     "NodeDetails",
@@ -83,4 +86,5 @@ __all__ = [
     "UnitesStrategyEnum",
     "WaitTimeoutError",
     "__version__",
+    "hold_time",
 ]

@@ -1,7 +1,8 @@
 """Capped exponential backoff with jitter, for every retry loop in exo_ref.
 
-Registration, reports, secrets (exo_ref._client) and poll errors (exo_ref._poller) all space their
-retries with a :class:`Backoff`; the random source is injected so tests are deterministic.
+Registration, reports, secrets (exo_ref._runtime_client) and poll errors (exo_ref._poller) all
+space their retries with a :class:`Backoff`; the random source is injected so tests are
+deterministic.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ DEFAULT_WORKERS = 4
 DEFAULT_STATE_MANAGER_VERSION = "v0"
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_GRACE_PERIOD = 30.0
-# Upstream set no timeout at all (aiohttp's 300 s default, contract §8.9.1). Calls to the state
+# Upstream set no timeout at all (aiohttp's 300 s default, contract §8.9 item 1). Calls to the state
 # manager are short; a hung connection should fail fast and be retried.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 

@@ -1,7 +1,7 @@
 """Default logging for the runtime (contract §8.2 step 1), without touching the root logger.
 
 Upstream called ``logging.basicConfig`` on the root logger, which reconfigured the host
-application's logging (contract §8.9.14). exo_ref installs one handler on its own ``exo_ref``
+application's logging (contract §8.9 item 14). exo_ref installs one handler on its own ``exo_ref``
 logger instead, and only when nobody configured logging: the root logger has no handlers, the
 ``exo_ref`` logger has none, and ``EXOSPHERE_DISABLE_DEFAULT_LOGGING`` is unset or empty.
 """

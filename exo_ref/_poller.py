@@ -3,8 +3,8 @@
 Rules, and why:
 
 * **Hold few claimed states.** A claimed state sits QUEUED on the server until it is reported, and
-  the server has no lease (contract §3.2, §8.9.7): if the process dies, every claimed-but-unstarted
-  state is stranded. So the poller never holds more than ``batch_size`` of them and asks only for
+  the server has no lease (contract §3.2, §8.9 item 7): if the process dies, every
+  claimed-but-unstarted state is stranded. So the poller never holds more than ``batch_size`` of them and asks only for
   the free room (``batch_size - unstarted``).
 * **Claim only what a worker could take soon.** It polls only while ``unstarted < min(workers,
   max(1, batch_size // 2))``: when every worker already has a successor waiting, claiming more
@@ -14,7 +14,7 @@ Rules, and why:
   unaffected.)
 * **Re-poll at once after a full poll.** A poll that filled its request suggests more work is
   waiting; the poller polls again as soon as there is room (upstream always slept, capping a
-  runtime at ``batch_size / poll_interval`` states per second, contract §8.9.6).
+  runtime at ``batch_size / poll_interval`` states per second, contract §8.9 item 6).
 * **Sleep ``poll_interval`` after a short or empty poll.** The server had nothing more when asked;
   waking early when a worker frees up would busy-poll an empty queue, so it does not.
 * **Back off after errors**: exponential with jitter, capped, reset by the next successful poll.

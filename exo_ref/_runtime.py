@@ -1,7 +1,7 @@
 """``Runtime``: registers nodes, then polls, executes and reports until stopped (contract §8).
 
 Lifecycle (one task group per run, nothing backend-specific created before ``run()``, so a
-Runtime can be run again, on another event loop or backend; upstream defect §8.9.15)::
+Runtime can be run again, on another event loop or backend; upstream defect §8.9 item 15)::
 
     run() ── register (retried; stop() aborts it)
           └─ serve until stop() (exo_ref._serving: poll, execute, graceful shutdown)
@@ -33,7 +33,6 @@ import httpx
 from anyio.abc import TaskStatus
 
 from ._backoff import Backoff, RandomSource
-from ._client import StateManagerClient
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_BATCH_SIZE,
@@ -47,6 +46,7 @@ from ._errors import ConfigurationError, RuntimeAlreadyRunningError
 from ._logging import setup_default_logging
 from ._node import BaseNode
 from ._poller import Poller
+from ._runtime_client import StateManagerClient
 from ._serving import Serving
 from ._validation import validate_nodes
 from ._wire import RegisterRequest

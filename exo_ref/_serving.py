@@ -23,11 +23,11 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._backoff import RandomSource
-from ._client import StateManagerClient
 from ._clock import Clock
 from ._config import RuntimeSettings
 from ._node import BaseNode
 from ._poller import Backlog, Poller
+from ._runtime_client import StateManagerClient
 from ._wire import ClaimedState
 from ._workers import ReportClient, WorkerPool
 

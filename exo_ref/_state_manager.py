@@ -2,7 +2,7 @@
 
 Upstream-compatible part: ``trigger``, ``get_graph`` and ``upsert_graph`` take the same arguments,
 send the same request bodies and return the same JSON documents as ``exospherehost`` 0.0.3.
-Differences, all in the direction of failing clearly (contract §8.9.4, §8.9.17):
+Differences, all in the direction of failing clearly (contract §8.9 item 4, §8.9 item 17):
 
 * the URI and key are checked at construction (upstream built ``None/v0/...`` URLs);
 * the status is checked before the body is parsed, so an HTML error page is reported as such;
@@ -33,6 +33,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from ._calls import BorrowedTransport, redact, send, status_error
 from ._clock import Clock, SystemClock
 from ._config import DEFAULT_STATE_MANAGER_VERSION, require_key, require_uri, resolve_timeout
 from ._errors import (
@@ -41,7 +42,6 @@ from ._errors import (
     InvalidResponseError,
     WaitTimeoutError,
 )
-from ._http import BorrowedTransport, redact, send, status_error
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel
 from ._wire import NodeDetails, RunGraph, RunsPage, RunSummary, TriggerResponse
 
@@ -152,7 +152,7 @@ class StateManager:
         failure: str,
         ok: tuple[int, ...] = (200,),
     ) -> dict[str, Any]:
-        """Send one request; check the status first, then parse a JSON object (§8.9.4).
+        """Send one request; check the status first, then parse a JSON object (§8.9 item 4).
 
         ``failure`` is upstream's message prefix (``Failed to trigger state`` ...).
         """

@@ -61,7 +61,7 @@ def _check_class(node: type, problems: list[str]) -> None:
                 f"{name} does not have an {attr} class that inherits from pydantic.BaseModel"
             )
             continue
-        # Values travel as strings on the wire; only exactly `str` is accepted (§8.9.11).
+        # Values travel as strings on the wire; only exactly `str` is accepted (§8.9 item 11).
         for field_name, info in model.model_fields.items():
             if info.annotation is not str:
                 problems.append(

@@ -2,7 +2,7 @@
 
 Exactly ``workers`` tasks read one memory stream, so at most ``workers`` states execute at once;
 each state gets a fresh node instance. A plain ``def execute`` runs in a worker thread (through a
-capacity limiter of the same size) so it cannot block the event loop (upstream defect §8.9.9).
+capacity limiter of the same size) so it cannot block the event loop (upstream defect §8.9 item 9).
 Nothing a node or the state manager does can kill a worker: every outcome ends in exactly one
 report, and report failures are retried by the client and otherwise logged.
 """
@@ -19,12 +19,12 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ValidationError
 
-from ._client import ReportOutcome
 from ._clock import Clock, SystemClock, hold_time
 from ._errors import ExoRefError
 from ._node import BaseNode, is_async_node
+from ._node_signals import PruneSignal, ReQueueAfterSignal
 from ._poller import Backlog
-from ._signals import PruneSignal, ReQueueAfterSignal
+from ._runtime_client import ReportOutcome
 from ._wire import ClaimedState
 
 __all__ = ["ReportClient", "WorkerPool"]

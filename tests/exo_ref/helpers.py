@@ -13,7 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from exo_ref import Backoff, BaseNode, ManualClock, Runtime
-from exo_ref._client import StateManagerClient
+from exo_ref._runtime_client import StateManagerClient
 
 URI = "http://sm.test"
 KEY = "test-secret-key-123"

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exo_ref import ManualClock, StateManagerUnavailableError
-from exo_ref._client import ClaimedState
 from exo_ref._poller import Backlog, Poller, poll_error_backoff
+from exo_ref._wire import ClaimedState
 
 from .helpers import run_clock
 

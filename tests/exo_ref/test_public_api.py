@@ -19,6 +19,9 @@ ADDITIONS = {
     # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time).
     "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunSummary", "RunsPage",
     "TriggerResponse",
+    # For clock wrappers (conformance's recording clock) and clients that want the runtime's
+    # lean plain-HTTP transport (the benchmarks' floor).
+    "Http11Transport", "hold_time",
 }
 
 

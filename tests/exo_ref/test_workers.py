@@ -12,8 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 from exo_ref import BaseNode, PruneSignal, ReQueueAfterSignal, StateManagerError
-from exo_ref._client import ClaimedState, ReportOutcome
 from exo_ref._poller import Backlog
+from exo_ref._runtime_client import ReportOutcome
+from exo_ref._wire import ClaimedState
 from exo_ref._workers import WorkerPool
 
 from .helpers import EchoNode

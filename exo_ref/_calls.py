@@ -2,9 +2,9 @@
 
 One place sends a request, turns transport failures into :mod:`exo_ref._errors` classes, and reads
 an error status into a :class:`~exo_ref.StateManagerError` *before* any JSON is parsed (upstream
-parsed first, so an HTML error page surfaced as a decoding error, contract §8.9.4). Messages name
-the request (method and path) and the server's ``detail`` (contract §1.3) and never the API key:
-``key`` is replaced by ``***`` wherever server text is quoted, in case a proxy echoes it back.
+parsed first, so an HTML error page surfaced as a decoding error, contract §8.9 item 4). Messages
+name the request (method and path) and the server's ``detail`` (contract §1.3) and never the API
+key: ``key`` is replaced by ``***`` wherever server text is quoted, in case a proxy echoes it back.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The runtime's HTTP client for the state manager (contract §8.3).
 
 One :class:`StateManagerClient` owns one ``httpx.AsyncClient`` for the runtime's whole life, so
-connections are reused (upstream opened a session per call, contract §8.9.1). For a plain
-``http://`` state manager (no proxy) that client runs on :class:`~exo_ref._http11.Http11Transport`,
-and polls and reports are sent on that transport directly (:func:`~exo_ref._http.send_direct`),
-which halves the CPU per request (benchmarks/README.md, "What limits loopback throughput"). Every
-call has an
-explicit timeout, checks the status before reading JSON (§8.9.4), and turns transport failures into
+connections are reused (upstream opened a session per call, contract §8.9 item 1). For a plain
+``http://`` state manager (no proxy) that client runs on
+:class:`~exo_ref._h11_transport.Http11Transport`, and polls and reports are sent on that
+transport directly (:func:`~exo_ref._calls.send_direct`), which halves the CPU per request
+(benchmarks/README.md, "What limits loopback throughput"). Every call has an explicit timeout,
+checks the status before reading JSON (§8.9 item 4), and turns transport failures into
 :mod:`exo_ref._errors` classes whose messages name the request but never the key.
 
 Retry rules:
@@ -14,7 +14,7 @@ Retry rules:
 * registration and reports (executed / errored / prune / re-enqueue-after) retry with capped,
   jittered exponential backoff on transport errors, timeouts, 429 and 5xx: registration until it
   succeeds, reports until they succeed or the caller cancels them (the runtime does so at its
-  shutdown deadline). Upstream never retried a report, stranding states QUEUED (§8.9.2).
+  shutdown deadline). Upstream never retried a report, stranding states QUEUED (§8.9 item 2).
 * a report retried after an attempt that may have reached the server (timeout, reset after
   sending, 5xx) and then answered 400 (``State is not queued``, contract §2.8-2.10) was applied by
   that earlier attempt: it counts as delivered.
@@ -34,6 +34,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ._backoff import Backoff, RandomSource
+from ._calls import BorrowedTransport, send, send_direct, status_error
 from ._clock import Clock
 from ._errors import (
     AuthenticationError,
@@ -42,8 +43,7 @@ from ._errors import (
     StateManagerError,
     StateManagerUnavailableError,
 )
-from ._http import BorrowedTransport, send, send_direct, status_error
-from ._http11 import Http11Transport, use_http11_transport
+from ._h11_transport import Http11Transport, use_http11_transport
 from ._wire import (
     ClaimedState,
     EnqueueBody,
@@ -137,7 +137,7 @@ class StateManagerClient:
         self._key = key
         own: httpx.AsyncBaseTransport | None = None
         # Polls and reports skip AsyncClient's layer on our own plain-HTTP transport (see
-        # exo_ref._http.send_direct); the client still owns and closes that transport.
+        # exo_ref._calls.send_direct); the client still owns and closes that transport.
         self._direct: Http11Transport | None = None
         self._headers = httpx.Headers({"x-api-key": key, "content-type": "application/json"})
         self._timeouts = {"timeout": timeout.as_dict()}
@@ -145,7 +145,7 @@ class StateManagerClient:
             # Borrowed: the runtime may run again with the same transport after this closes.
             own = BorrowedTransport(transport)
         elif use_http11_transport(uri):
-            # The lean keep-alive transport (see exo_ref._http11 for why); httpx's otherwise.
+            # The lean keep-alive transport (see exo_ref._h11_transport for why); httpx's otherwise.
             own = self._direct = Http11Transport(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             )

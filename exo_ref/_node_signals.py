@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["PruneSignal", "ReQueueAfterSignal"]
 
 # The re-enqueue-after endpoint rejects a delay of 0 ms with a 422 (contract §2.11); upstream
-# sent int(seconds * 1000), so any delay under 1 ms crashed its worker (contract §8.9.13).
+# sent int(seconds * 1000), so any delay under 1 ms crashed its worker (contract §8.9 item 13).
 MIN_REQUEUE_DELAY_MS = 1
 
 
@@ -18,7 +18,7 @@ class PruneSignal(Exception):
 
     Args:
         data: JSON-serialisable details stored on the state (contract §6.1). A fresh dict per
-            signal: no shared mutable default (upstream defect §8.9.13).
+            signal: no shared mutable default (upstream defect §8.9 item 13).
     """
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""exo_ref._signals: PruneSignal and ReQueueAfterSignal (contract §6.1, §6.2)."""
+"""exo_ref._node_signals: PruneSignal and ReQueueAfterSignal (contract §6.1, §6.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 transport (exo_ref._http11) and the runtime's single client (issue 3).
+"""The lean HTTP/1.1 transport (exo_ref._h11_transport) and the runtime's single client (issue 3).
 
 Real sockets on 127.0.0.1: a scripted raw TCP server for framing and failure cases, and the fake
 state manager under uvicorn for the runtime end to end.
@@ -17,7 +17,7 @@ import anyio.abc
 import httpx
 import pytest
 
-import exo_ref._client
+import exo_ref._runtime_client
 from exo_ref import (
     AuthenticationError,
     ManualClock,
@@ -25,8 +25,8 @@ from exo_ref import (
     StateManagerTimeoutError,
     StateManagerUnavailableError,
 )
-from exo_ref._client import StateManagerClient
-from exo_ref._http11 import Http11Transport, use_http11_transport
+from exo_ref._h11_transport import Http11Transport, use_http11_transport
+from exo_ref._runtime_client import StateManagerClient
 from fake_state_manager import FakeStateManager, SystemClock
 
 from .helpers import KEY, NS, EchoNode, Fan, node
@@ -232,7 +232,7 @@ async def test_runtime_uses_one_client_and_reuses_connections(
                     transports.append(self)
 
             monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
-            monkeypatch.setattr(exo_ref._client, "Http11Transport", CountingTransport)
+            monkeypatch.setattr(exo_ref._runtime_client, "Http11Transport", CountingTransport)
             runtime = Runtime(NS, "rt", [Fan, EchoNode], state_manager_uri=uri, key=sm.api_key,
                               workers=workers, batch_size=4, poll_interval=0.01)
             async with anyio.create_task_group() as tg:
@@ -267,7 +267,7 @@ async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
     assert response.status_code == 200, response.text
 
 
-# --- the client's direct path on this transport (exo_ref._http.send_direct) -------------------
+# --- the client's direct path on this transport (exo_ref._calls.send_direct) -------------------
 
 
 def direct_client(uri: str, *, read: float = 5.0) -> StateManagerClient:

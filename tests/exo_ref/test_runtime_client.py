@@ -1,4 +1,4 @@
-"""exo_ref._client: the state-manager HTTP client (contract §8.3, issue 3 "Reporting")."""
+"""exo_ref._runtime_client: the state-manager HTTP client (contract §8.3, issue 3 "Reporting")."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from exo_ref import (
     StateManagerTimeoutError,
     StateManagerUnavailableError,
 )
-from exo_ref._client import RegisterRequest, ReportOutcome
+from exo_ref._runtime_client import ReportOutcome
+from exo_ref._wire import RegisterRequest
 
 from .helpers import KEY, NS, EchoNode, Recorder, json_response, make_client, run_clock
 
