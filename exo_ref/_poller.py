@@ -4,8 +4,8 @@ Rules, and why:
 
 * **Hold few claimed states.** A claimed state sits QUEUED on the server until it is reported, and
   the server has no lease (contract §3.2, §8.9 item 7): if the process dies, every
-  claimed-but-unstarted state is stranded. So the poller never holds more than ``batch_size`` of them and asks only for
-  the free room (``batch_size - unstarted``).
+  claimed-but-unstarted state is stranded. So the poller never holds more than ``batch_size`` of
+  them and asks only for the free room (``batch_size - unstarted``).
 * **Claim only what a worker could take soon.** It polls only while ``unstarted < min(workers,
   max(1, batch_size // 2))``: when every worker already has a successor waiting, claiming more
   would only lengthen the queue of stranded-if-we-crash states without making anything faster;
