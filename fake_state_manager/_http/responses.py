@@ -20,6 +20,7 @@ from fake_state_manager._graph.models import (
     StoreConfig,
     Trigger,
 )
+from fake_state_manager._store.documents import StateStatusEnum
 
 __all__ = [
     "EnqueueResponse",
@@ -45,23 +46,9 @@ __all__ = [
     "RunStatusEnum",
     "RunsResponse",
     "SecretsResponse",
-    "StateStatusEnum",
     "TriggerGraphResponse",
     "UpsertGraphTemplateResponse",
 ]
-
-
-class StateStatusEnum(str, Enum):  # noqa: UP042 - str(member) as upstream
-    """State statuses (contract §3.2); the order is the run-graph summary's (§7.2)."""
-
-    CREATED = "CREATED"
-    QUEUED = "QUEUED"
-    EXECUTED = "EXECUTED"
-    ERRORED = "ERRORED"
-    NEXT_CREATED_ERROR = "NEXT_CREATED_ERROR"
-    SUCCESS = "SUCCESS"
-    PRUNED = "PRUNED"
-    RETRY_CREATED = "RETRY_CREATED"
 
 
 class RunStatusEnum(str, Enum):  # noqa: UP042 - str(member) as upstream
@@ -110,16 +97,13 @@ class RegisterNodesResponse(BaseModel):
     registered_nodes: list[RegisteredNodeOut]
 
 
-class RegisteredNodeDocument(_Document):
-    """A registered node as listed by GET ``/nodes/`` (contract §2.2)."""
+class RegisteredNodeDocument(_Document, RegisteredNodeOut):
+    """A registered node as listed by GET ``/nodes/`` (contract §2.2): the echoed fields and
+    where it lives."""
 
-    name: str
     namespace: str
     runtime_name: str
     runtime_namespace: str
-    inputs_schema: dict[str, Any]
-    outputs_schema: dict[str, Any]
-    secrets: list[str]
 
 
 class ListNodesResponse(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 __all__ = [
@@ -26,20 +27,29 @@ __all__ = [
     "GraphTemplate",
     "Run",
     "State",
+    "StateStatusEnum",
     "epoch_ms",
     "iso_utc",
 ]
 
-# Contract §3.2 state statuses (plain interned strings: cheap and JSON-ready).
-CREATED = "CREATED"
-QUEUED = "QUEUED"
-EXECUTED = "EXECUTED"
-ERRORED = "ERRORED"
-NEXT_CREATED_ERROR = "NEXT_CREATED_ERROR"
-SUCCESS = "SUCCESS"
-PRUNED = "PRUNED"
-RETRY_CREATED = "RETRY_CREATED"
-ALL_STATUSES = (
+
+
+class StateStatusEnum(str, Enum):  # noqa: UP042 - str(member) as upstream
+    """State statuses (contract §3.2); the order is the run-graph summary's (§7.2)."""
+
+    CREATED = "CREATED"
+    QUEUED = "QUEUED"
+    EXECUTED = "EXECUTED"
+    ERRORED = "ERRORED"
+    NEXT_CREATED_ERROR = "NEXT_CREATED_ERROR"
+    SUCCESS = "SUCCESS"
+    PRUNED = "PRUNED"
+    RETRY_CREATED = "RETRY_CREATED"
+
+
+# Documents hold the statuses as plain strings (cheap to compare and JSON-ready).
+ALL_STATUSES: tuple[str, ...] = tuple(status.value for status in StateStatusEnum)
+(
     CREATED,
     QUEUED,
     EXECUTED,
@@ -48,7 +58,7 @@ ALL_STATUSES = (
     SUCCESS,
     PRUNED,
     RETRY_CREATED,
-)
+) = ALL_STATUSES
 
 
 #: The largest ``enqueue_after`` (ms) upstream can store (a BSON int64): delays are clamped or

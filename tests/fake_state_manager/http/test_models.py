@@ -11,7 +11,7 @@ from exo_ref._models import GraphNodeModel, StoreConfigModel, UnitesModel
 from fake_state_manager._graph import models as g
 from fake_state_manager._http import requests as s
 from fake_state_manager._http import responses as r
-from fake_state_manager._store.documents import ALL_STATUSES
+from fake_state_manager._store.documents import ALL_STATUSES, StateStatusEnum
 
 from ..engine_helpers import STATUS_ORDER
 
@@ -234,5 +234,5 @@ def test_documents_use_the_underscore_id_key() -> None:
 
 
 def test_state_status_order_is_the_run_graph_summary_order() -> None:
-    assert tuple(m.value for m in r.StateStatusEnum) == STATUS_ORDER
+    assert tuple(m.value for m in StateStatusEnum) == STATUS_ORDER
     assert ALL_STATUSES == STATUS_ORDER  # the store's plain-string statuses agree
