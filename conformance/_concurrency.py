@@ -92,13 +92,7 @@ async def check_concurrency_reaches_workers(
             alarm=True,
         )
         peak_when_released = max_concurrency(obs)
-        assert obs.probe is not None
-        obs.probe.open_gates()
-        await obs.log.wait_for(
-            lambda: _all_final(obs),
-            virtual_deadline=clock.now() + scenario.virtual_horizon,
-            real_timeout=scenario.real_timeout,
-        )
+        await _release_then_finish(obs)
 
     obs = await run_scenario(target, state_manager, scenario, during=hold_then_release)
     require_healthy_run(obs)
@@ -114,14 +108,30 @@ async def check_concurrency_reaches_workers(
     return obs
 
 
-def _all_final(obs: Observation) -> bool:
+def _final_case_ids(obs: Observation) -> set[str | None]:
+    """The cases whose state the server has applied a terminal report for."""
     cases = state_case(obs.log)
-    done = {
+    return {
         cases.get(s)
         for s, xs in reports_by_state(obs.log, "server", applied_only=True).items()
         if any(x.kind in TERMINAL_KINDS for x in xs)
     }
+
+
+def _all_final(obs: Observation) -> bool:
+    done = _final_case_ids(obs)
     return all(c.case_id in done for c in obs.scenario.cases)
+
+
+async def _release_then_finish(obs: Observation) -> None:
+    """Open the probe's gates, then wait until every case is final."""
+    assert obs.probe is not None
+    obs.probe.open_gates()
+    await obs.log.wait_for(
+        lambda: _all_final(obs),
+        virtual_deadline=obs.log.clock.now() + obs.scenario.virtual_horizon,
+        real_timeout=obs.scenario.real_timeout,
+    )
 
 
 async def check_sync_node_does_not_stall(
@@ -155,28 +165,13 @@ async def check_sync_node_does_not_stall(
     async def others_then_release(obs: Observation) -> None:
         clock = obs.log.clock
         quick_ids = {c.case_id for c in cases[1:]}
-
-        def quick_done() -> bool:
-            cases_of = state_case(obs.log)
-            done = {
-                cases_of.get(s)
-                for s, xs in reports_by_state(obs.log, "server", applied_only=True).items()
-                if any(x.kind in TERMINAL_KINDS for x in xs)
-            }
-            return quick_ids <= done
-
         await obs.log.wait_for(
-            lambda: quick_done() or bool(obs.probe and obs.probe.sync_gate_timed_out),
+            lambda: quick_ids <= _final_case_ids(obs)
+            or bool(obs.probe and obs.probe.sync_gate_timed_out),
             virtual_deadline=clock.now() + scenario.virtual_horizon,
             real_timeout=block_timeout * 2,
         )
-        assert obs.probe is not None
-        obs.probe.open_gates()
-        await obs.log.wait_for(
-            lambda: _all_final(obs),
-            virtual_deadline=clock.now() + scenario.virtual_horizon,
-            real_timeout=scenario.real_timeout,
-        )
+        await _release_then_finish(obs)
 
     obs = await run_scenario(target, state_manager, scenario, during=others_then_release)
     require_healthy_run(obs)

@@ -11,7 +11,8 @@ and "claimed but unstarted" are measured.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -155,6 +156,16 @@ class Probe:
             raise RuntimeError(f"inputs or secrets not delivered as triggered: {problems}")
         return case, execution.attempt, execution
 
+    @contextmanager
+    def ending(self, execution: Any) -> Iterator[None]:
+        """Log how ``execution`` ends: ``raised`` if the block raises, else ``returned``."""
+        try:
+            yield
+        except BaseException:
+            self.log.end_execution(execution, "raised")
+            raise
+        self.log.end_execution(execution, "returned")
+
     def finish(self, node_cls: Any, shape: NodeShape, case: Case, attempt: int) -> Any:
         behaviour = case.behaviour if attempt == 1 else Behaviour("one")
         outputs = node_cls.Outputs
@@ -196,33 +207,23 @@ def _build_node(shape: NodeShape, probe: Probe) -> type[Any]:
 
         def execute_sync(self: Any) -> Any:
             case, attempt, execution = probe.begin(self, shape)
-            try:
+            with probe.ending(execution):
                 gated = attempt == 1 and case.behaviour.kind == "gate"
                 if gated and not probe.sync_gate.wait(timeout=probe.sync_gate_timeout):
                     probe.sync_gate_timed_out = True
-                result = probe.finish(cls, shape, case, attempt)
-            except BaseException:
-                probe.log.end_execution(execution, "raised")
-                raise
-            probe.log.end_execution(execution, "returned")
-            return result
+                return probe.finish(cls, shape, case, attempt)
 
         namespace["execute"] = execute_sync
     else:
 
         async def execute_async(self: Any) -> Any:
             case, attempt, execution = probe.begin(self, shape)
-            try:
+            with probe.ending(execution):
                 if attempt == 1 and case.behaviour.kind == "sleep":
                     await probe.log.clock.sleep(case.behaviour.seconds)
                 if attempt == 1 and case.behaviour.kind == "gate":
                     await probe.async_gate().wait()
-                result = probe.finish(cls, shape, case, attempt)
-            except BaseException:
-                probe.log.end_execution(execution, "raised")
-                raise
-            probe.log.end_execution(execution, "returned")
-            return result
+                return probe.finish(cls, shape, case, attempt)
 
         namespace["execute"] = execute_async
     cls = type(shape.name, (probe.target.base_node,), namespace)

@@ -13,6 +13,7 @@ bodies, so they are part of the wire contract.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any
 
@@ -45,6 +46,49 @@ class UnitesModel(BaseModel):
     )
 
 
+def _trimmed(value: str, empty: str) -> str:
+    """Return ``value`` stripped; raise ValueError(``empty``) if nothing is left."""
+    trimmed = value.strip()
+    if trimmed == "":
+        raise ValueError(empty)
+    return trimmed
+
+
+def _no_rule(item: str) -> str | None:
+    return None
+
+
+def _trimmed_unique(
+    items: Iterable[str | None],
+    *,
+    empty: str,
+    duplicated: str,
+    rule: Callable[[str], str | None] = _no_rule,
+) -> list[str]:
+    """Trim every item and check it; raise one ValueError listing all the problems, one a line.
+
+    An item is refused when it is empty after trimming (message ``empty``), when ``rule`` returns
+    a message for it, or when it repeats an earlier item (``duplicated``, formatted with it).
+    """
+    seen: set[str] = set()
+    trimmed_items: list[str] = []
+    errors: list[str] = []
+    for item in items:
+        trimmed = item.strip() if item is not None else ""
+        if trimmed == "":
+            errors.append(empty)
+        elif (problem := rule(trimmed)) is not None:
+            errors.append(problem)
+        elif trimmed in seen:
+            errors.append(duplicated.format(trimmed))
+        else:
+            seen.add(trimmed)
+            trimmed_items.append(trimmed)
+    if errors:
+        raise ValueError("\n".join(errors))
+    return trimmed_items
+
+
 class GraphNodeModel(BaseModel):
     """One node of a graph template, as the SDK sends it (contract §4.1 NodeTemplate, §8.8)."""
 
@@ -58,17 +102,12 @@ class GraphNodeModel(BaseModel):
     @field_validator("node_name")
     @classmethod
     def _validate_node_name(cls, v: str) -> str:
-        trimmed = v.strip()
-        if trimmed == "":
-            raise ValueError("Node name cannot be empty")
-        return trimmed
+        return _trimmed(v, "Node name cannot be empty")
 
     @field_validator("identifier")
     @classmethod
     def _validate_identifier(cls, v: str) -> str:
-        trimmed = v.strip()
-        if trimmed == "":
-            raise ValueError("Node identifier cannot be empty")
+        trimmed = _trimmed(v, "Node identifier cannot be empty")
         if trimmed == "store":
             # "store" names the run's key-value store in placeholders (contract §4.2).
             raise ValueError("Node identifier cannot be reserved word 'store'")
@@ -79,33 +118,20 @@ class GraphNodeModel(BaseModel):
     def _validate_next_nodes(cls, v: list[str] | None) -> list[str] | None:
         if v is None:
             return None
-        seen: set[str] = set()
-        errors: list[str] = []
-        trimmed_list: list[str] = []
-        for raw in v:
-            trimmed = raw.strip()
-            if trimmed == "":
-                errors.append("Next node identifier cannot be empty")
-                continue
-            if trimmed in seen:
-                errors.append(f"Next node identifier {trimmed} is not unique")
-                continue
-            seen.add(trimmed)
-            trimmed_list.append(trimmed)
-        if errors:
-            raise ValueError("\n".join(errors))
-        return trimmed_list
+        return _trimmed_unique(
+            v,
+            empty="Next node identifier cannot be empty",
+            duplicated="Next node identifier {} is not unique",
+        )
 
     @field_validator("unites")
     @classmethod
     def _validate_unites(cls, v: UnitesModel | None) -> UnitesModel | None:
         if v is None:
             return None
+        identifier = _trimmed(v.identifier, "Unites identifier cannot be empty")
         # model_copy keeps the concrete class (the server subclass names it ``Unites``).
-        trimmed = v.model_copy(update={"identifier": v.identifier.strip()})
-        if trimmed.identifier == "":
-            raise ValueError("Unites identifier cannot be empty")
-        return trimmed
+        return v.model_copy(update={"identifier": identifier})
 
 
 class RetryStrategyEnum(str, Enum):  # noqa: UP042 - str(member) as upstream
@@ -146,21 +172,19 @@ class RetryPolicyModel(BaseModel):
     )
 
 
-def _check_store_key(key: str | None, seen: set[str], errors: list[str]) -> str | None:
-    """Apply the store key rules of contract §4.1; return the trimmed key, or None if rejected."""
-    trimmed = key.strip() if key is not None else ""
-    if trimmed == "":
-        errors.append("Key cannot be empty or contain only whitespace")
-        return None
-    if "." in trimmed:
-        # "." would make ``${{ store.a.b }}`` ambiguous (contract §4.2).
-        errors.append(f"Key '{trimmed}' cannot contain '.' character")
-        return None
-    if trimmed in seen:
-        errors.append(f"Key '{trimmed}' is duplicated")
-        return None
-    seen.add(trimmed)
-    return trimmed
+def _dotted_key(key: str) -> str | None:
+    # "." would make ``${{ store.a.b }}`` ambiguous (contract §4.2).
+    return f"Key '{key}' cannot contain '.' character" if "." in key else None
+
+
+def _check_store_keys(keys: Iterable[str]) -> list[str]:
+    """Apply the store key rules of contract §4.1; return the trimmed keys."""
+    return _trimmed_unique(
+        keys,
+        empty="Key cannot be empty or contain only whitespace",
+        duplicated="Key '{}' is duplicated",
+        rule=_dotted_key,
+    )
 
 
 class StoreConfigModel(BaseModel):
@@ -174,30 +198,14 @@ class StoreConfigModel(BaseModel):
     @field_validator("required_keys")
     @classmethod
     def _validate_required_keys(cls, v: list[str]) -> list[str]:
-        errors: list[str] = []
-        seen: set[str] = set()
-        keys: list[str] = []
-        for key in v:
-            trimmed = _check_store_key(key, seen, errors)
-            if trimmed is not None:
-                keys.append(trimmed)
-        if errors:
-            raise ValueError("\n".join(errors))
-        return keys
+        return _check_store_keys(v)
 
     @field_validator("default_values")
     @classmethod
     def _validate_default_values(cls, v: dict[str, str]) -> dict[str, str]:
-        errors: list[str] = []
-        seen: set[str] = set()
-        values: dict[str, str] = {}
-        for key, value in v.items():
-            trimmed = _check_store_key(key, seen, errors)
-            if trimmed is not None:
-                values[trimmed] = str(value)
-        if errors:
-            raise ValueError("\n".join(errors))
-        return values
+        # With no error every key is kept, so the trimmed keys line up with the values.
+        keys = _check_store_keys(v)
+        return {key: str(value) for key, value in zip(keys, v.values(), strict=True)}
 
 
 class CronTrigger(BaseModel):

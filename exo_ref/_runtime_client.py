@@ -27,7 +27,6 @@ import enum
 import logging
 import math
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -162,12 +161,7 @@ class StateManagerClient:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import quote
 
@@ -109,12 +108,7 @@ class StateManager:
         self._depth += 1
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._depth -= 1
         if self._depth == 0:
             await self.aclose()
