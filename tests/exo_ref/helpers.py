@@ -14,10 +14,10 @@ from pydantic import BaseModel
 
 from exo_ref import Backoff, BaseNode, ManualClock, Runtime
 from exo_ref._runtime_client import StateManagerClient
+from tests.builders import NAMESPACE
 
 URI = "http://sm.test"
 KEY = "test-secret-key-123"
-NS = "ns"
 
 
 class EchoNode(BaseNode):
@@ -87,8 +87,13 @@ class Recorder:
             size = call.body["batch_size"]
             taken, self.states[:] = self.states[:size], self.states[size:]
             return httpx.Response(
-                200, json={"count": len(taken), "namespace": NS, "status": "QUEUED",
-                           "states": taken}
+                200,
+                json={
+                    "count": len(taken),
+                    "namespace": NAMESPACE,
+                    "status": "QUEUED",
+                    "states": taken,
+                },
             )
         if call.path.endswith("/nodes/"):
             return httpx.Response(200, json={"runtime_name": "rt", "registered_nodes": []})
@@ -105,8 +110,13 @@ class Recorder:
 
 
 def state(state_id: str, node: str = "EchoNode", **inputs: str) -> dict[str, Any]:
-    return {"state_id": state_id, "node_name": node, "identifier": "id", "inputs": inputs,
-            "created_at": "2026-01-01T00:00:00"}
+    return {
+        "state_id": state_id,
+        "node_name": node,
+        "identifier": "id",
+        "inputs": inputs,
+        "created_at": "2026-01-01T00:00:00",
+    }
 
 
 def make_client(
@@ -114,7 +124,7 @@ def make_client(
 ) -> StateManagerClient:
     return StateManagerClient(
         uri=URI,
-        namespace=NS,
+        namespace=NAMESPACE,
         key=KEY,
         version="v0",
         transport=recorder.transport,
@@ -141,30 +151,30 @@ async def start_graph(
     """Upsert a graph on the fake, wait until it is VALID, trigger it; returns the run id."""
     async with sm.client() as client:
         response = await client.put(
-            f"/v0/namespace/{NS}/graph/{graph}", json={"secrets": {"api_key": "k"}, "nodes": nodes}
+            f"/v0/namespace/{NAMESPACE}/graph/{graph}",
+            json={"secrets": {"api_key": "k"}, "nodes": nodes},
         )
         assert response.status_code == 201, response.text
         for _ in range(100):
-            body = (await client.get(f"/v0/namespace/{NS}/graph/{graph}")).json()
+            body = (await client.get(f"/v0/namespace/{NAMESPACE}/graph/{graph}")).json()
             if body["validation_status"] != "PENDING":
                 break
             await sm.clock.sleep(0.05)
         assert body["validation_status"] == "VALID", body
         response = await client.post(
-            f"/v0/namespace/{NS}/graph/{graph}/trigger", json={"inputs": inputs or {}}
+            f"/v0/namespace/{NAMESPACE}/graph/{graph}/trigger", json={"inputs": inputs or {}}
         )
         assert response.status_code == 200, response.text
         return str(response.json()["run_id"])
 
 
-def node(name: str, identifier: str, inputs: dict[str, str], *after: str) -> dict[str, Any]:
-    """A graph node template (contract §4.1)."""
-    return {"node_name": name, "namespace": NS, "identifier": identifier, "inputs": inputs,
-            "next_nodes": list(after) or None}
-
-
 def runtime_for(sm: Any, nodes: list[type[BaseNode]], **kwargs: Any) -> Runtime:
     """A runtime served by the in-process fake ``sm`` on its clock; ``kwargs`` override."""
-    options: dict[str, Any] = {"state_manager_uri": sm.uri, "key": sm.api_key,
-                               "transport": sm.transport, "clock": sm.clock, **kwargs}
-    return Runtime(NS, "rt", nodes, **options)
+    options: dict[str, Any] = {
+        "state_manager_uri": sm.uri,
+        "key": sm.api_key,
+        "transport": sm.transport,
+        "clock": sm.clock,
+        **kwargs,
+    }
+    return Runtime(NAMESPACE, "rt", nodes, **options)

@@ -14,8 +14,9 @@ from pydantic import BaseModel
 
 from exo_ref import BaseNode, ManualClock, PruneSignal
 from fake_state_manager import FakeStateManager
+from tests.builders import graph_node
 
-from .helpers import Fan, node, runtime_for, start_graph
+from .helpers import Fan, runtime_for, start_graph
 
 REPORTS = ("/executed", "/errored", "/prune", "/re-enqueue-after")
 
@@ -79,8 +80,8 @@ class Mixed(BaseNode):
                 raise PruneSignal({"i": self.inputs.i})
 
 
-GRAPH = [node("Fan", "root", {"n": "12"}, "mixed"),
-         node("Mixed", "mixed", {"i": "${{ root.outputs.i }}"})]
+GRAPH = [graph_node("root", "Fan", {"n": "12"}, ["mixed"]),
+         graph_node("mixed", "Mixed", {"i": "${{ root.outputs.i }}"})]
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,9 @@ from exo_ref import (
 from exo_ref._h11_transport import Http11Transport, use_http11_transport
 from exo_ref._runtime_client import StateManagerClient
 from fake_state_manager import FakeStateManager, SystemClock
+from tests.builders import NAMESPACE, graph_node
 
-from .helpers import KEY, NS, EchoNode, Fan, node
+from .helpers import KEY, EchoNode, Fan
 
 Serve = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
@@ -85,9 +86,10 @@ async def keep_alive(stream: anyio.abc.SocketStream) -> None:
 
 
 async def test_sequential_requests_reuse_one_connection() -> None:
-    async with raw_server(keep_alive) as (uri, connections), httpx.AsyncClient(
-        base_url=uri, transport=Http11Transport()
-    ) as client:
+    async with (
+        raw_server(keep_alive) as (uri, connections),
+        httpx.AsyncClient(base_url=uri, transport=Http11Transport()) as client,
+    ):
         for k in range(5):
             response = await client.post(f"/p{k}?q=1", json={"k": k})
             assert response.status_code == 200
@@ -97,9 +99,10 @@ async def test_sequential_requests_reuse_one_connection() -> None:
 
 async def test_concurrent_requests_open_one_connection_each_and_keep_them() -> None:
     transport = Http11Transport(max_connections=3)
-    async with raw_server(keep_alive) as (uri, connections), httpx.AsyncClient(
-        base_url=uri, transport=transport
-    ) as client:
+    async with (
+        raw_server(keep_alive) as (uri, connections),
+        httpx.AsyncClient(base_url=uri, transport=transport) as client,
+    ):
         for _ in range(4):
             async with anyio.create_task_group() as tg:
                 for k in range(6):
@@ -113,12 +116,13 @@ async def test_chunked_response_is_read_whole() -> None:
         await read_request(stream, bytearray())
         await stream.send(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-            b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n"
+            b'3\r\n{"a\r\n5\r\n": 1}\r\n0\r\n\r\n'
         )
 
-    async with raw_server(chunked) as (uri, _), httpx.AsyncClient(
-        base_url=uri, transport=Http11Transport()
-    ) as client:
+    async with (
+        raw_server(chunked) as (uri, _),
+        httpx.AsyncClient(base_url=uri, transport=Http11Transport()) as client,
+    ):
         assert (await client.get("/")).json() == {"a": 1}
 
 
@@ -133,9 +137,10 @@ async def test_connection_closed_by_server_is_not_reused() -> None:
         closed.set()
 
     transport = Http11Transport()
-    async with raw_server(one_shot) as (uri, connections), httpx.AsyncClient(
-        base_url=uri, transport=transport
-    ) as client:
+    async with (
+        raw_server(one_shot) as (uri, connections),
+        httpx.AsyncClient(base_url=uri, transport=transport) as client,
+    ):
         for _ in range(3):
             assert (await client.get("/")).text == "x"
             await closed.wait()  # the idle pooled connection is now dead
@@ -150,9 +155,10 @@ async def test_connection_close_header_is_honoured() -> None:
             await stream.send(ok(b"x", b"connection: close"))
 
     transport = Http11Transport()
-    async with raw_server(closing) as (uri, _), httpx.AsyncClient(
-        base_url=uri, transport=transport
-    ) as client:
+    async with (
+        raw_server(closing) as (uri, _),
+        httpx.AsyncClient(base_url=uri, transport=transport) as client,
+    ):
         for _ in range(2):
             assert (await client.get("/")).text == "x"
         assert transport.connections_opened == 2
@@ -163,9 +169,10 @@ async def test_truncated_response_is_a_remote_protocol_error() -> None:
         await read_request(stream, bytearray())
         await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
 
-    async with raw_server(truncated) as (uri, _), httpx.AsyncClient(
-        base_url=uri, transport=Http11Transport()
-    ) as client:
+    async with (
+        raw_server(truncated) as (uri, _),
+        httpx.AsyncClient(base_url=uri, transport=Http11Transport()) as client,
+    ):
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/")
 
@@ -175,9 +182,12 @@ async def test_no_answer_is_a_read_timeout() -> None:
         await read_request(stream, bytearray())
         await anyio.sleep_forever()
 
-    async with raw_server(silent) as (uri, _), httpx.AsyncClient(
-        base_url=uri, transport=Http11Transport(), timeout=httpx.Timeout(5.0, read=0.05)
-    ) as client:
+    async with (
+        raw_server(silent) as (uri, _),
+        httpx.AsyncClient(
+            base_url=uri, transport=Http11Transport(), timeout=httpx.Timeout(5.0, read=0.05)
+        ) as client,
+    ):
         with pytest.raises(httpx.ReadTimeout):
             await client.get("/")
 
@@ -233,8 +243,16 @@ async def test_runtime_uses_one_client_and_reuses_connections(
 
             monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
             monkeypatch.setattr(exo_ref._runtime_client, "Http11Transport", CountingTransport)
-            runtime = Runtime(NS, "rt", [Fan, EchoNode], state_manager_uri=uri, key=sm.api_key,
-                              workers=workers, batch_size=4, poll_interval=0.01)
+            runtime = Runtime(
+                NAMESPACE,
+                "rt",
+                [Fan, EchoNode],
+                state_manager_uri=uri,
+                key=sm.api_key,
+                workers=workers,
+                batch_size=4,
+                poll_interval=0.01,
+            )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(runtime.run)
                 with anyio.fail_after(30):  # deadlock guard, not a time limit
@@ -247,23 +265,30 @@ async def test_runtime_uses_one_client_and_reuses_connections(
                 runtime.stop()
     assert len(clients) == 1
     assert len(transports) == 1
-    sent = [r for r in sm.requests if r.path.startswith(f"/v0/namespace/{NS}/")
-            and not r.path.endswith(("/trigger", "/graph/g"))]
+    sent = [
+        r
+        for r in sm.requests
+        if r.path.startswith(f"/v0/namespace/{NAMESPACE}/")
+        and not r.path.endswith(("/trigger", "/graph/g"))
+    ]
     assert len(sent) > n + 2  # registration, polls and n + 1 reports...
     assert transports[0].connections_opened <= workers + 2  # ...over a handful of connections
 
 
 async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
     """Upsert ``Fan -> EchoNode``, wait until VALID, trigger with ``n`` (contract §4, §3.4)."""
-    nodes = [node("Fan", "fan", {"n": str(n)}, "echo"),
-             node("EchoNode", "echo", {"text": "${{ fan.outputs.i }}"})]
-    response = await client.put(f"/v0/namespace/{NS}/graph/g",
-                                json={"secrets": {}, "nodes": nodes})
+    nodes = [
+        graph_node("fan", "Fan", {"n": str(n)}, ["echo"]),
+        graph_node("echo", "EchoNode", {"text": "${{ fan.outputs.i }}"}),
+    ]
+    response = await client.put(
+        f"/v0/namespace/{NAMESPACE}/graph/g", json={"secrets": {}, "nodes": nodes}
+    )
     assert response.status_code == 201, response.text
-    url = f"/v0/namespace/{NS}/graph/g"
+    url = f"/v0/namespace/{NAMESPACE}/graph/g"
     while (await client.get(url)).json()["validation_status"] != "VALID":  # noqa: ASYNC110
         await anyio.sleep(0.01)  # background verification (§4.4) has no event to await
-    response = await client.post(f"/v0/namespace/{NS}/graph/g/trigger", json={"inputs": {}})
+    response = await client.post(f"/v0/namespace/{NAMESPACE}/graph/g/trigger", json={"inputs": {}})
     assert response.status_code == 200, response.text
 
 
@@ -272,8 +297,14 @@ async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
 
 def direct_client(uri: str, *, read: float = 5.0) -> StateManagerClient:
     return StateManagerClient(
-        uri=uri, namespace=NS, key=KEY, version="v0", transport=None,
-        timeout=httpx.Timeout(5.0, read=read), clock=ManualClock(), rng=random.Random(0),
+        uri=uri,
+        namespace=NAMESPACE,
+        key=KEY,
+        version="v0",
+        transport=None,
+        timeout=httpx.Timeout(5.0, read=read),
+        clock=ManualClock(),
+        rng=random.Random(0),
     )
 
 
@@ -284,8 +315,12 @@ async def test_direct_polls_send_the_key_and_json_and_parse_the_answer() -> None
         buffer = bytearray()
         while request := await read_request(stream, buffer):
             seen.append(request)
-            await stream.send(ok(b'{"namespace": "ns", "count": 0, "states": []}',
-                                 b"content-type: application/json"))
+            await stream.send(
+                ok(
+                    b'{"namespace": "ns", "count": 0, "states": []}',
+                    b"content-type: application/json",
+                )
+            )
 
     async with raw_server(answer) as (uri, _), direct_client(uri) as client:
         assert await client.enqueue(["EchoNode"], 3) == []
@@ -321,8 +356,9 @@ async def test_direct_poll_refused_is_unavailable_without_the_key() -> None:
 async def test_direct_error_status_is_a_state_manager_error() -> None:
     async def refuse(stream: anyio.abc.SocketStream) -> None:
         await read_request(stream, bytearray())
-        await stream.send(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 27\r\n\r\n"
-                          b'{"detail": "Invalid API k"}')
+        await stream.send(
+            b'HTTP/1.1 401 Unauthorized\r\ncontent-length: 27\r\n\r\n{"detail": "Invalid API k"}'
+        )
 
     async with raw_server(refuse) as (uri, _), direct_client(uri) as client:
         with pytest.raises(AuthenticationError, match="401"):

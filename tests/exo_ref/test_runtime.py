@@ -22,15 +22,14 @@ from exo_ref import (
     RuntimeAlreadyRunningError,
 )
 from fake_state_manager import FakeStateManager
+from tests.builders import NAMESPACE, graph_node
 
 from .helpers import (
     KEY,
-    NS,
     URI,
     Fan,
     Recorder,
     json_response,
-    node,
     run_clock,
     runtime_for,
     start_graph,
@@ -50,8 +49,8 @@ class SyncLeaf(BaseNode):
 
 
 FAN_GRAPH = [
-    node("Fan", "fan", {"n": "10"}, "leaf"),
-    node("SyncLeaf", "leaf", {"i": "${{ fan.outputs.i }}"}),
+    graph_node("fan", "Fan", {"n": "10"}, ["leaf"]),
+    graph_node("leaf", "SyncLeaf", {"i": "${{ fan.outputs.i }}"}),
 ]
 
 
@@ -68,9 +67,9 @@ async def test_fan_out_graph_runs_to_success_within_batch_bounds() -> None:
     assert summary["status"] == "SUCCESS"
     assert (summary["success_count"], summary["total_count"]) == (20, 20)
     register = sm.requests[0]
-    assert (register.method, register.path) == ("PUT", f"/v0/namespace/{NS}/nodes/")
-    assert register.body["runtime_namespace"] == NS
-    assert [n["namespace"] for n in register.body["nodes"]] == [NS, NS]
+    assert (register.method, register.path) == ("PUT", f"/v0/namespace/{NAMESPACE}/nodes/")
+    assert register.body["runtime_namespace"] == NAMESPACE
+    assert [n["namespace"] for n in register.body["nodes"]] == [NAMESPACE, NAMESPACE]
     polls = [r.body["batch_size"] for r in sm.requests if r.path.endswith("/states/enqueue")]
     assert polls
     assert all(1 <= size <= 4 for size in polls)
@@ -92,8 +91,15 @@ async def test_run_refuses_to_run_twice_concurrently() -> None:
 
 async def test_stop_before_start_makes_the_next_run_return_at_once() -> None:
     recorder = Recorder()
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 clock=ManualClock())
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        clock=ManualClock(),
+    )
     rt.stop()
     rt.stop()
     await rt.run()
@@ -116,13 +122,24 @@ async def test_registration_retries_5xx_then_fails_on_401_without_the_key(
 ) -> None:
     caplog.set_level("DEBUG", logger="exo_ref")
     clock = ManualClock()
-    recorder = Recorder(script={"/nodes/": [
-        json_response(503, {"detail": "starting"}),
-        httpx.ConnectError("refused"),
-        json_response(401, {"detail": "Invalid API key"}),
-    ]})
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 clock=clock)
+    recorder = Recorder(
+        script={
+            "/nodes/": [
+                json_response(503, {"detail": "starting"}),
+                httpx.ConnectError("refused"),
+                json_response(401, {"detail": "Invalid API key"}),
+            ]
+        }
+    )
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        clock=clock,
+    )
     async with anyio.create_task_group() as tg:
         await run_clock(clock, tg)
         with pytest.raises(AuthenticationError) as info:
@@ -138,8 +155,15 @@ async def test_registration_retries_5xx_then_fails_on_401_without_the_key(
 
 async def test_registration_fails_at_once_on_other_4xx() -> None:
     recorder = Recorder(script={"/nodes/": [json_response(422, {"detail": "nodes missing"})]})
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 clock=ManualClock())
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        clock=ManualClock(),
+    )
     with pytest.raises(RegistrationError, match="422: nodes missing"):
         await rt.run()
 
@@ -147,8 +171,15 @@ async def test_registration_fails_at_once_on_other_4xx() -> None:
 async def test_stop_during_registration_retries_returns() -> None:
     clock = ManualClock()
     recorder = Recorder(script={"/nodes/": [httpx.ConnectError("refused")] * 100})
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 clock=clock)
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        clock=clock,
+    )
     async with anyio.create_task_group() as tg:
         await run_clock(clock, tg)
         tg.start_soon(rt.run)
@@ -176,8 +207,15 @@ class ThreadRecorder(Recorder):
 
 def test_start_in_a_background_thread_and_stop_from_another() -> None:
     recorder = ThreadRecorder()
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 poll_interval=0.01)
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        poll_interval=0.01,
+    )
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -199,8 +237,15 @@ def test_start_in_a_background_thread_and_stop_from_another() -> None:
 
 def test_start_with_trio_backend_in_a_thread() -> None:
     recorder = ThreadRecorder()
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 poll_interval=0.01)
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        poll_interval=0.01,
+    )
     thread = threading.Thread(target=lambda: rt.start(backend="trio"), daemon=True)
     thread.start()
     assert recorder.polled.wait(10)
@@ -222,8 +267,15 @@ def test_os_signal_under_start_in_the_main_thread_stops_gracefully(signum: int) 
             return super().default(call)
 
     recorder = SignalOnPoll(states=[state("s1", "Fan", n="2")])
-    rt = Runtime(NS, "rt", [Fan], state_manager_uri=URI, key=KEY, transport=recorder.transport,
-                 poll_interval=0.01)
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        poll_interval=0.01,
+    )
     try:
         rt.start()
     except KeyboardInterrupt:  # pragma: no cover - the behaviour under test failed
@@ -246,7 +298,8 @@ async def test_start_inside_a_running_asyncio_loop_returns_a_task() -> None:
         await anyio.wait_all_tasks_blocked()
         assert rt.is_running
         assert [r.path.rsplit("/", 2)[-2:] for r in sm.requests] == [
-            ["nodes", ""], ["states", "enqueue"]
+            ["nodes", ""],
+            ["states", "enqueue"],
         ]
         rt.stop()
         await task

@@ -20,8 +20,9 @@ from exo_ref import (
 )
 from exo_ref._runtime_client import ReportOutcome
 from exo_ref._wire import RegisterRequest
+from tests.builders import NAMESPACE
 
-from .helpers import KEY, NS, EchoNode, Recorder, json_response, make_client, run_clock
+from .helpers import KEY, EchoNode, Recorder, json_response, make_client, run_clock
 
 NOT_QUEUED = json_response(400, {"detail": "State is not queued"})
 UNAVAILABLE = json_response(503, {"detail": "down"})
@@ -41,18 +42,20 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
 async def test_register_sends_upstream_body_with_key_header() -> None:
     recorder = Recorder()
     async with make_client(recorder, ManualClock()) as client:
-        await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[EchoNode]))
+        await client.register(
+            RegisterRequest.for_nodes(name="rt", namespace=NAMESPACE, nodes=[EchoNode])
+        )
     (call,) = recorder.calls
     assert call.method == "PUT"
     assert call.path == "/v0/namespace/ns/nodes/"
     assert call.headers["x-api-key"] == KEY
     assert call.body == {
         "runtime_name": "rt",
-        "runtime_namespace": NS,
+        "runtime_namespace": NAMESPACE,
         "nodes": [
             {
                 "name": "EchoNode",
-                "namespace": NS,
+                "namespace": NAMESPACE,
                 "inputs_schema": EchoNode.Inputs.model_json_schema(),
                 "outputs_schema": EchoNode.Outputs.model_json_schema(),
                 "secrets": [],
@@ -64,17 +67,19 @@ async def test_register_sends_upstream_body_with_key_header() -> None:
 async def test_register_retries_while_unreachable_then_succeeds() -> None:
     clock = ManualClock()
     recorder = Recorder(
-        script={"/nodes/": [
-            httpx.ConnectError("refused"),
-            UNAVAILABLE,
-            httpx.ReadTimeout("slow"),
-            json_response(429, {}, **{"retry-after": "3"}),
-        ]}
+        script={
+            "/nodes/": [
+                httpx.ConnectError("refused"),
+                UNAVAILABLE,
+                httpx.ReadTimeout("slow"),
+                json_response(429, {}, **{"retry-after": "3"}),
+            ]
+        }
     )
     async with anyio.create_task_group() as tg, make_client(recorder, clock) as client:
         await run_clock(clock, tg)
         start = clock.now()
-        await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[]))
+        await client.register(RegisterRequest.for_nodes(name="rt", namespace=NAMESPACE, nodes=[]))
         tg.cancel_scope.cancel()
     assert len(recorder.calls) == 5
     # Backoff 0.1, 0.2, 0.4 (each jittered down by at most half), then Retry-After: 3 s.
@@ -85,7 +90,9 @@ async def test_register_401_fails_at_once_without_the_key() -> None:
     recorder = Recorder(script={"/nodes/": [json_response(401, {"detail": "Invalid API key"})]})
     async with make_client(recorder, ManualClock()) as client:
         with pytest.raises(AuthenticationError, match="refused the API key") as info:
-            await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[]))
+            await client.register(
+                RegisterRequest.for_nodes(name="rt", namespace=NAMESPACE, nodes=[])
+            )
     assert KEY not in str(info.value)
     assert len(recorder.calls) == 1
 
@@ -94,7 +101,9 @@ async def test_register_other_4xx_fails_at_once_with_detail() -> None:
     recorder = Recorder(script={"/nodes/": [json_response(422, {"detail": "bad body"})]})
     async with make_client(recorder, ManualClock()) as client:
         with pytest.raises(RegistrationError, match="422: bad body"):
-            await client.register(RegisterRequest.for_nodes(name="rt", namespace=NS, nodes=[]))
+            await client.register(
+                RegisterRequest.for_nodes(name="rt", namespace=NAMESPACE, nodes=[])
+            )
     assert len(recorder.calls) == 1
 
 
@@ -131,8 +140,17 @@ async def test_transport_errors_are_translated(fault: Exception, error: type[Exc
 
 
 async def test_poll_sends_nodes_and_size_and_parses_states() -> None:
-    recorder = Recorder(states=[{"state_id": "s1", "node_name": "EchoNode", "identifier": "a",
-                                 "inputs": {"text": "x"}, "created_at": "t"}])
+    recorder = Recorder(
+        states=[
+            {
+                "state_id": "s1",
+                "node_name": "EchoNode",
+                "identifier": "a",
+                "inputs": {"text": "x"},
+                "created_at": "t",
+            }
+        ]
+    )
     async with make_client(recorder, ManualClock()) as client:
         states = await client.enqueue(["EchoNode"], 3)
     assert recorder.calls[0].body == {"nodes": ["EchoNode"], "batch_size": 3}

@@ -21,8 +21,9 @@ from exo_ref import (
     StateManager,
 )
 from fake_state_manager import FakeStateManager
+from tests.builders import NAMESPACE
 
-from .helpers import NS, runtime_for
+from .helpers import runtime_for
 
 KEY = "right-key-7f3a9c-never-logged"
 WRONG_KEY = "wrong-key-b81d44-never-logged"
@@ -49,10 +50,16 @@ class UsesToken(BaseNode):
 
 def graph() -> list[GraphNodeModel]:
     return [
-        GraphNodeModel(node_name="UsesToken", namespace=NS, identifier="a",
-                       inputs={"mode": "ok"}, next_nodes=["b"]),
-        GraphNodeModel(node_name="UsesToken", namespace=NS, identifier="b",
-                       inputs={"mode": "fail"}),
+        GraphNodeModel(
+            node_name="UsesToken",
+            namespace=NAMESPACE,
+            identifier="a",
+            inputs={"mode": "ok"},
+            next_nodes=["b"],
+        ),
+        GraphNodeModel(
+            node_name="UsesToken", namespace=NAMESPACE, identifier="b", inputs={"mode": "fail"}
+        ),
     ]
 
 
@@ -69,7 +76,7 @@ async def test_a_run_with_secrets_and_wrong_keys_logs_neither(
     async with FakeStateManager(api_key=KEY, clock=clock) as fake:
         rt = runtime_for(fake, [UsesToken])
         async with (
-            StateManager(NS, fake.uri, KEY, transport=fake.transport, clock=clock) as sm,
+            StateManager(NAMESPACE, fake.uri, KEY, transport=fake.transport, clock=clock) as sm,
             anyio.create_task_group() as tg,
         ):
             await tg.start(rt.run)
@@ -81,7 +88,9 @@ async def test_a_run_with_secrets_and_wrong_keys_logs_neither(
         wrong = runtime_for(fake, [UsesToken], key=WRONG_KEY)
         with pytest.raises(AuthenticationError) as refused_runtime:
             await wrong.run()
-        wrong_sm = StateManager(NS, fake.uri, WRONG_KEY, transport=fake.transport, clock=clock)
+        wrong_sm = StateManager(
+            NAMESPACE, fake.uri, WRONG_KEY, transport=fake.transport, clock=clock
+        )
         with pytest.raises(AuthenticationError) as refused_client:
             await wrong_sm.trigger("g")
         states = fake.states(run["run_id"])

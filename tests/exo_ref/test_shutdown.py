@@ -9,8 +9,9 @@ from pydantic import BaseModel
 
 from exo_ref import BaseNode, ManualClock
 from fake_state_manager import FakeStateManager
+from tests.builders import graph_node
 
-from .helpers import Fan, node, runtime_for, start_graph
+from .helpers import Fan, runtime_for, start_graph
 
 
 class Slow(BaseNode):
@@ -36,8 +37,8 @@ class Slow(BaseNode):
 
 
 GRAPH = [
-    node("Fan", "root", {"n": "8"}, "slow"),
-    node("Slow", "slow", {"i": "${{ root.outputs.i }}"}),
+    graph_node("root", "Fan", {"n": "8"}, ["slow"]),
+    graph_node("slow", "Slow", {"i": "${{ root.outputs.i }}"}),
 ]
 
 

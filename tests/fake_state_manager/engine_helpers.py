@@ -8,8 +8,8 @@ from typing import Any
 
 from exo_ref._clock import ManualClock
 from fake_state_manager._engine.engine import Engine
+from tests.builders import NAMESPACE, graph_node
 
-NS = "ns"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
 START_MS = int(START * 1000)
 
@@ -62,7 +62,7 @@ def register(
     inputs: Sequence[str] = (),
     outputs: Sequence[str] = (),
     secrets: Sequence[str] = (),
-    namespace: str = NS,
+    namespace: str = NAMESPACE,
 ) -> None:
     """Register one node class the way the SDK does (§8.3)."""
     engine.register_nodes(
@@ -79,39 +79,20 @@ def register(
     )
 
 
-def node(
-    identifier: str,
-    node_name: str | None = None,
-    inputs: dict[str, Any] | None = None,
-    next_nodes: list[str] | None = None,
-    unites: dict[str, str] | None = None,
-    namespace: str = NS,
-) -> dict[str, Any]:
-    """A NodeTemplate dict (§4.1); the node name defaults to the identifier capitalised."""
-    return {
-        "node_name": node_name or identifier.capitalize(),
-        "namespace": namespace,
-        "identifier": identifier,
-        "inputs": inputs or {},
-        "next_nodes": next_nodes,
-        "unites": unites,
-    }
-
-
 def upsert_valid(
     engine: Engine, graph: str, nodes: list[dict[str, Any]], **kwargs: Any
 ) -> dict[str, Any]:
     """Upsert a graph and assert it verified VALID; returns the GET body."""
     kwargs.setdefault("secrets", {})
-    engine.upsert_graph(NS, graph, nodes=nodes, **kwargs)
-    body = engine.get_graph(NS, graph)
+    engine.upsert_graph(NAMESPACE, graph, nodes=nodes, **kwargs)
+    body = engine.get_graph(NAMESPACE, graph)
     assert body["validation_status"] == "VALID", body["validation_errors"]
     return body
 
 
 def claim(engine: Engine, *names: str, batch: int = 100) -> list[dict[str, Any]]:
     """Enqueue every claimable state of these node names."""
-    return list(engine.enqueue(NS, nodes=list(names), batch_size=batch)["states"])
+    return list(engine.enqueue(NAMESPACE, nodes=list(names), batch_size=batch)["states"])
 
 
 def claim_one(engine: Engine, name: str) -> dict[str, Any]:
@@ -147,10 +128,10 @@ def fan_in_graph(
         engine,
         "g",
         [
-            node("r", next_nodes=["s"]),
-            node("s", next_nodes=["w"]),
-            node("w", inputs={"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
-            node(
+            graph_node("r", next_nodes=["s"]),
+            graph_node("s", next_nodes=["w"]),
+            graph_node("w", inputs={"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
+            graph_node(
                 "m",
                 inputs={"v": "${{ r.outputs.v }}"},
                 unites={"identifier": target, "strategy": strategy},

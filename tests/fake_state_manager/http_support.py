@@ -11,27 +11,25 @@ import httpx
 from fake_state_manager import FakeStateManager, ManualClock
 
 from .engine_helpers import REGISTERED_NODE_KEYS, STATUS_ORDER, schema
-from .engine_helpers import node as template  # a NodeTemplate dict (§4.1)
 
 __all__ = [
     "KEY",
-    "NS",
+    "PREFIX",
     "REGISTERED_NODE_KEYS",
     "START",
     "STATUS_ORDER",
     "claim",
     "executed",
-    "node",
     "ok",
+    "registration",
     "running",
     "setup_graph",
     "string_schema",
-    "template",
     "trigger",
 ]
 
 KEY = "test-key"
-NS = "/v0/namespace/ns"
+PREFIX = "/v0/namespace/ns"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
 
 
@@ -40,7 +38,7 @@ def string_schema(*fields: str) -> dict[str, Any]:
     return schema(fields)
 
 
-def node(
+def registration(
     name: str,
     inputs: tuple[str, ...] = (),
     outputs: tuple[str, ...] = (),
@@ -78,24 +76,26 @@ async def setup_graph(
     **extra: Any,
 ) -> dict[str, Any]:
     """Register ``nodes``, upsert ``templates`` as graph ``graph``, assert it becomes VALID."""
-    await ok(client.put(f"{NS}/nodes/", json={"runtime_name": "rt", "nodes": nodes}))
+    await ok(client.put(f"{PREFIX}/nodes/", json={"runtime_name": "rt", "nodes": nodes}))
     body = {"secrets": {}, "nodes": templates, **extra}
-    upserted = await ok(client.put(f"{NS}/graph/{graph}", json=body), 201)
+    upserted = await ok(client.put(f"{PREFIX}/graph/{graph}", json=body), 201)
     assert upserted["validation_status"] == "PENDING"
-    got: dict[str, Any] = await ok(client.get(f"{NS}/graph/{graph}"))
+    got: dict[str, Any] = await ok(client.get(f"{PREFIX}/graph/{graph}"))
     assert got["validation_status"] == "VALID", got["validation_errors"]
     return got
 
 
 async def trigger(client: httpx.AsyncClient, graph: str = "g", **body: Any) -> str:
-    result = await ok(client.post(f"{NS}/graph/{graph}/trigger", json=body))
+    result = await ok(client.post(f"{PREFIX}/graph/{graph}/trigger", json=body))
     assert result["status"] == "CREATED"
     return str(result["run_id"])
 
 
 async def claim(client: httpx.AsyncClient, *names: str, batch_size: int = 10) -> list[Any]:
     result = await ok(
-        client.post(f"{NS}/states/enqueue", json={"nodes": list(names), "batch_size": batch_size})
+        client.post(
+            f"{PREFIX}/states/enqueue", json={"nodes": list(names), "batch_size": batch_size}
+        )
     )
     assert result["status"] == "QUEUED"
     assert result["count"] == len(result["states"])
@@ -104,5 +104,5 @@ async def claim(client: httpx.AsyncClient, *names: str, batch_size: int = 10) ->
 
 async def executed(client: httpx.AsyncClient, state_id: str, outputs: list[Any]) -> None:
     """Report a state executed with ``outputs`` and assert the §2.8 answer."""
-    body = await ok(client.post(f"{NS}/state/{state_id}/executed", json={"outputs": outputs}))
+    body = await ok(client.post(f"{PREFIX}/state/{state_id}/executed", json={"outputs": outputs}))
     assert body == {"status": "EXECUTED"}

@@ -8,8 +8,9 @@ import pytest
 import fake_state_manager
 from exo_ref import _clock
 from fake_state_manager import FakeStateManager, ManualClock, RecordedRequest, SystemClock
+from tests.builders import graph_node
 
-from .http_support import KEY, NS, START, claim, node, ok, running, setup_graph, template, trigger
+from .http_support import KEY, PREFIX, START, claim, ok, registration, running, setup_graph, trigger
 
 EVERY_MINUTE = [{"type": "CRON", "value": {"expression": "* * * * *"}}]
 
@@ -35,14 +36,14 @@ async def test_defaults_and_client_headers() -> None:
 async def test_requests_are_recorded_with_clock_time_body_and_status() -> None:
     async with running() as (sm, client):
         await sm.clock.sleep(3)
-        await client.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
-        await client.post(f"{NS}/states/enqueue", content=b"{", headers={"x-api-key": "no"})
+        await client.post(f"{PREFIX}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
+        await client.post(f"{PREFIX}/states/enqueue", content=b"{", headers={"x-api-key": "no"})
         await client.get("/missing")
     assert sm.requests == [
         RecordedRequest(
-            START + 3, "POST", f"{NS}/states/enqueue", {"nodes": ["A"], "batch_size": 1}, 200
+            START + 3, "POST", f"{PREFIX}/states/enqueue", {"nodes": ["A"], "batch_size": 1}, 200
         ),
-        RecordedRequest(START + 3, "POST", f"{NS}/states/enqueue", None, 422),
+        RecordedRequest(START + 3, "POST", f"{PREFIX}/states/enqueue", None, 422),
         RecordedRequest(START + 3, "GET", "/missing", None, 404),
     ]
 
@@ -94,11 +95,11 @@ async def test_two_fakes_on_one_manual_clock_share_a_single_auto_advancer() -> N
 
 async def test_states_and_summary_read_what_the_api_serves() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         (state,) = sm.states(run_id)
         assert (state["id"], state["status"], state["identifier"]) == (state["id"], "CREATED", "a")
-        listed = await ok(client.get(f"{NS}/runs/1/10"))
+        listed = await ok(client.get(f"{PREFIX}/runs/1/10"))
         assert listed["runs"] == [sm.run_summary(run_id)]
         with pytest.raises(LookupError, match="no run 'nope'"):
             sm.run_summary("nope")
@@ -108,7 +109,7 @@ async def test_states_and_summary_read_what_the_api_serves() -> None:
 
 async def test_wait_for_run_wakes_on_the_finishing_request() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         results: list[dict[str, object]] = []
 
@@ -123,7 +124,7 @@ async def test_wait_for_run_wakes_on_the_finishing_request() -> None:
             await anyio.wait_all_tasks_blocked()
             assert results == []  # still QUEUED
             await ok(
-                client.post(f"{NS}/state/{state['state_id']}/executed", json={"outputs": [{}]})
+                client.post(f"{PREFIX}/state/{state['state_id']}/executed", json={"outputs": [{}]})
             )
         assert results[0]["status"] == "SUCCESS"
         assert results[0]["run_id"] == run_id
@@ -131,7 +132,7 @@ async def test_wait_for_run_wakes_on_the_finishing_request() -> None:
 
 async def test_wait_for_run_times_out_with_the_summary() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         with pytest.raises(TimeoutError, match=f"run {run_id} still PENDING"):
             await sm.wait_for_run(run_id, timeout=0.05)
@@ -139,8 +140,10 @@ async def test_wait_for_run_times_out_with_the_summary() -> None:
 
 async def test_cron_fires_at_its_exact_time_on_the_manual_clock() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")], triggers=EVERY_MINUTE)
-        assert (await ok(client.get(f"{NS}/runs/1/10")))["total"] == 0
+        await setup_graph(
+            client, [registration("A")], [graph_node("a", "A")], triggers=EVERY_MINUTE
+        )
+        assert (await ok(client.get(f"{PREFIX}/runs/1/10")))["total"] == 0
         await sm.clock.sleep(150)  # auto-advance wakes the cron loop at 00:01 and 00:02
         # No request in between: the cron loop fired them, at the due times.
         runs = sm.engine.list_runs("ns", 1, 10)["runs"]
@@ -152,9 +155,11 @@ async def test_cron_fires_lazily_on_a_request_without_the_context_manager() -> N
     clock = ManualClock(START)
     sm = FakeStateManager(api_key=KEY, clock=clock)
     async with sm.client() as client:
-        await setup_graph(client, [node("A")], [template("a", "A")], triggers=EVERY_MINUTE)
+        await setup_graph(
+            client, [registration("A")], [graph_node("a", "A")], triggers=EVERY_MINUTE
+        )
         clock.advance(61)
-        listed = await ok(client.get(f"{NS}/runs/1/10"))
+        listed = await ok(client.get(f"{PREFIX}/runs/1/10"))
     assert listed["total"] == 1
 
 
@@ -163,7 +168,9 @@ async def test_cron_added_after_start_reschedules_the_loop() -> None:
         clock = sm.clock
         assert isinstance(clock, ManualClock)
         await anyio.wait_all_tasks_blocked()  # cron loop asleep with nothing due
-        await setup_graph(client, [node("A")], [template("a", "A")], triggers=EVERY_MINUTE)
+        await setup_graph(
+            client, [registration("A")], [graph_node("a", "A")], triggers=EVERY_MINUTE
+        )
         await anyio.wait_all_tasks_blocked()
         clock.advance(60)
         await anyio.wait_all_tasks_blocked()
@@ -182,8 +189,8 @@ async def test_cron_that_stops_firing_never_fails_a_request() -> None:
     once = [{"type": "CRON", "value": {"expression": "0 0 1 1 * 0 2027"}}]
     sm = FakeStateManager(api_key=KEY, clock=clock)
     async with sm.client() as client:
-        await setup_graph(client, [node("A")], [template("a", "A")], triggers=once)
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")], triggers=once)
         clock.advance(366 * 86400)
-        listed = await ok(client.get(f"{NS}/runs/1/10"))
+        listed = await ok(client.get(f"{PREFIX}/runs/1/10"))
         assert listed["total"] == 1
-        assert (await ok(client.get(f"{NS}/runs/1/10")))["total"] == 1
+        assert (await ok(client.get(f"{PREFIX}/runs/1/10")))["total"] == 1

@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 
 from fake_state_manager import FakeStateManager, ManualClock
 from fake_state_manager._http.routes import ENDPOINTS
+from tests.builders import graph_node
 
-from .http_support import KEY, START, claim, node, setup_graph, template, trigger
+from .http_support import KEY, START, claim, registration, setup_graph, trigger
 
 VALID_BODIES: dict[str, dict[str, Any]] = {
-    "register_nodes": {"runtime_name": "rt", "nodes": [node("A", ("x",), ("y",))]},
-    "upsert_graph_template": {"secrets": {"s": "v"}, "nodes": [template("a", "A", {"x": "v"})]},
+    "register_nodes": {"runtime_name": "rt", "nodes": [registration("A", ("x",), ("y",))]},
+    "upsert_graph_template": {"secrets": {"s": "v"}, "nodes": [graph_node("a", "A", {"x": "v"})]},
     "trigger_graph": {"inputs": {"x": "1"}, "store": {}, "start_delay": 0},
     "enqueue_states": {"nodes": ["A"], "batch_size": 2},
     "executed_state": {"outputs": [{"y": "1"}, {"y": "2"}]},
@@ -151,7 +152,9 @@ async def test_no_request_sequence_gives_a_5xx_or_breaks_the_store(
 ) -> None:
     sm = FakeStateManager(api_key=KEY, clock=ManualClock(START), seed=0)
     async with sm, sm.client() as client:
-        await setup_graph(client, [node("A", ("x",), ("y",))], [template("a", "A", {"x": "v"})])
+        await setup_graph(
+            client, [registration("A", ("x",), ("y",))], [graph_node("a", "A", {"x": "v"})]
+        )
         run_id = await trigger(client)
         await trigger(client)
         (queued,) = await claim(client, "A", batch_size=1)

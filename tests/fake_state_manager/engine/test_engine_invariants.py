@@ -10,7 +10,8 @@ import pytest
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._errors import ApiError
 from fake_state_manager._store.documents import ALL_STATUSES
-from tests.fake_state_manager.engine_helpers import NS, fan_in_graph, make_engine
+from tests.builders import NAMESPACE
+from tests.fake_state_manager.engine_helpers import fan_in_graph, make_engine
 
 NODE_NAMES = ["R", "S", "W", "M"]
 
@@ -30,23 +31,25 @@ def _step(engine: Engine, rng: random.Random, queued: list[str]) -> None:
     actions = ["trigger", "enqueue", "executed", "errored", "prune", "requeue", "retry", "tick"]
     (action,) = rng.choices(actions, weights=[2, 8, 12, 2, 1, 1, 1, 2])
     if action == "trigger":
-        engine.trigger(NS, "g", start_delay=rng.choice([0, 0, 700]))
+        engine.trigger(NAMESPACE, "g", start_delay=rng.choice([0, 0, 700]))
     elif action == "enqueue":
         names = NODE_NAMES if rng.random() < 0.8 else rng.sample(NODE_NAMES, rng.randint(0, 4))
-        claimed = engine.enqueue(NS, nodes=names, batch_size=rng.randint(-1, 5))["states"]
+        claimed = engine.enqueue(NAMESPACE, nodes=names, batch_size=rng.randint(-1, 5))["states"]
         queued.extend(s["state_id"] for s in claimed)
     elif action == "executed":
         count = rng.choice([0, 1, 1, 2, 3])
         outputs = [{"v": "x", "item": str(i), "done": "y"} for i in range(count)]
-        engine.executed(NS, target, outputs=outputs)
+        engine.executed(NAMESPACE, target, outputs=outputs)
     elif action == "errored":
-        engine.errored(NS, target, error="boom")
+        engine.errored(NAMESPACE, target, error="boom")
     elif action == "prune":
-        engine.prune(NS, target, data={"k": 1})
+        engine.prune(NAMESPACE, target, data={"k": 1})
     elif action == "requeue":
-        engine.re_enqueue_after(NS, target, enqueue_after=rng.choice([1, 300, 5000]))
+        engine.re_enqueue_after(NAMESPACE, target, enqueue_after=rng.choice([1, 300, 5000]))
     elif action == "retry":
-        engine.manual_retry(NS, target, fanout_id=rng.choice(["f1", "f2", str(rng.random())]))
+        engine.manual_retry(
+            NAMESPACE, target, fanout_id=rng.choice(["f1", "f2", str(rng.random())])
+        )
     else:
         engine.clock.advance(rng.choice([0.1, 0.5, 2.0]))  # type: ignore[attr-defined]
 
@@ -70,7 +73,9 @@ def test_random_walk_keeps_invariants(seed: int) -> None:
         summary = engine.run_summary(run.run_id)
         assert summary is not None
         assert summary["total_count"] == len(engine.store.run_states[run.run_id])
-        assert set(engine.run_graph(NS, run.run_id)["execution_summary"]) == set(ALL_STATUSES)
+        assert set(engine.run_graph(NAMESPACE, run.run_id)["execution_summary"]) == set(
+            ALL_STATUSES
+        )
     # Exactly one unite state per (run, r state, retry_count, manual retry fanout id); fan-out
     # copies of a unite state are not unite states themselves (§3.4: does_unites false).
     keys = [
@@ -85,7 +90,7 @@ def test_concurrent_enqueue_from_threads_claims_each_state_once() -> None:
     engine, _ = make_engine()
     _graph(engine)
     for _ in range(400):
-        engine.trigger(NS, "g")
+        engine.trigger(NAMESPACE, "g")
     claimed: list[str] = []
     guard = threading.Lock()
     start = threading.Barrier(8)
@@ -93,7 +98,7 @@ def test_concurrent_enqueue_from_threads_claims_each_state_once() -> None:
     def worker() -> None:
         start.wait()
         while True:
-            states = engine.enqueue(NS, nodes=["R"], batch_size=7)["states"]
+            states = engine.enqueue(NAMESPACE, nodes=["R"], batch_size=7)["states"]
             if not states:
                 return
             with guard:

@@ -6,12 +6,11 @@ import pytest
 
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._errors import ApiError
+from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
-    NS,
     REGISTERED_NODE_KEYS,
     claim_one,
     make_engine,
-    node,
     register,
     run_states,
     schema,
@@ -22,7 +21,7 @@ from tests.fake_state_manager.engine_helpers import (
 def _chain(engine: Engine) -> None:
     register(engine, "A", inputs=[], outputs=["x"])
     register(engine, "B", inputs=[], outputs=[])
-    upsert_valid(engine, "g", [node("a", next_nodes=["b"]), node("b")])
+    upsert_valid(engine, "g", [graph_node("a", next_nodes=["b"]), graph_node("b")])
 
 
 def test_runs_are_listed_newest_first_with_pagination() -> None:
@@ -30,16 +29,21 @@ def test_runs_are_listed_newest_first_with_pagination() -> None:
     _chain(engine)
     runs = []
     for _ in range(5):
-        runs.append(engine.trigger(NS, "g")["run_id"])
+        runs.append(engine.trigger(NAMESPACE, "g")["run_id"])
         clock.advance(1)
     newest_first = runs[::-1]
-    page1 = engine.list_runs(NS, 1, 2)
-    assert (page1["namespace"], page1["total"], page1["page"], page1["size"]) == (NS, 5, 1, 2)
+    page1 = engine.list_runs(NAMESPACE, 1, 2)
+    assert (page1["namespace"], page1["total"], page1["page"], page1["size"]) == (
+        NAMESPACE,
+        5,
+        1,
+        2,
+    )
     assert [r["run_id"] for r in page1["runs"]] == newest_first[:2]
-    assert [r["run_id"] for r in engine.list_runs(NS, 3, 2)["runs"]] == newest_first[4:]
-    assert engine.list_runs(NS, 4, 2)["runs"] == []
-    assert [r["run_id"] for r in engine.list_runs(NS, 1, 0)["runs"]] == newest_first
-    assert [r["run_id"] for r in engine.list_runs(NS, 2, -2)["runs"]] == newest_first[2:4]
+    assert [r["run_id"] for r in engine.list_runs(NAMESPACE, 3, 2)["runs"]] == newest_first[4:]
+    assert engine.list_runs(NAMESPACE, 4, 2)["runs"] == []
+    assert [r["run_id"] for r in engine.list_runs(NAMESPACE, 1, 0)["runs"]] == newest_first
+    assert [r["run_id"] for r in engine.list_runs(NAMESPACE, 2, -2)["runs"]] == newest_first[2:4]
     assert engine.list_runs("other", 1, 10) == {
         "namespace": "other",
         "total": 0,
@@ -48,15 +52,15 @@ def test_runs_are_listed_newest_first_with_pagination() -> None:
         "runs": [],
     }
     with pytest.raises(ApiError) as info:
-        engine.list_runs(NS, 0, 10)
+        engine.list_runs(NAMESPACE, 0, 10)
     assert info.value.status == 400
 
 
 def test_run_item_counts_and_status() -> None:
     engine, _ = make_engine()
     _chain(engine)
-    run_id = engine.trigger(NS, "g")["run_id"]
-    item = engine.list_runs(NS, 1, 10)["runs"][0]
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
+    item = engine.list_runs(NAMESPACE, 1, 10)["runs"][0]
     assert item == {
         "run_id": run_id,
         "graph_name": "g",
@@ -68,8 +72,8 @@ def test_run_item_counts_and_status() -> None:
         "status": "PENDING",
         "created_at": "2026-01-01T00:00:00",
     }
-    engine.executed(NS, claim_one(engine, "A")["state_id"], outputs=[{"x": "1"}])
-    engine.errored(NS, claim_one(engine, "B")["state_id"], error="e")  # retry created
+    engine.executed(NAMESPACE, claim_one(engine, "A")["state_id"], outputs=[{"x": "1"}])
+    engine.errored(NAMESPACE, claim_one(engine, "B")["state_id"], error="e")  # retry created
     summary = engine.run_summary(run_id)
     assert summary is not None
     assert (summary["success_count"], summary["retried_count"], summary["pending_count"]) == (
@@ -83,7 +87,7 @@ def test_run_item_counts_and_status() -> None:
 def test_run_without_states_is_failed() -> None:
     engine, _ = make_engine()
     _chain(engine)
-    run_id = engine.trigger(NS, "g")["run_id"]
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     engine.store.run_states[run_id].clear()
     engine.store.run_counts[run_id].clear()
     summary = engine.run_summary(run_id)
@@ -94,10 +98,10 @@ def test_run_without_states_is_failed() -> None:
 def test_run_graph_nodes_edges_and_summary() -> None:
     engine, _ = make_engine()
     _chain(engine)
-    run_id = engine.trigger(NS, "g")["run_id"]
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     a = claim_one(engine, "A")
-    engine.executed(NS, a["state_id"], outputs=[{"x": "1"}, {"x": "2"}])
-    graph = engine.run_graph(NS, run_id)
+    engine.executed(NAMESPACE, a["state_id"], outputs=[{"x": "1"}, {"x": "2"}])
+    graph = engine.run_graph(NAMESPACE, run_id)
     assert graph["graph_name"] == "g"
     assert graph["node_count"] == 4
     a_ids = [s["id"] for s in run_states(engine, run_id, "a")]
@@ -121,7 +125,7 @@ def test_run_graph_nodes_edges_and_summary() -> None:
 
 def test_run_graph_of_unknown_run_is_empty() -> None:
     engine, _ = make_engine()
-    graph = engine.run_graph(NS, "nope")
+    graph = engine.run_graph(NAMESPACE, "nope")
     assert graph["graph_name"] == ""
     assert graph["nodes"] == graph["edges"] == graph["root_states"] == []
     assert graph["node_count"] == graph["edge_count"] == 0
@@ -132,11 +136,11 @@ def test_run_graph_of_unknown_run_is_empty() -> None:
 def test_node_details() -> None:
     engine, _ = make_engine()
     _chain(engine)
-    run_id = engine.trigger(NS, "g")["run_id"]
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     a = claim_one(engine, "A")
-    engine.executed(NS, a["state_id"], outputs=[{"x": "1"}])
+    engine.executed(NAMESPACE, a["state_id"], outputs=[{"x": "1"}])
     b_id = run_states(engine, run_id, "b")[0]["id"]
-    details = engine.node_details(NS, "g", run_id, b_id)
+    details = engine.node_details(NAMESPACE, "g", run_id, b_id)
     assert details == {
         "id": b_id,
         "node_name": "B",
@@ -152,9 +156,13 @@ def test_node_details() -> None:
         "updated_at": "2026-01-01T00:00:00",
     }
     with pytest.raises(ApiError) as info:
-        engine.node_details(NS, "g", run_id, "xyz")
+        engine.node_details(NAMESPACE, "g", run_id, "xyz")
     assert (info.value.status, info.value.detail) == (400, "Invalid node ID format: xyz")
-    for args in [(NS, "other", run_id, b_id), (NS, "g", "r2", b_id), ("ns2", "g", run_id, b_id)]:
+    for args in [
+        (NAMESPACE, "other", run_id, b_id),
+        (NAMESPACE, "g", "r2", b_id),
+        ("ns2", "g", run_id, b_id),
+    ]:
         with pytest.raises(ApiError) as info:
             engine.node_details(*args)
         assert info.value.status == 404

@@ -8,12 +8,11 @@ import pytest
 
 from exo_ref._clock import ManualClock
 from fake_state_manager._engine.engine import Engine
+from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
-    NS,
     START_MS,
     claim,
     make_engine,
-    node,
     register,
     run_states,
     upsert_valid,
@@ -45,8 +44,8 @@ def _expected(strategy: str, n: int, b: int, e: int, rng: random.Random) -> int:
 
 def _setup(engine: Engine, policy: dict[str, object]) -> str:
     register(engine, "A", inputs=[], outputs=[])
-    upsert_valid(engine, "g", [node("a")], retry_policy=policy)
-    return str(engine.trigger(NS, "g")["run_id"])
+    upsert_valid(engine, "g", [graph_node("a")], retry_policy=policy)
+    return str(engine.trigger(NAMESPACE, "g")["run_id"])
 
 
 def _fail_until_exhausted(engine: Engine, clock: ManualClock, run_id: str) -> list[int]:
@@ -58,7 +57,7 @@ def _fail_until_exhausted(engine: Engine, clock: ManualClock, run_id: str) -> li
             clock.advance_to(due)  # jump straight to the retry's enqueue_after
         (state,) = claim(engine, "A")
         now_ms = int(engine.clock.now() * 1000)
-        answer = engine.errored(NS, state["state_id"], error="boom")
+        answer = engine.errored(NAMESPACE, state["state_id"], error="boom")
         assert answer["status"] == "ERRORED"
         if not answer["retry_created"]:
             return delays
@@ -94,7 +93,7 @@ def test_default_policy_is_2_4_8_seconds_and_waits_on_the_clock() -> None:
     engine, clock = make_engine()
     run_id = _setup(engine, {})
     (state,) = claim(engine, "A")
-    engine.errored(NS, state["state_id"], error="x")
+    engine.errored(NAMESPACE, state["state_id"], error="x")
     retry = run_states(engine, run_id)[-1]
     assert retry["enqueue_after"] == START_MS + 2000
     assert retry["status"] == "CREATED"
@@ -105,7 +104,7 @@ def test_default_policy_is_2_4_8_seconds_and_waits_on_the_clock() -> None:
     clock.advance(0.001)
     (again,) = claim(engine, "A")
     clock.advance(10)
-    engine.errored(NS, again["state_id"], error="x")
+    engine.errored(NAMESPACE, again["state_id"], error="x")
     assert run_states(engine, run_id)[-1]["enqueue_after"] == START_MS + 12_000 + 4000
 
 
@@ -129,12 +128,12 @@ def test_duplicate_retry_still_counts_as_created() -> None:
     engine, clock = make_engine()
     run_id = _setup(engine, {"max_retries": 3})
     (state,) = claim(engine, "A")
-    assert engine.errored(NS, state["state_id"], error="1")["retry_created"] is True
+    assert engine.errored(NAMESPACE, state["state_id"], error="1")["retry_created"] is True
     # Revive the original and fail it again: its retry (same fanout_id, retry_count 1) exists.
-    engine.re_enqueue_after(NS, state["state_id"], enqueue_after=1)
+    engine.re_enqueue_after(NAMESPACE, state["state_id"], enqueue_after=1)
     clock.advance(2)
     claimed = claim(engine, "A")
     assert state["state_id"] in [c["state_id"] for c in claimed]
-    assert engine.errored(NS, state["state_id"], error="2")["retry_created"] is True
+    assert engine.errored(NAMESPACE, state["state_id"], error="2")["retry_created"] is True
     assert len(run_states(engine, run_id)) == 2
     engine.check_invariants()

@@ -9,14 +9,13 @@ import pytest
 
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._errors import ApiError
+from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
-    NS,
     START,
     START_MS,
     claim,
     claim_one,
     make_engine,
-    node,
     register,
     run_states,
     statuses,
@@ -32,12 +31,12 @@ def _two_step(engine: Engine, **kwargs: Any) -> str:
         engine,
         "g",
         [
-            node("a", inputs={"x": "hello"}, next_nodes=["b"]),
-            node("b", inputs={"y": "${{ a.outputs.y }}!"}),
+            graph_node("a", inputs={"x": "hello"}, next_nodes=["b"]),
+            graph_node("b", inputs={"y": "${{ a.outputs.y }}!"}),
         ],
         **kwargs,
     )
-    return str(engine.trigger(NS, "g")["run_id"])
+    return str(engine.trigger(NAMESPACE, "g")["run_id"])
 
 
 def test_trigger_creates_one_root_state_with_resolved_inputs() -> None:
@@ -58,23 +57,23 @@ def test_trigger_creates_one_root_state_with_resolved_inputs() -> None:
 def test_trigger_inputs_override_only_known_root_keys() -> None:
     engine, _ = make_engine()
     register(engine, "A", inputs=["x"], outputs=[])
-    upsert_valid(engine, "g", [node("a", inputs={"x": "template"})])
-    run_id = engine.trigger(NS, "g", inputs={"x": "body", "extra": "ignored"})["run_id"]
+    upsert_valid(engine, "g", [graph_node("a", inputs={"x": "template"})])
+    run_id = engine.trigger(NAMESPACE, "g", inputs={"x": "body", "extra": "ignored"})["run_id"]
     assert engine.states_of_run(run_id)[0]["inputs"] == {"x": "body"}
 
 
 def test_trigger_errors() -> None:
     engine, _ = make_engine()
     with pytest.raises(ApiError) as info:
-        engine.trigger(NS, "missing")
+        engine.trigger(NAMESPACE, "missing")
     assert (info.value.status, info.value.detail) == (
         404,
         "Graph template not found for namespace ns and graph missing",
     )
-    engine.upsert_graph(NS, "unregistered", nodes=[node("a")], secrets={})
-    assert engine.get_graph(NS, "unregistered")["validation_status"] == "INVALID"
+    engine.upsert_graph(NAMESPACE, "unregistered", nodes=[graph_node("a")], secrets={})
+    assert engine.get_graph(NAMESPACE, "unregistered")["validation_status"] == "INVALID"
     with pytest.raises(ApiError) as info:
-        engine.trigger(NS, "unregistered")
+        engine.trigger(NAMESPACE, "unregistered")
     assert (info.value.status, info.value.detail) == (400, "Graph template is not valid")
 
 
@@ -84,14 +83,14 @@ def test_trigger_store_values_defaults_and_missing_keys() -> None:
     upsert_valid(
         engine,
         "g",
-        [node("a", inputs={"x": "${{ store.k }}-${{ store.d }}"})],
+        [graph_node("a", inputs={"x": "${{ store.k }}-${{ store.d }}"})],
         store_config={"required_keys": ["k"], "default_values": {"d": "dflt"}},
     )
-    run_id = engine.trigger(NS, "g", store={"k": "v"})["run_id"]
+    run_id = engine.trigger(NAMESPACE, "g", store={"k": "v"})["run_id"]
     assert engine.states_of_run(run_id)[0]["inputs"] == {"x": "v-dflt"}
     assert engine.store.store_values[run_id] == {"k": "v"}  # defaults are not stored
     with pytest.raises(ApiError) as info:
-        engine.trigger(NS, "g", store={"d": "x"})
+        engine.trigger(NAMESPACE, "g", store={"d": "x"})
     # The placeholder check (step 3) runs first and k is in neither store nor defaults.
     assert info.value.detail == "Invalid input: 400: Dependent k not found in store for root node a"
 
@@ -102,11 +101,11 @@ def test_missing_store_keys_after_placeholder_check() -> None:
     upsert_valid(
         engine,
         "g",
-        [node("a", inputs={"x": "lit"})],
+        [graph_node("a", inputs={"x": "lit"})],
         store_config={"required_keys": ["k1", "k2"]},
     )
     with pytest.raises(ApiError) as info:
-        engine.trigger(NS, "g", store={"k2": "v"})
+        engine.trigger(NAMESPACE, "g", store={"k2": "v"})
     assert (info.value.status, info.value.detail) == (400, "Missing store keys: {'k1'}")
     assert engine.store.runs == {}
 
@@ -114,8 +113,8 @@ def test_missing_store_keys_after_placeholder_check() -> None:
 def test_start_delay_holds_the_root_until_due() -> None:
     engine, clock = make_engine()
     register(engine, "A", inputs=[], outputs=[])
-    upsert_valid(engine, "g", [node("a")])
-    run_id = engine.trigger(NS, "g", start_delay=5000)["run_id"]
+    upsert_valid(engine, "g", [graph_node("a")])
+    run_id = engine.trigger(NAMESPACE, "g", start_delay=5000)["run_id"]
     assert engine.states_of_run(run_id)[0]["enqueue_after"] == START_MS + 5000
     assert engine.next_due_time() == START + 5
     assert claim(engine, "A") == []
@@ -131,19 +130,19 @@ def test_enqueue_claims_each_state_once_in_creation_order() -> None:
     engine, _ = make_engine()
     register(engine, "A", inputs=[], outputs=[])
     register(engine, "Other", inputs=[], outputs=[])
-    upsert_valid(engine, "g", [node("a")])
-    upsert_valid(engine, "h", [node("o", "Other")])
-    runs = [engine.trigger(NS, "g" if i % 2 else "h")["run_id"] for i in range(6)]
-    first = engine.enqueue(NS, nodes=["A", "Other"], batch_size=4)
+    upsert_valid(engine, "g", [graph_node("a")])
+    upsert_valid(engine, "h", [graph_node("o", "Other")])
+    runs = [engine.trigger(NAMESPACE, "g" if i % 2 else "h")["run_id"] for i in range(6)]
+    first = engine.enqueue(NAMESPACE, nodes=["A", "Other"], batch_size=4)
     assert first["count"] == 4
     assert first["status"] == "QUEUED"
-    assert first["namespace"] == NS
+    assert first["namespace"] == NAMESPACE
     roots = [engine.states_of_run(r)[0]["id"] for r in runs]
     assert [s["state_id"] for s in first["states"]] == roots[:4]
-    rest = engine.enqueue(NS, nodes=["A", "Other"], batch_size=10)
+    rest = engine.enqueue(NAMESPACE, nodes=["A", "Other"], batch_size=10)
     assert [s["state_id"] for s in rest["states"]] == roots[4:]
-    empty = engine.enqueue(NS, nodes=["A"], batch_size=10)
-    assert empty == {"count": 0, "namespace": NS, "status": "QUEUED", "states": []}
+    empty = engine.enqueue(NAMESPACE, nodes=["A"], batch_size=10)
+    assert empty == {"count": 0, "namespace": NAMESPACE, "status": "QUEUED", "states": []}
     engine.check_invariants()
 
 
@@ -154,18 +153,18 @@ def test_enqueue_claims_each_state_once_in_creation_order() -> None:
 def test_enqueue_with_nothing_to_ask_for_claims_nothing(nodes: list[str], batch_size: int) -> None:
     engine, _ = make_engine()
     register(engine, "A")
-    upsert_valid(engine, "g", [node("a")])
-    engine.trigger(NS, "g")
-    assert engine.enqueue(NS, nodes=nodes, batch_size=batch_size)["count"] == 0
+    upsert_valid(engine, "g", [graph_node("a")])
+    engine.trigger(NAMESPACE, "g")
+    assert engine.enqueue(NAMESPACE, nodes=nodes, batch_size=batch_size)["count"] == 0
 
 
 def test_enqueue_is_namespace_scoped() -> None:
     engine, _ = make_engine()
     register(engine, "A")
-    upsert_valid(engine, "g", [node("a")])
-    engine.trigger(NS, "g")
+    upsert_valid(engine, "g", [graph_node("a")])
+    engine.trigger(NAMESPACE, "g")
     assert engine.enqueue("other", nodes=["A"], batch_size=5)["count"] == 0
-    assert engine.enqueue(NS, nodes=["A"], batch_size=5)["count"] == 1
+    assert engine.enqueue(NAMESPACE, nodes=["A"], batch_size=5)["count"] == 1
 
 
 def test_enqueued_state_shape() -> None:
@@ -186,7 +185,9 @@ def test_executed_creates_children_and_marks_success() -> None:
     run_id = _two_step(engine)
     a = claim_one(engine, "A")
     clock.advance(1.5)
-    assert engine.executed(NS, a["state_id"], outputs=[{"y": "out"}]) == {"status": "EXECUTED"}
+    assert engine.executed(NAMESPACE, a["state_id"], outputs=[{"y": "out"}]) == {
+        "status": "EXECUTED"
+    }
     (a_doc,) = run_states(engine, run_id, "a")
     assert a_doc["status"] == "SUCCESS"
     assert a_doc["outputs"] == {"y": "out"}
@@ -196,7 +197,7 @@ def test_executed_creates_children_and_marks_success() -> None:
     assert b_doc["inputs"] == {"y": "out!"}
     assert b_doc["parents"] == {"a": a["state_id"]}
     b = claim_one(engine, "B")
-    engine.executed(NS, b["state_id"], outputs=[])
+    engine.executed(NAMESPACE, b["state_id"], outputs=[])
     assert statuses(engine, run_id, "b") == ["SUCCESS"]
     assert engine.run_summary(run_id)["status"] == "SUCCESS"  # type: ignore[index]
     engine.check_invariants()
@@ -208,10 +209,10 @@ def test_executed_errors() -> None:
     root_id = engine.states_of_run(run_id)[0]["id"]
     for bad in ["0" * 24, "not-an-object-id", ""]:
         with pytest.raises(ApiError) as info:
-            engine.executed(NS, bad, outputs=[])
+            engine.executed(NAMESPACE, bad, outputs=[])
         assert (info.value.status, info.value.detail) == (404, "State not found")
     with pytest.raises(ApiError) as info:
-        engine.executed(NS, root_id, outputs=[])  # still CREATED
+        engine.executed(NAMESPACE, root_id, outputs=[])  # still CREATED
     assert (info.value.status, info.value.detail) == (400, "State is not queued")
     assert engine.states_of_run(run_id)[0]["status"] == "CREATED"
 
@@ -228,7 +229,7 @@ def test_fan_out_makes_n_minus_one_extra_states_and_one_child_each() -> None:
     engine, _ = make_engine()
     run_id = _two_step(engine)
     a = claim_one(engine, "A")
-    engine.executed(NS, a["state_id"], outputs=[{"y": str(i)} for i in range(3)])
+    engine.executed(NAMESPACE, a["state_id"], outputs=[{"y": str(i)} for i in range(3)])
     a_docs = run_states(engine, run_id, "a")
     assert [d["outputs"] for d in a_docs] == [{"y": "0"}, {"y": "1"}, {"y": "2"}]
     assert [d["status"] for d in a_docs] == ["SUCCESS"] * 3
@@ -245,10 +246,10 @@ def test_leaf_fan_out_gives_ten_successes() -> None:
     # Contract §10 test_fan_out.
     engine, _ = make_engine()
     register(engine, "Node1", inputs=["message"], outputs=["count"])
-    upsert_valid(engine, "g", [node("node1", "Node1", inputs={"message": "Hello, world!"})])
-    run_id = engine.trigger(NS, "g")["run_id"]
+    upsert_valid(engine, "g", [graph_node("node1", "Node1", inputs={"message": "Hello, world!"})])
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     state = claim_one(engine, "Node1")
-    engine.executed(NS, state["state_id"], outputs=[{"count": str(i)} for i in range(10)])
+    engine.executed(NAMESPACE, state["state_id"], outputs=[{"count": str(i)} for i in range(10)])
     summary = engine.run_summary(run_id)
     assert summary is not None
     assert (summary["success_count"], summary["total_count"], summary["status"]) == (
@@ -262,7 +263,7 @@ def test_zero_outputs_continue_and_missing_output_is_next_created_error() -> Non
     engine, _ = make_engine()
     run_id = _two_step(engine)
     a = claim_one(engine, "A")
-    engine.executed(NS, a["state_id"], outputs=[])
+    engine.executed(NAMESPACE, a["state_id"], outputs=[])
     (a_doc,) = run_states(engine, run_id, "a")
     assert a_doc["status"] == "NEXT_CREATED_ERROR"
     assert a_doc["outputs"] == {}
@@ -276,7 +277,7 @@ def test_non_string_output_is_next_created_error() -> None:
     engine, _ = make_engine()
     run_id = _two_step(engine)
     a = claim_one(engine, "A")
-    engine.executed(NS, a["state_id"], outputs=[{"y": 5}])
+    engine.executed(NAMESPACE, a["state_id"], outputs=[{"y": 5}])
     (a_doc,) = run_states(engine, run_id, "a")
     assert a_doc["status"] == "NEXT_CREATED_ERROR"
     assert a_doc["error"] == 'can only concatenate str (not "int") to str'
@@ -290,13 +291,15 @@ def test_store_value_and_default_reach_children() -> None:
         engine,
         "g",
         [
-            node("a", next_nodes=["b"]),
-            node("b", inputs={"s": "${{ store.k }}", "d": "${{store.dk}}", "extra": "dropped"}),
+            graph_node("a", next_nodes=["b"]),
+            graph_node(
+                "b", inputs={"s": "${{ store.k }}", "d": "${{store.dk}}", "extra": "dropped"}
+            ),
         ],
         store_config={"required_keys": ["k"], "default_values": {"dk": "dv"}},
     )
-    run_id = engine.trigger(NS, "g", store={"k": "kv"})["run_id"]
-    engine.executed(NS, claim_one(engine, "A")["state_id"], outputs=[{}])
+    run_id = engine.trigger(NAMESPACE, "g", store={"k": "kv"})["run_id"]
+    engine.executed(NAMESPACE, claim_one(engine, "A")["state_id"], outputs=[{}])
     (b_doc,) = run_states(engine, run_id, "b")
     assert b_doc["inputs"] == {"s": "kv", "d": "dv"}
 
@@ -305,10 +308,12 @@ def test_child_field_missing_from_template_inputs_is_next_created_error() -> Non
     engine, _ = make_engine()
     register(engine, "A", inputs=[], outputs=[])
     register(engine, "B", inputs=["z"], outputs=[])
-    upsert_valid(engine, "g", [node("a", next_nodes=["b"]), node("b", inputs={"z": "1"})])
-    run_id = engine.trigger(NS, "g")["run_id"]
+    upsert_valid(
+        engine, "g", [graph_node("a", next_nodes=["b"]), graph_node("b", inputs={"z": "1"})]
+    )
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     register(engine, "B", inputs=["z", "w"], outputs=[])  # re-registered with a new field
-    engine.executed(NS, claim_one(engine, "A")["state_id"], outputs=[{}])
+    engine.executed(NAMESPACE, claim_one(engine, "A")["state_id"], outputs=[{}])
     (a_doc,) = run_states(engine, run_id, "a")
     assert a_doc["status"] == "NEXT_CREATED_ERROR"
     assert a_doc["error"] == "Field 'w' not found in inputs for template 'b'"
@@ -319,15 +324,15 @@ def test_errored_errors() -> None:
     run_id = _two_step(engine)
     root_id = engine.states_of_run(run_id)[0]["id"]
     with pytest.raises(ApiError) as info:
-        engine.errored(NS, "f" * 24, error="x")
+        engine.errored(NAMESPACE, "f" * 24, error="x")
     assert (info.value.status, info.value.detail) == (404, "State not found")
     with pytest.raises(ApiError) as info:
-        engine.errored(NS, root_id, error="x")
+        engine.errored(NAMESPACE, root_id, error="x")
     assert (info.value.status, info.value.detail) == (400, "State is not queued or executed")
     claim_one(engine, "A")
     engine.store.set_status(engine.store.states[root_id], "EXECUTED")
     with pytest.raises(ApiError) as info:
-        engine.errored(NS, root_id, error="x")
+        engine.errored(NAMESPACE, root_id, error="x")
     assert (info.value.status, info.value.detail) == (400, "State is already executed")
 
 
@@ -345,13 +350,13 @@ def test_prune() -> None:
     run_id = _two_step(engine)
     root_id = engine.states_of_run(run_id)[0]["id"]
     with pytest.raises(ApiError) as info:
-        engine.prune(NS, root_id, data={})
+        engine.prune(NAMESPACE, root_id, data={})
     assert (info.value.status, info.value.detail) == (400, "State is not queued")
     with pytest.raises(ApiError) as info:
-        engine.prune(NS, "nope", data={})
+        engine.prune(NAMESPACE, "nope", data={})
     assert info.value.status == 404
     claim_one(engine, "A")
-    assert engine.prune(NS, root_id, data={"why": "done"}) == {
+    assert engine.prune(NAMESPACE, root_id, data={"why": "done"}) == {
         "enqueue_after": START_MS,
         "status": "PRUNED",
     }
@@ -367,9 +372,9 @@ def test_re_enqueue_after_revives_any_status() -> None:
     engine, clock = make_engine()
     run_id = _two_step(engine)
     a = claim_one(engine, "A")
-    engine.errored(NS, a["state_id"], error="boom")  # RETRY_CREATED
+    engine.errored(NAMESPACE, a["state_id"], error="boom")  # RETRY_CREATED
     clock.advance(10)
-    answer = engine.re_enqueue_after(NS, a["state_id"], enqueue_after=250)
+    answer = engine.re_enqueue_after(NAMESPACE, a["state_id"], enqueue_after=250)
     assert answer == {"enqueue_after": START_MS + 10_000 + 250, "status": "CREATED"}
     doc = next(d for d in engine.states_of_run(run_id) if d["id"] == a["state_id"])
     assert (doc["status"], doc["retry_count"], doc["error"]) == ("CREATED", 0, "boom")
@@ -377,7 +382,7 @@ def test_re_enqueue_after_revives_any_status() -> None:
     clock.advance(0.25)
     assert a["state_id"] in [s["state_id"] for s in claim(engine, "A")]
     with pytest.raises(ApiError):
-        engine.re_enqueue_after(NS, "x", enqueue_after=1)
+        engine.re_enqueue_after(NAMESPACE, "x", enqueue_after=1)
     engine.check_invariants()
 
 
@@ -385,10 +390,10 @@ def test_re_enqueue_after_on_a_created_state_moves_it() -> None:
     engine, clock = make_engine()
     run_id = _two_step(engine)
     root_id = engine.states_of_run(run_id)[0]["id"]
-    engine.re_enqueue_after(NS, root_id, enqueue_after=1000)
+    engine.re_enqueue_after(NAMESPACE, root_id, enqueue_after=1000)
     engine.check_invariants()
     assert claim(engine, "A") == []
-    engine.re_enqueue_after(NS, root_id, enqueue_after=2000)
+    engine.re_enqueue_after(NAMESPACE, root_id, enqueue_after=2000)
     clock.advance(1)
     assert claim(engine, "A") == []  # the first, stale schedule does not fire
     clock.advance(1)
@@ -400,11 +405,11 @@ def test_manual_retry_creates_a_fresh_state_and_409_on_duplicate() -> None:
     engine, clock = make_engine()
     run_id = _two_step(engine)
     a = claim_one(engine, "A")
-    engine.errored(NS, a["state_id"], error="x")
+    engine.errored(NAMESPACE, a["state_id"], error="x")
     clock.advance(100)
     retry_id = next(d for d in engine.states_of_run(run_id) if d["retry_count"] == 1)["id"]
     engine.store.set_status(engine.store.states[retry_id], "ERRORED")
-    answer = engine.manual_retry(NS, retry_id, fanout_id="f-1")
+    answer = engine.manual_retry(NAMESPACE, retry_id, fanout_id="f-1")
     assert answer["status"] == "CREATED"
     new = next(d for d in engine.states_of_run(run_id) if d["id"] == answer["id"])
     assert new["retry_count"] == 0
@@ -415,7 +420,7 @@ def test_manual_retry_creates_a_fresh_state_and_409_on_duplicate() -> None:
     assert old["status"] == "RETRY_CREATED"
     before = engine.states_of_run(run_id)
     with pytest.raises(ApiError) as info:
-        engine.manual_retry(NS, retry_id, fanout_id="f-1")
+        engine.manual_retry(NAMESPACE, retry_id, fanout_id="f-1")
     assert (info.value.status, info.value.detail) == (409, "Duplicate retry state detected")
     assert engine.states_of_run(run_id) == before
     engine.check_invariants()
@@ -426,7 +431,7 @@ def test_manual_retry_with_the_originals_fanout_id_is_409() -> None:
     run_id = _two_step(engine)
     (root,) = engine.states_of_run(run_id)
     with pytest.raises(ApiError) as info:
-        engine.manual_retry(NS, root["id"], fanout_id=root["fanout_id"])
+        engine.manual_retry(NAMESPACE, root["id"], fanout_id=root["fanout_id"])
     assert info.value.status == 409
     assert engine.states_of_run(run_id)[0]["status"] == "CREATED"
 
@@ -443,15 +448,15 @@ def test_manual_retry_filters_by_namespace() -> None:
 def test_state_secrets_returns_every_graph_secret() -> None:
     engine, _ = make_engine()
     register(engine, "A", inputs=[], outputs=[], secrets=["api"])
-    upsert_valid(engine, "g", [node("a")], secrets={"api": "s3cr3t", "other": "o"})
-    run_id = engine.trigger(NS, "g")["run_id"]
+    upsert_valid(engine, "g", [graph_node("a")], secrets={"api": "s3cr3t", "other": "o"})
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     root_id = engine.states_of_run(run_id)[0]["id"]
-    assert engine.state_secrets(NS, root_id) == {"secrets": {"api": "s3cr3t", "other": "o"}}
-    listed = engine.list_graphs(NS)["templates"][0]["secrets"]
+    assert engine.state_secrets(NAMESPACE, root_id) == {"secrets": {"api": "s3cr3t", "other": "o"}}
+    listed = engine.list_graphs(NAMESPACE)["templates"][0]["secrets"]
     assert set(listed) == {"api", "other"}
     assert "s3cr3t" not in listed.values()
-    assert engine.get_graph(NS, "g")["secrets"] == {"api": True, "other": True}
-    for namespace, state_id in [(NS, "a" * 24), ("other", root_id), (NS, "zz")]:
+    assert engine.get_graph(NAMESPACE, "g")["secrets"] == {"api": True, "other": True}
+    for namespace, state_id in [(NAMESPACE, "a" * 24), ("other", root_id), (NAMESPACE, "zz")]:
         with pytest.raises(ApiError) as info:
             engine.state_secrets(namespace, state_id)
         assert (info.value.status, info.value.detail) == (404, "State not found")
@@ -460,9 +465,9 @@ def test_state_secrets_returns_every_graph_secret() -> None:
 def test_next_due_time_is_never_a_past_state_time() -> None:
     engine, clock = make_engine()
     register(engine, "A")
-    upsert_valid(engine, "g", [node("a")])
-    engine.trigger(NS, "g", start_delay=1000)
-    engine.trigger(NS, "g", start_delay=3000)
+    upsert_valid(engine, "g", [graph_node("a")])
+    engine.trigger(NAMESPACE, "g", start_delay=1000)
+    engine.trigger(NAMESPACE, "g", start_delay=3000)
     clock.advance(2)
     assert engine.next_due_time() == START + 3
     assert len(claim(engine, "A")) == 1
@@ -474,15 +479,15 @@ def test_next_due_time_is_never_a_past_state_time() -> None:
 def test_delays_beyond_int64_are_refused_without_changes() -> None:
     engine, _ = make_engine()
     register(engine, "A")
-    upsert_valid(engine, "g", [node("a")])
+    upsert_valid(engine, "g", [graph_node("a")])
     with pytest.raises(ApiError) as info:
-        engine.trigger(NS, "g", start_delay=2**63)
+        engine.trigger(NAMESPACE, "g", start_delay=2**63)
     assert info.value.status == 400
     assert engine.store.runs == {}
-    run_id = engine.trigger(NS, "g")["run_id"]
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
     root_id = engine.states_of_run(run_id)[0]["id"]
     with pytest.raises(ApiError) as info:
-        engine.re_enqueue_after(NS, root_id, enqueue_after=10**30)
+        engine.re_enqueue_after(NAMESPACE, root_id, enqueue_after=10**30)
     assert info.value.status == 400
     assert engine.states_of_run(run_id)[0]["enqueue_after"] == START_MS
     engine.check_invariants()

@@ -7,13 +7,12 @@ from typing import Any
 import pytest
 
 from fake_state_manager._engine.engine import Engine
+from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
-    NS,
     claim,
     claim_one,
     fan_in_graph,
     make_engine,
-    node,
     register,
     run_states,
     statuses,
@@ -31,10 +30,10 @@ def _fan_in(
 ) -> str:
     """r -> s (fans out) -> w -> m with ``unites: target``; returns a run id."""
     fan_in_graph(engine, target, strategy, retry_policy)
-    run_id = str(engine.trigger(NS, "g")["run_id"])
-    engine.executed(NS, claim_one(engine, "R")["state_id"], outputs=[{"v": "rv"}])
+    run_id = str(engine.trigger(NAMESPACE, "g")["run_id"])
+    engine.executed(NAMESPACE, claim_one(engine, "R")["state_id"], outputs=[{"v": "rv"}])
     engine.executed(
-        NS, claim_one(engine, "S")["state_id"], outputs=[{"item": str(i)} for i in range(3)]
+        NAMESPACE, claim_one(engine, "S")["state_id"], outputs=[{"item": str(i)} for i in range(3)]
     )
     return run_id
 
@@ -42,11 +41,11 @@ def _fan_in(
 def _finish(engine: Engine, states: list[dict[str, Any]], how: list[str]) -> None:
     for state, outcome in zip(states, how, strict=True):
         if outcome == "ok":
-            engine.executed(NS, state["state_id"], outputs=[{"done": "y"}])
+            engine.executed(NAMESPACE, state["state_id"], outputs=[{"done": "y"}])
         elif outcome == "error":
-            engine.errored(NS, state["state_id"], error="bad")
+            engine.errored(NAMESPACE, state["state_id"], error="bad")
         else:
-            engine.prune(NS, state["state_id"], data={})
+            engine.prune(NAMESPACE, state["state_id"], data={})
 
 
 def test_fan_in_through_an_ancestor_creates_one_unite_state_after_the_last_branch() -> None:
@@ -65,7 +64,7 @@ def test_fan_in_through_an_ancestor_creates_one_unite_state_after_the_last_branc
     assert merger["does_unites"] is True
     assert len(merger["state_fingerprint"]) == 64
     assert statuses(engine, run_id, "w") == ["SUCCESS"] * 3
-    engine.executed(NS, claim_one(engine, "M")["state_id"], outputs=[])
+    engine.executed(NAMESPACE, claim_one(engine, "M")["state_id"], outputs=[])
     assert engine.run_summary(run_id)["status"] == "SUCCESS"  # type: ignore[index]
     engine.check_invariants()
 
@@ -80,15 +79,17 @@ def test_unite_on_the_fanning_node_fires_once_per_item() -> None:
         engine,
         "g",
         [
-            node("r", next_nodes=["s"]),
-            node("s", next_nodes=["w"]),
-            node("w", next_nodes=["m"]),
-            node("m", inputs={"i": "${{ s.outputs.item }}"}, unites={"identifier": "s"}),
+            graph_node("r", next_nodes=["s"]),
+            graph_node("s", next_nodes=["w"]),
+            graph_node("w", next_nodes=["m"]),
+            graph_node("m", inputs={"i": "${{ s.outputs.item }}"}, unites={"identifier": "s"}),
         ],
     )
-    run_id = engine.trigger(NS, "g")["run_id"]
-    engine.executed(NS, claim_one(engine, "R")["state_id"], outputs=[{"v": "x"}])
-    engine.executed(NS, claim_one(engine, "S")["state_id"], outputs=[{"item": "1"}, {"item": "2"}])
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
+    engine.executed(NAMESPACE, claim_one(engine, "R")["state_id"], outputs=[{"v": "x"}])
+    engine.executed(
+        NAMESPACE, claim_one(engine, "S")["state_id"], outputs=[{"item": "1"}, {"item": "2"}]
+    )
     _finish(engine, claim(engine, "W"), ["ok", "ok"])
     mergers = run_states(engine, run_id, "m")
     assert sorted(m["inputs"]["i"] for m in mergers) == ["1", "2"]
@@ -120,7 +121,7 @@ def test_retried_branch_does_not_block_all_success() -> None:
     policy = {"max_retries": 1, "strategy": "FIXED", "backoff_factor": 1000}
     run_id = _fan_in(engine, "r", retry_policy=policy)
     first, *others = claim(engine, "W")
-    engine.errored(NS, first["state_id"], error="flaky")
+    engine.errored(NAMESPACE, first["state_id"], error="flaky")
     _finish(engine, others, ["ok", "ok"])
     assert run_states(engine, run_id, "m") == []  # the retry is still CREATED
     assert statuses(engine, run_id, "w") == ["RETRY_CREATED", "SUCCESS", "SUCCESS", "CREATED"]
@@ -134,9 +135,13 @@ def test_unite_target_not_an_ancestor_is_next_created_error() -> None:
     engine, _ = make_engine()
     register(engine, "A", inputs=[], outputs=[])
     register(engine, "M", inputs=[], outputs=[])
-    upsert_valid(engine, "g", [node("a", next_nodes=["m"]), node("m", unites={"identifier": "a"})])
-    run_id = engine.trigger(NS, "g")["run_id"]
-    engine.executed(NS, claim_one(engine, "A")["state_id"], outputs=[{}])
+    upsert_valid(
+        engine,
+        "g",
+        [graph_node("a", next_nodes=["m"]), graph_node("m", unites={"identifier": "a"})],
+    )
+    run_id = engine.trigger(NAMESPACE, "g")["run_id"]
+    engine.executed(NAMESPACE, claim_one(engine, "A")["state_id"], outputs=[{}])
     (a_doc,) = run_states(engine, run_id, "a")
     assert a_doc["status"] == "NEXT_CREATED_ERROR"
     assert a_doc["error"] == "Unit identifier not found in parents: a"
@@ -152,16 +157,16 @@ def _diamond(engine: Engine, d_inputs: dict[str, str], d_fields: list[str]) -> s
         engine,
         "g",
         [
-            node("a", next_nodes=["b", "c"]),
-            node("b", next_nodes=["d"]),
-            node("c", next_nodes=["d"]),
-            node("d", inputs=d_inputs),
+            graph_node("a", next_nodes=["b", "c"]),
+            graph_node("b", next_nodes=["d"]),
+            graph_node("c", next_nodes=["d"]),
+            graph_node("d", inputs=d_inputs),
         ],
     )
-    run_id = str(engine.trigger(NS, "g")["run_id"])
-    engine.executed(NS, claim_one(engine, "A")["state_id"], outputs=[{"x": "a"}])
-    engine.executed(NS, claim_one(engine, "B")["state_id"], outputs=[{"x": "b"}])
-    engine.executed(NS, claim_one(engine, "C")["state_id"], outputs=[{"x": "c"}])
+    run_id = str(engine.trigger(NAMESPACE, "g")["run_id"])
+    engine.executed(NAMESPACE, claim_one(engine, "A")["state_id"], outputs=[{"x": "a"}])
+    engine.executed(NAMESPACE, claim_one(engine, "B")["state_id"], outputs=[{"x": "b"}])
+    engine.executed(NAMESPACE, claim_one(engine, "C")["state_id"], outputs=[{"x": "c"}])
     return run_id
 
 

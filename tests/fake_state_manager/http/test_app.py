@@ -10,7 +10,7 @@ import pytest
 from fake_state_manager import Engine, FakeStateManager, create_app
 from fake_state_manager._http.middleware import INTERNAL_ERROR_DETAIL
 
-from ..http_support import KEY, NS, ok, running
+from ..http_support import KEY, PREFIX, ok, running
 
 
 async def test_health_needs_no_key_and_says_ok() -> None:
@@ -24,10 +24,10 @@ async def test_health_needs_no_key_and_says_ok() -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        pytest.param("GET", f"{NS}/nodes/", id="list-nodes"),
+        pytest.param("GET", f"{PREFIX}/nodes/", id="list-nodes"),
         pytest.param("GET", "/v0/namespaces", id="namespaces"),
-        pytest.param("GET", f"{NS}/runs/1/10", id="runs"),
-        pytest.param("GET", f"{NS}/state/{'0' * 24}/secrets", id="secrets"),
+        pytest.param("GET", f"{PREFIX}/runs/1/10", id="runs"),
+        pytest.param("GET", f"{PREFIX}/state/{'0' * 24}/secrets", id="secrets"),
     ],
 )
 async def test_missing_or_wrong_key_is_401_without_www_authenticate(method: str, path: str) -> None:
@@ -54,7 +54,7 @@ async def test_auth_order_invalid_json_beats_missing_key() -> None:
     async with running() as (_, client):
         del client.headers["x-api-key"]
         response = await client.post(
-            f"{NS}/states/enqueue",
+            f"{PREFIX}/states/enqueue",
             content=b'{"nodes": [',
             headers={"content-type": "application/json"},
         )
@@ -70,16 +70,16 @@ async def test_auth_order_invalid_json_beats_missing_key() -> None:
 async def test_auth_order_missing_key_beats_schema_errors() -> None:
     async with running() as (_, client):
         response = await client.post(
-            f"{NS}/states/enqueue", json={"nodes": 5}, headers={"x-api-key": "nope"}
+            f"{PREFIX}/states/enqueue", json={"nodes": 5}, headers={"x-api-key": "nope"}
         )
         assert response.status_code == 401
-        response = await client.get(f"{NS}/runs/one/two", headers={"x-api-key": "nope"})
+        response = await client.get(f"{PREFIX}/runs/one/two", headers={"x-api-key": "nope"})
         assert response.status_code == 401
 
 
 async def test_schema_errors_have_fastapi_shape_with_body_and_path_locs() -> None:
     async with running() as (_, client):
-        response = await client.post(f"{NS}/states/enqueue", json={"nodes": "x"})
+        response = await client.post(f"{PREFIX}/states/enqueue", json={"nodes": "x"})
         assert response.status_code == 422
         detail = response.json()["detail"]
         assert [e["loc"] for e in detail] == [["body", "nodes"], ["body", "batch_size"]]
@@ -90,7 +90,7 @@ async def test_schema_errors_have_fastapi_shape_with_body_and_path_locs() -> Non
             "input": "x",
         }
         assert detail[1]["type"] == "missing"
-        response = await client.get(f"{NS}/runs/x/10")
+        response = await client.get(f"{PREFIX}/runs/x/10")
         assert response.status_code == 422
         (error,) = response.json()["detail"]
         assert (error["type"], error["loc"], error["input"]) == (
@@ -128,7 +128,7 @@ async def test_schema_errors_have_fastapi_shape_with_body_and_path_locs() -> Non
 async def test_body_that_is_not_an_object_is_422(content: bytes, expected: dict[str, Any]) -> None:
     async with running() as (_, client):
         response = await client.post(
-            f"{NS}/state/{'0' * 24}/errored",
+            f"{PREFIX}/state/{'0' * 24}/errored",
             content=content,
             headers={"content-type": "application/json"},
         )
@@ -142,7 +142,7 @@ async def test_value_error_ctx_renders_like_fastapi() -> None:
             "secrets": {},
             "nodes": [{"node_name": " ", "namespace": "ns", "identifier": "a", "inputs": {}}],
         }
-        response = await client.put(f"{NS}/graph/g", json=body)
+        response = await client.put(f"{PREFIX}/graph/g", json=body)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["body", "nodes", 0, "node_name"]
@@ -153,7 +153,7 @@ async def test_value_error_ctx_renders_like_fastapi() -> None:
 async def test_non_utf8_body_is_400_parse_error() -> None:
     async with running() as (_, client):
         response = await client.post(
-            f"{NS}/states/enqueue",
+            f"{PREFIX}/states/enqueue",
             content=b'{"nodes": ["\xff"]}',
             headers={"content-type": "application/json"},
         )
@@ -167,7 +167,7 @@ async def test_json_nested_too_deep_is_400_not_a_500(depth: int) -> None:
     async with running() as (_, client):
         nested = "[" * depth + "]" * depth
         response = await client.post(
-            f"{NS}/state/{'0' * 24}/prune",
+            f"{PREFIX}/state/{'0' * 24}/prune",
             content=f'{{"data": {{"x": {nested}}}}}'.encode(),
             headers={"content-type": "application/json"},
         )
@@ -179,7 +179,7 @@ async def test_json_nested_within_the_limit_is_accepted() -> None:
     async with running() as (_, client):
         nested = "[" * 95 + "]" * 95
         response = await client.post(
-            f"{NS}/state/{'0' * 24}/prune",
+            f"{PREFIX}/state/{'0' * 24}/prune",
             content=f'{{"data": {{"x": {nested}}}}}'.encode(),
             headers={"content-type": "application/json"},
         )
@@ -189,12 +189,12 @@ async def test_json_nested_within_the_limit_is_accepted() -> None:
 async def test_non_json_content_type_is_a_schema_error_after_auth() -> None:
     async with running() as (_, client):
         response = await client.post(
-            f"{NS}/states/enqueue", content=b"nodes=a", headers={"content-type": "text/plain"}
+            f"{PREFIX}/states/enqueue", content=b"nodes=a", headers={"content-type": "text/plain"}
         )
         assert response.status_code == 422
         assert response.json()["detail"][0]["type"] == "model_attributes_type"
         response = await client.post(
-            f"{NS}/states/enqueue",
+            f"{PREFIX}/states/enqueue",
             content=b"{",
             headers={"content-type": "text/plain", "x-api-key": "bad"},
         )
@@ -204,7 +204,7 @@ async def test_non_json_content_type_is_a_schema_error_after_auth() -> None:
 async def test_nan_in_an_invalid_body_is_echoed_as_a_string_not_a_500() -> None:
     async with running() as (_, client):
         response = await client.post(
-            f"{NS}/states/enqueue",
+            f"{PREFIX}/states/enqueue",
             content=b'{"nodes": NaN, "batch_size": 1}',
             headers={"content-type": "application/json"},
         )
@@ -216,7 +216,7 @@ async def test_unknown_path_is_404_and_wrong_method_405() -> None:
     async with running() as (_, client):
         response = await client.get("/v0/nothing-here")
         assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
-        response = await client.delete(f"{NS}/nodes/")
+        response = await client.delete(f"{PREFIX}/nodes/")
         assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
         assert "PUT" in response.headers["allow"]
         response = await client.head("/health")
@@ -226,10 +226,10 @@ async def test_unknown_path_is_404_and_wrong_method_405() -> None:
 @pytest.mark.parametrize("suffix", ["nodes", "graphs"])
 async def test_missing_trailing_slash_redirects_307(suffix: str) -> None:
     async with running() as (sm, client):
-        response = await client.get(f"{NS}/{suffix}")
+        response = await client.get(f"{PREFIX}/{suffix}")
         assert response.status_code == 307
-        assert response.headers["location"] == f"{sm.uri}{NS}/{suffix}/"
-        followed = await client.get(f"{NS}/{suffix}", follow_redirects=True)
+        assert response.headers["location"] == f"{sm.uri}{PREFIX}/{suffix}/"
+        followed = await client.get(f"{PREFIX}/{suffix}", follow_redirects=True)
         assert followed.status_code == 200
 
 
@@ -248,9 +248,9 @@ async def test_request_id_is_kept_when_a_uuid_and_replaced_otherwise() -> None:
     ("method", "path", "headers", "status"),
     [
         pytest.param("GET", "/v0/namespaces", {"x-api-key": "bad"}, 401, id="401"),
-        pytest.param("GET", f"{NS}/runs/a/1", {}, 422, id="422"),
+        pytest.param("GET", f"{PREFIX}/runs/a/1", {}, 422, id="422"),
         pytest.param("GET", "/missing", {}, 404, id="404"),
-        pytest.param("GET", f"{NS}/graph/nope", {}, 404, id="engine-404"),
+        pytest.param("GET", f"{PREFIX}/graph/nope", {}, 404, id="engine-404"),
     ],
 )
 async def test_every_response_carries_a_request_id(
@@ -284,7 +284,7 @@ async def test_unexpected_exception_is_the_middleware_500_with_request_id(
 async def test_cors_preflight_allows_the_default_origins() -> None:
     async with running(cors_origins=None) as (_, client):
         response = await client.options(
-            f"{NS}/states/enqueue",
+            f"{PREFIX}/states/enqueue",
             headers={
                 "origin": "http://localhost:3000",
                 "access-control-request-method": "POST",
@@ -298,7 +298,7 @@ async def test_cors_preflight_allows_the_default_origins() -> None:
             assert method in response.headers["access-control-allow-methods"]
         assert "X-API-Key" in response.headers["access-control-allow-headers"]
         denied = await client.options(
-            f"{NS}/states/enqueue",
+            f"{PREFIX}/states/enqueue",
             headers={"origin": "http://evil.example", "access-control-request-method": "POST"},
         )
         assert denied.status_code == 400

@@ -23,8 +23,9 @@ from pydantic import BaseModel, Field, ValidationError
 from exo_ref import _wire as w
 from fake_state_manager._http import responses as r
 from fake_state_manager._http.routes import ENDPOINTS, Endpoint
+from tests.builders import graph_node
 
-from ..http_support import node, ok, running, template
+from ..http_support import ok, registration, running
 
 # -- the recursive shape checker ----------------------------------------------------------------
 
@@ -126,10 +127,10 @@ class Recorder:
 GRAPH = {
     "secrets": {"tok": "plain"},
     "nodes": [
-        template("a", "A", next_nodes=["b", "c"]),
-        template("b", "B", {"n": "${{ a.outputs.n }}"}),
+        graph_node("a", "A", next_nodes=["b", "c"]),
+        graph_node("b", "B", {"n": "${{ a.outputs.n }}"}),
         # unites: an Optional nested model that is set, so the checker walks into it.
-        template("c", "B", {"n": "${{ a.outputs.n }}"}) | {"unites": {"identifier": "a"}},
+        graph_node("c", "B", {"n": "${{ a.outputs.n }}"}) | {"unites": {"identifier": "a"}},
     ],
     "retry_policy": {"max_retries": 2, "strategy": "EXPONENTIAL", "max_delay": 60_000},
     "store_config": {"required_keys": ["k"], "default_values": {"d": "v"}},
@@ -141,7 +142,10 @@ GRAPH = {
 async def test_every_endpoint_answers_exactly_its_declared_model() -> None:
     async with running() as (_, client):
         call = Recorder(client)
-        nodes = [node("A", outputs=("n",), secrets=("tok",)), node("B", ("n",), ("m",))]
+        nodes = [
+            registration("A", outputs=("n",), secrets=("tok",)),
+            registration("B", ("n",), ("m",)),
+        ]
         await call("register_nodes", {"runtime_name": "rt", "nodes": nodes})
         await call("list_nodes")
         created = await call("upsert_graph_template", GRAPH, graph_name="g")

@@ -10,16 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.builders import graph_node
+
 from ..http_support import (
-    NS,
+    PREFIX,
     START,
     claim,
     executed,
-    node,
     ok,
+    registration,
     running,
     setup_graph,
-    template,
     trigger,
 )
 
@@ -30,12 +31,17 @@ async def fan_in_graph(client: httpx.AsyncClient, strategy: str) -> None:
     """r -> s (fans out) -> w -> m, where m unites on the ancestor r (§3.5 consequences)."""
     await setup_graph(
         client,
-        [node("R"), node("S", outputs=("item",)), node("W", ("item",)), node("M")],
         [
-            template("r", "R", next_nodes=["s"]),
-            template("s", "S", next_nodes=["w"]),
-            template("w", "W", {"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
-            template("m", "M", unites={"identifier": "r", "strategy": strategy}),
+            registration("R"),
+            registration("S", outputs=("item",)),
+            registration("W", ("item",)),
+            registration("M"),
+        ],
+        [
+            graph_node("r", "R", next_nodes=["s"]),
+            graph_node("s", "S", next_nodes=["w"]),
+            graph_node("w", "W", {"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
+            graph_node("m", "M", unites={"identifier": "r", "strategy": strategy}),
         ],
         retry_policy={"max_retries": 0},
     )
@@ -55,10 +61,10 @@ async def finish(client: httpx.AsyncClient, state_id: str, how: str) -> None:
     if how == "ok":
         await executed(client, state_id, [])
     elif how == "error":
-        body = await ok(client.post(f"{NS}/state/{state_id}/errored", json={"error": "no"}))
+        body = await ok(client.post(f"{PREFIX}/state/{state_id}/errored", json={"error": "no"}))
         assert body == {"status": "ERRORED", "retry_created": False}
     else:
-        await ok(client.post(f"{NS}/state/{state_id}/prune", json={"data": {}}))
+        await ok(client.post(f"{PREFIX}/state/{state_id}/prune", json={"data": {}}))
 
 
 @pytest.mark.parametrize(
@@ -94,10 +100,10 @@ async def test_next_states_read_the_run_store_then_default_values() -> None:
     async with running() as (_, client):
         await setup_graph(
             client,
-            [node("A"), node("B", ("s", "d"))],
+            [registration("A"), registration("B", ("s", "d"))],
             [
-                template("a", "A", next_nodes=["b"]),
-                template("b", "B", {"s": "${{ store.k }}", "d": "${{ store.dk }}", "x": "drop"}),
+                graph_node("a", "A", next_nodes=["b"]),
+                graph_node("b", "B", {"s": "${{ store.k }}", "d": "${{ store.dk }}", "x": "drop"}),
             ],
             store_config={"required_keys": ["k"], "default_values": {"dk": "dv"}},
         )
@@ -113,13 +119,15 @@ async def test_jittered_retry_delay_is_exact_with_a_seed() -> None:
     expected_rng = random.Random(7)  # §5: int(U(0, b * e**(n-1))), one draw per retry
     expected = [int(expected_rng.uniform(0, 1000)), int(expected_rng.uniform(0, 2000))]
     async with running(seed=7) as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")], retry_policy=policy)
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")], retry_policy=policy)
         run_id = await trigger(client)
         delays = []
         for retry_count in (1, 2):
             (state,) = await claim(client, "A")
             before_ms = int(sm.clock.now() * 1000)
-            await ok(client.post(f"{NS}/state/{state['state_id']}/errored", json={"error": "x"}))
+            await ok(
+                client.post(f"{PREFIX}/state/{state['state_id']}/errored", json={"error": "x"})
+            )
             (retry,) = [s for s in sm.states(run_id) if s["retry_count"] == retry_count]
             delays.append(retry["enqueue_after"] - before_ms)
             await sm.clock.sleep(delays[-1] / 1000)
@@ -129,7 +137,7 @@ async def test_jittered_retry_delay_is_exact_with_a_seed() -> None:
 async def test_executed_ignores_the_path_namespace() -> None:
     # §2.8: the namespace in the path is not checked against the state.
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         (state,) = await claim(client, "A")
         await ok(

@@ -5,29 +5,30 @@ from __future__ import annotations
 
 import pytest
 
+from tests.builders import graph_node
+
 from ..http_support import (
-    NS,
+    PREFIX,
     REGISTERED_NODE_KEYS,
     claim,
-    node,
     ok,
+    registration,
     running,
     setup_graph,
-    template,
     trigger,
 )
 
-ROOT = [template("a", "A", {"x": "${{ store.k }}"})]
+ROOT = [graph_node("a", "A", {"x": "${{ store.k }}"})]
 
 
 async def test_register_nodes_echoes_in_order_and_drops_unknown_fields() -> None:
     async with running() as (_, client):
         nodes = [
-            {**node("B", ("x",), ("y",), ("tok",)), "namespace": "ignored"},
-            node("A"),
+            {**registration("B", ("x",), ("y",), ("tok",)), "namespace": "ignored"},
+            registration("A"),
         ]
         body = {"runtime_name": "rt", "runtime_namespace": "ignored", "nodes": nodes}
-        result = await ok(client.put(f"{NS}/nodes/", json=body))
+        result = await ok(client.put(f"{PREFIX}/nodes/", json=body))
         assert result["runtime_name"] == "rt"
         assert [n["name"] for n in result["registered_nodes"]] == ["B", "A"]
         assert set(result["registered_nodes"][0]) == {
@@ -36,7 +37,7 @@ async def test_register_nodes_echoes_in_order_and_drops_unknown_fields() -> None
             "outputs_schema",
             "secrets",
         }
-        listed = await ok(client.get(f"{NS}/nodes/"))
+        listed = await ok(client.get(f"{PREFIX}/nodes/"))
         assert listed["namespace"] == "ns"
         assert listed["count"] == 2
         first = listed["nodes"][0]
@@ -48,7 +49,7 @@ async def test_register_nodes_echoes_in_order_and_drops_unknown_fields() -> None
 async def test_register_nodes_requires_secrets_list() -> None:
     async with running() as (_, client):
         bad = {"name": "A", "inputs_schema": {}, "outputs_schema": {}}
-        response = await client.put(f"{NS}/nodes/", json={"runtime_name": "rt", "nodes": [bad]})
+        response = await client.put(f"{PREFIX}/nodes/", json={"runtime_name": "rt", "nodes": [bad]})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "nodes", 0, "secrets"]
 
@@ -58,10 +59,11 @@ async def test_namespaces_are_those_of_registered_nodes_only_sorted() -> None:
         for ns in ("zeta", "alpha"):
             await ok(
                 client.put(
-                    f"/v0/namespace/{ns}/nodes/", json={"runtime_name": "rt", "nodes": [node("A")]}
+                    f"/v0/namespace/{ns}/nodes/",
+                    json={"runtime_name": "rt", "nodes": [registration("A")]},
                 )
             )
-        body = {"secrets": {}, "nodes": [template("a", "A", namespace="graphs-only")]}
+        body = {"secrets": {}, "nodes": [graph_node("a", "A", namespace="graphs-only")]}
         await ok(client.put("/v0/namespace/graphs-only/graph/g", json=body), 201)
         result = await ok(client.get("/v0/namespaces"))
     assert result == {"namespaces": ["alpha", "zeta"], "count": 2}
@@ -69,44 +71,48 @@ async def test_namespaces_are_those_of_registered_nodes_only_sorted() -> None:
 
 async def test_upsert_is_201_pending_then_get_says_valid() -> None:
     async with running() as (_, client):
-        await ok(client.put(f"{NS}/nodes/", json={"runtime_name": "rt", "nodes": [node("A")]}))
-        body = {"secrets": {"tok": "plain"}, "nodes": [template("a", "A")]}
-        created = await ok(client.put(f"{NS}/graph/g", json=body), 201)
+        await ok(
+            client.put(
+                f"{PREFIX}/nodes/", json={"runtime_name": "rt", "nodes": [registration("A")]}
+            )
+        )
+        body = {"secrets": {"tok": "plain"}, "nodes": [graph_node("a", "A")]}
+        created = await ok(client.put(f"{PREFIX}/graph/g", json=body), 201)
         assert created["validation_status"] == "PENDING"
         assert created["validation_errors"] == []
         assert created["secrets"] == {"tok": True}
-        got = await ok(client.get(f"{NS}/graph/g"))
+        got = await ok(client.get(f"{PREFIX}/graph/g"))
         assert got["validation_status"] == "VALID"
         assert got["secrets"] == {"tok": True}
-        updated = await ok(client.put(f"{NS}/graph/g", json=body), 201)
+        updated = await ok(client.put(f"{PREFIX}/graph/g", json=body), 201)
         assert updated["validation_status"] == "PENDING"
 
 
 async def test_upsert_with_unregistered_node_becomes_invalid_with_errors() -> None:
     async with running() as (_, client):
-        body = {"secrets": {}, "nodes": [template("a", "Ghost")]}
-        await ok(client.put(f"{NS}/graph/g", json=body), 201)
-        got = await ok(client.get(f"{NS}/graph/g"))
+        body = {"secrets": {}, "nodes": [graph_node("a", "Ghost")]}
+        await ok(client.put(f"{PREFIX}/graph/g", json=body), 201)
+        got = await ok(client.get(f"{PREFIX}/graph/g"))
         assert got["validation_status"] == "INVALID"
         # Upstream reports the missing node twice (with and without the period), contract §4.4.
         assert got["validation_errors"] == [
             "Node Ghost in namespace ns does not exist.",
             "Node Ghost in namespace ns does not exist",
         ]
-        response = await client.post(f"{NS}/graph/g/trigger", json={})
+        response = await client.post(f"{PREFIX}/graph/g/trigger", json={})
     assert response.status_code == 400
     assert response.json() == {"detail": "Graph template is not valid"}
 
 
 async def test_structural_error_is_400_and_stores_nothing() -> None:
     async with running() as (_, client):
-        body = {"secrets": {}, "nodes": [template("a", "A"), template("b", "A")]}
-        response = await client.put(f"{NS}/graph/g", json=body)
+        body = {"secrets": {}, "nodes": [graph_node("a", "A"), graph_node("b", "A")]}
+        response = await client.put(f"{PREFIX}/graph/g", json=body)
         assert response.status_code == 400
         detail = response.json()["detail"]
         assert detail.startswith("Error validating graph template: ")
         assert "There should be exactly one root node in the graph but found 2 nodes" in detail
-        missing = await client.get(f"{NS}/graph/g")
+        missing = await client.get(f"{PREFIX}/graph/g")
     assert missing.status_code == 404
     assert missing.json() == {"detail": "Graph template g not found in namespace ns"}
 
@@ -138,15 +144,17 @@ async def test_structural_error_is_400_and_stores_nothing() -> None:
 )
 async def test_upsert_request_validation_is_422(body: dict[str, object], loc: list[object]) -> None:
     async with running() as (_, client):
-        response = await client.put(f"{NS}/graph/g", json=body)
+        response = await client.put(f"{PREFIX}/graph/g", json=body)
     assert response.status_code == 422
     assert [e["loc"][: len(loc)] for e in response.json()["detail"]] == [loc]
 
 
 async def test_list_graphs_shows_encrypted_secrets_never_plaintext() -> None:
     async with running() as (_, client):
-        await setup_graph(client, [node("A")], [template("a", "A")], secrets={"tok": "plain-value"})
-        listed = await ok(client.get(f"{NS}/graphs/"))
+        await setup_graph(
+            client, [registration("A")], [graph_node("a", "A")], secrets={"tok": "plain-value"}
+        )
+        listed = await ok(client.get(f"{PREFIX}/graphs/"))
     assert listed["namespace"] == "ns"
     assert listed["count"] == 1
     (document,) = listed["templates"]
@@ -161,17 +169,17 @@ async def test_state_secrets_gives_every_plaintext_of_the_graph() -> None:
     async with running() as (_, client):
         await setup_graph(
             client,
-            [node("A", secrets=("tok",))],
-            [template("a", "A")],
+            [registration("A", secrets=("tok",))],
+            [graph_node("a", "A")],
             secrets={"tok": "plain", "other": "too"},
         )
         await trigger(client)
         (state,) = await claim(client, "A")
-        result = await ok(client.get(f"{NS}/state/{state['state_id']}/secrets"))
+        result = await ok(client.get(f"{PREFIX}/state/{state['state_id']}/secrets"))
         assert result == {"secrets": {"tok": "plain", "other": "too"}}
         elsewhere = await client.get(f"/v0/namespace/other/state/{state['state_id']}/secrets")
         assert elsewhere.status_code == 404  # upstream: 500 (docs/fidelity.md, §2.13)
-        unknown = await client.get(f"{NS}/state/{'f' * 24}/secrets")
+        unknown = await client.get(f"{PREFIX}/state/{'f' * 24}/secrets")
         assert (unknown.status_code, unknown.json()) == (404, {"detail": "State not found"})
 
 
@@ -179,8 +187,8 @@ async def test_trigger_resolves_store_and_overrides_root_inputs() -> None:
     async with running() as (sm, client):
         await setup_graph(
             client,
-            [node("A", ("x", "y"))],
-            [template("a", "A", {"x": "${{ store.k }}!", "y": "default"})],
+            [registration("A", ("x", "y"))],
+            [graph_node("a", "A", {"x": "${{ store.k }}!", "y": "default"})],
             store_config={"required_keys": ["k"]},
         )
         run_id = await trigger(client, inputs={"y": "given", "extra": "ignored"}, store={"k": "v"})
@@ -202,11 +210,11 @@ async def test_trigger_errors(body: dict[str, object], status: int, detail: str 
     async with running() as (_, client):
         await setup_graph(
             client,
-            [node("A", ("x",))],
-            [template("a", "A", {"x": "lit"})],
+            [registration("A", ("x",))],
+            [graph_node("a", "A", {"x": "lit"})],
             store_config={"required_keys": ["k"]},
         )
-        response = await client.post(f"{NS}/graph/g/trigger", json=body)
+        response = await client.post(f"{PREFIX}/graph/g/trigger", json=body)
     assert response.status_code == status
     if detail is not None:
         assert response.json() == {"detail": detail}
@@ -214,13 +222,15 @@ async def test_trigger_errors(body: dict[str, object], status: int, detail: str 
 
 async def test_trigger_unknown_graph_is_404_and_bad_placeholder_400() -> None:
     async with running() as (_, client):
-        response = await client.post(f"{NS}/graph/nope/trigger", json={})
+        response = await client.post(f"{PREFIX}/graph/nope/trigger", json={})
         assert response.status_code == 404
         assert response.json() == {
             "detail": "Graph template not found for namespace ns and graph nope"
         }
-        await setup_graph(client, [node("A", ("x",))], ROOT, store_config={"required_keys": ["k"]})
-        response = await client.post(f"{NS}/graph/g/trigger", json={})
+        await setup_graph(
+            client, [registration("A", ("x",))], ROOT, store_config={"required_keys": ["k"]}
+        )
+        response = await client.post(f"{PREFIX}/graph/g/trigger", json={})
     # §4.6: placeholder resolution (step 3) fails before the required-keys check (step 4).
     assert response.status_code == 400
     assert response.json() == {
@@ -230,7 +240,7 @@ async def test_trigger_unknown_graph_is_404_and_bad_placeholder_400() -> None:
 
 async def test_start_delay_holds_the_root_until_due() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         await trigger(client, start_delay=5000)
         assert await claim(client, "A") == []
         await sm.clock.sleep(5.0)

@@ -7,17 +7,18 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.builders import graph_node
+
 from ..http_support import (
-    NS,
+    PREFIX,
     START,
     STATUS_ORDER,
     claim,
     executed,
-    node,
     ok,
+    registration,
     running,
     setup_graph,
-    template,
     trigger,
 )
 
@@ -29,15 +30,15 @@ async def chain(client: httpx.AsyncClient, **extra: Any) -> None:
     """Graph a -> b: A outputs ``n``, B takes ``n`` from A's outputs."""
     await setup_graph(
         client,
-        [node("A", outputs=("n",)), node("B", ("n",), ("m",))],
-        [template("a", "A", next_nodes=["b"]), template("b", "B", {"n": "${{ a.outputs.n }}"})],
+        [registration("A", outputs=("n",)), registration("B", ("n",), ("m",))],
+        [graph_node("a", "A", next_nodes=["b"]), graph_node("b", "B", {"n": "${{ a.outputs.n }}"})],
         **extra,
     )
 
 
 async def test_enqueue_claims_each_state_once_and_only_in_its_namespace() -> None:
     async with running() as (_, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         for _ in range(3):
             await trigger(client)
         empty = await ok(
@@ -58,7 +59,7 @@ async def test_enqueue_claims_each_state_once_and_only_in_its_namespace() -> Non
 
 async def test_enqueue_requires_both_fields() -> None:
     async with running() as (_, client):
-        response = await client.post(f"{NS}/states/enqueue", json={"nodes": ["A"]})
+        response = await client.post(f"{PREFIX}/states/enqueue", json={"nodes": ["A"]})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "batch_size"]
 
@@ -76,7 +77,7 @@ async def test_fan_out_end_to_end_creates_one_child_per_output() -> None:
         summary = await sm.wait_for_run(run_id)
         assert summary["status"] == "SUCCESS"
         assert (summary["success_count"], summary["total_count"]) == (6, 6)
-        graph = await ok(client.get(f"{NS}/states/run/{run_id}/graph"))
+        graph = await ok(client.get(f"{PREFIX}/states/run/{run_id}/graph"))
         assert graph["graph_name"] == "g"
         assert (graph["node_count"], graph["edge_count"]) == (6, 3)
         assert len(graph["root_states"]) == 3  # the original A plus 2 extra fan-out states
@@ -87,20 +88,20 @@ async def test_fan_out_end_to_end_creates_one_child_per_output() -> None:
 
 async def test_executed_errors() -> None:
     async with running() as (_, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         await trigger(client)
         for bad in BAD_IDS:
-            response = await client.post(f"{NS}/state/{bad}/executed", json={"outputs": []})
+            response = await client.post(f"{PREFIX}/state/{bad}/executed", json={"outputs": []})
             assert (response.status_code, response.json()) == (404, {"detail": "State not found"})
         (state,) = await claim(client, "A")
         response = await client.post(
-            f"{NS}/state/{state['state_id']}/executed", json={"outputs": [1]}
+            f"{PREFIX}/state/{state['state_id']}/executed", json={"outputs": [1]}
         )
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"] == ["body", "outputs", 0]
         await executed(client, state["state_id"], [])
         response = await client.post(
-            f"{NS}/state/{state['state_id']}/executed", json={"outputs": []}
+            f"{PREFIX}/state/{state['state_id']}/executed", json={"outputs": []}
         )
         assert (response.status_code, response.json()) == (400, {"detail": "State is not queued"})
 
@@ -108,10 +109,10 @@ async def test_executed_errors() -> None:
 async def test_errored_retries_after_the_policy_delay_then_gives_up() -> None:
     policy = {"max_retries": 1, "strategy": "FIXED", "backoff_factor": 1500}
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")], retry_policy=policy)
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")], retry_policy=policy)
         run_id = await trigger(client)
         (state,) = await claim(client, "A")
-        url = f"{NS}/state/{state['state_id']}/errored"
+        url = f"{PREFIX}/state/{state['state_id']}/errored"
         assert await ok(client.post(url, json={"error": "boom"})) == {
             "status": "ERRORED",
             "retry_created": True,
@@ -127,7 +128,7 @@ async def test_errored_retries_after_the_policy_delay_then_gives_up() -> None:
         await sm.clock.sleep(1.5)
         (again,) = await claim(client, "A")
         assert await ok(
-            client.post(f"{NS}/state/{again['state_id']}/errored", json={"error": "final"})
+            client.post(f"{PREFIX}/state/{again['state_id']}/errored", json={"error": "final"})
         ) == {"status": "ERRORED", "retry_created": False}
         summary = sm.run_summary(run_id)
         assert (summary["status"], summary["retried_count"], summary["errored_count"]) == (
@@ -143,11 +144,13 @@ async def test_errored_on_an_executed_state_and_unknown_state() -> None:
         await trigger(client)
         (state,) = await claim(client, "A")
         await ok(
-            client.post(f"{NS}/state/{state['state_id']}/executed", json={"outputs": [{"n": 1}]})
+            client.post(
+                f"{PREFIX}/state/{state['state_id']}/executed", json={"outputs": [{"n": 1}]}
+            )
         )  # non-string -> NEXT_CREATED_ERROR
-        response = await client.post(f"{NS}/state/{'1' * 24}/errored", json={"error": "x"})
+        response = await client.post(f"{PREFIX}/state/{'1' * 24}/errored", json={"error": "x"})
         assert (response.status_code, response.json()) == (404, {"detail": "State not found"})
-        response = await client.post(f"{NS}/state/{state['state_id']}/errored", json={})
+        response = await client.post(f"{PREFIX}/state/{state['state_id']}/errored", json={})
         assert response.status_code == 422
 
 
@@ -156,7 +159,7 @@ async def test_prune_keeps_enqueue_after_and_needs_queued() -> None:
         await chain(client)
         run_id = await trigger(client)
         (state,) = await claim(client, "A")
-        url = f"{NS}/state/{state['state_id']}/prune"
+        url = f"{PREFIX}/state/{state['state_id']}/prune"
         assert (await client.post(url, json={})).status_code == 422
         result = await ok(client.post(url, json={"data": {"why": "enough"}}))
         assert result == {"enqueue_after": START_MS, "status": "PRUNED"}
@@ -165,16 +168,16 @@ async def test_prune_keeps_enqueue_after_and_needs_queued() -> None:
         (stored,) = sm.states(run_id)
         assert (stored["status"], stored["data"]) == ("PRUNED", {"why": "enough"})
         assert (await sm.wait_for_run(run_id))["status"] == "SUCCESS"  # PRUNED counts as success
-        response = await client.post(f"{NS}/state/{'2' * 24}/prune", json={"data": {}})
+        response = await client.post(f"{PREFIX}/state/{'2' * 24}/prune", json={"data": {}})
         assert response.status_code == 404
 
 
 async def test_re_enqueue_after_revives_any_state_after_the_delay() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         (state,) = await claim(client, "A")
-        url = f"{NS}/state/{state['state_id']}/re-enqueue-after"
+        url = f"{PREFIX}/state/{state['state_id']}/re-enqueue-after"
         for bad in (0, -5, "soon"):
             response = await client.post(url, json={"enqueue_after": bad})
             assert response.status_code == 422, bad
@@ -186,16 +189,18 @@ async def test_re_enqueue_after_revives_any_state_after_the_delay() -> None:
         assert await claim(client, "A") == []
         await sm.clock.sleep(2.5)
         assert [s["state_id"] for s in await claim(client, "A")] == [state["state_id"]]
-        response = await client.post(f"{NS}/state/bad/re-enqueue-after", json={"enqueue_after": 1})
+        response = await client.post(
+            f"{PREFIX}/state/bad/re-enqueue-after", json={"enqueue_after": 1}
+        )
         assert response.status_code == 404
 
 
 async def test_manual_retry_creates_a_fresh_state_and_409s_on_a_reused_fanout_id() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         (state,) = await claim(client, "A")
-        url = f"{NS}/state/{state['state_id']}/manual-retry"
+        url = f"{PREFIX}/state/{state['state_id']}/manual-retry"
         created = await ok(client.post(url, json={"fanout_id": "f-1"}))
         assert created["status"] == "CREATED"
         assert created["id"] != state["state_id"]
@@ -215,13 +220,13 @@ async def test_manual_retry_creates_a_fresh_state_and_409s_on_a_reused_fanout_id
 
 async def test_runs_are_paginated_newest_first() -> None:
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_ids = []
         for _ in range(3):
             run_ids.append(await trigger(client))
             await sm.clock.sleep(1)
-        page1 = await ok(client.get(f"{NS}/runs/1/2"))
-        page2 = await ok(client.get(f"{NS}/runs/2/2"))
+        page1 = await ok(client.get(f"{PREFIX}/runs/1/2"))
+        page2 = await ok(client.get(f"{PREFIX}/runs/2/2"))
         assert (page1["total"], page1["page"], page1["size"], page1["namespace"]) == (3, 1, 2, "ns")
         assert [r["run_id"] for r in page1["runs"] + page2["runs"]] == run_ids[::-1]
         item = page1["runs"][0]
@@ -237,15 +242,15 @@ async def test_runs_are_paginated_newest_first() -> None:
             "created_at",
         }
         assert (item["pending_count"], item["status"]) == (1, "PENDING")
-        everything = await ok(client.get(f"{NS}/runs/1/0"))
+        everything = await ok(client.get(f"{PREFIX}/runs/1/0"))
         assert len(everything["runs"]) == 3
-        response = await client.get(f"{NS}/runs/0/10")
+        response = await client.get(f"{PREFIX}/runs/0/10")
         assert response.status_code == 400  # upstream: 500 (docs/fidelity.md, §7.1)
 
 
 async def test_run_graph_of_an_unknown_run_is_empty() -> None:
     async with running() as (_, client):
-        graph = await ok(client.get(f"{NS}/states/run/nope/graph"))
+        graph = await ok(client.get(f"{PREFIX}/states/run/nope/graph"))
     assert graph["graph_name"] == ""
     assert (graph["nodes"], graph["edges"], graph["root_states"]) == ([], [], [])
     assert graph["execution_summary"] == dict.fromkeys(STATUS_ORDER, 0)
@@ -258,7 +263,7 @@ async def test_node_details_and_its_errors() -> None:
         (root,) = await claim(client, "A")
         await executed(client, root["state_id"], [{"n": "7"}])
         (child,) = await claim(client, "B")
-        url = f"{NS}/graph/g/run/{run_id}/node/{child['state_id']}"
+        url = f"{PREFIX}/graph/g/run/{run_id}/node/{child['state_id']}"
         details = await ok(client.get(url))
         assert details["parents"] == {"a": root["state_id"]}
         assert (details["inputs"], details["status"], details["graph_name"]) == (
@@ -266,12 +271,12 @@ async def test_node_details_and_its_errors() -> None:
             "QUEUED",
             "g",
         )
-        response = await client.get(f"{NS}/graph/g/run/{run_id}/node/xyz")
+        response = await client.get(f"{PREFIX}/graph/g/run/{run_id}/node/xyz")
         assert (response.status_code, response.json()) == (
             400,
             {"detail": "Invalid node ID format: xyz"},
         )
-        response = await client.get(f"{NS}/graph/other/run/{run_id}/node/{child['state_id']}")
+        response = await client.get(f"{PREFIX}/graph/other/run/{run_id}/node/{child['state_id']}")
         assert response.status_code == 404
         assert response.json() == {
             "detail": f"Node {child['state_id']} not found in run {run_id} for graph other"
@@ -280,16 +285,16 @@ async def test_node_details_and_its_errors() -> None:
 
 async def test_nan_in_stored_outputs_is_served_back_without_a_500() -> None:
     async with running() as (_, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         run_id = await trigger(client)
         (state,) = await claim(client, "A")
         response = await client.post(
-            f"{NS}/state/{state['state_id']}/executed",
+            f"{PREFIX}/state/{state['state_id']}/executed",
             content=b'{"outputs": [{"x": NaN}]}',
             headers={"content-type": "application/json"},
         )
         assert response.status_code == 200
-        details = await client.get(f"{NS}/graph/g/run/{run_id}/node/{state['state_id']}")
+        details = await client.get(f"{PREFIX}/graph/g/run/{run_id}/node/{state['state_id']}")
     assert details.status_code == 200
     assert '"x":NaN' in details.text
 
@@ -297,14 +302,14 @@ async def test_nan_in_stored_outputs_is_served_back_without_a_500() -> None:
 @pytest.mark.parametrize("endpoint", ["errored", "prune", "manual-retry", "re-enqueue-after"])
 async def test_state_endpoints_reject_a_non_object_body(endpoint: str) -> None:
     async with running() as (_, client):
-        response = await client.post(f"{NS}/state/{'0' * 24}/{endpoint}", json=["x"])
+        response = await client.post(f"{PREFIX}/state/{'0' * 24}/{endpoint}", json=["x"])
     assert response.status_code == 422
 
 
 async def test_errored_looks_the_template_up_in_the_path_namespace() -> None:
     # §2.9: the state is found whatever the path namespace, the template is not.
     async with running() as (_, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         await trigger(client)
         (state,) = await claim(client, "A")
         response = await client.post(
@@ -316,12 +321,14 @@ async def test_errored_looks_the_template_up_in_the_path_namespace() -> None:
 async def test_errored_on_an_executed_state_says_already_executed() -> None:
     # EXECUTED is transient in the fake (next states are created at once), so put one there.
     async with running() as (sm, client):
-        await setup_graph(client, [node("A")], [template("a", "A")])
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
         await trigger(client)
         (state,) = await claim(client, "A")
         store = sm.engine.store
         store.set_status(store.states[state["state_id"]], "EXECUTED")
-        response = await client.post(f"{NS}/state/{state['state_id']}/errored", json={"error": "x"})
+        response = await client.post(
+            f"{PREFIX}/state/{state['state_id']}/errored", json={"error": "x"}
+        )
     assert (response.status_code, response.json()) == (400, {"detail": "State is already executed"})
 
 
@@ -331,16 +338,16 @@ async def test_unites_on_an_ancestor_fans_in_once_after_every_branch() -> None:
         await setup_graph(
             client,
             [
-                node("R", outputs=("v",)),
-                node("S", outputs=("item",)),
-                node("W", ("item",), ("r",)),
-                node("M", ("v",)),
+                registration("R", outputs=("v",)),
+                registration("S", outputs=("item",)),
+                registration("W", ("item",), ("r",)),
+                registration("M", ("v",)),
             ],
             [
-                template("r", "R", next_nodes=["s"]),
-                template("s", "S", next_nodes=["w"]),
-                template("w", "W", {"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
-                template(
+                graph_node("r", "R", next_nodes=["s"]),
+                graph_node("s", "S", next_nodes=["w"]),
+                graph_node("w", "W", {"item": "${{ s.outputs.item }}"}, next_nodes=["m"]),
+                graph_node(
                     "m",
                     "M",
                     {"v": "${{ r.outputs.v }}"},

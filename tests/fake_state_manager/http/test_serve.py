@@ -10,8 +10,9 @@ import pytest
 
 from fake_state_manager import FakeStateManager, SystemClock
 from fake_state_manager._http.serve import serve_in_thread
+from tests.builders import graph_node
 
-from ..http_support import KEY, NS, node, ok, setup_graph, template, trigger
+from ..http_support import KEY, PREFIX, ok, registration, setup_graph, trigger
 
 STATES = 120
 CALLERS = 50
@@ -21,7 +22,7 @@ async def test_concurrent_enqueues_over_tcp_claim_every_state_exactly_once() -> 
     # contract §3.3: claiming is atomic; 50 pollers at once never get the same state twice.
     sm = FakeStateManager(api_key=KEY, clock=SystemClock(), record_requests=False)
     async with sm, sm.client() as local:
-        await setup_graph(local, [node("A")], [template("a", "A")])
+        await setup_graph(local, [registration("A")], [graph_node("a", "A")])
         for _ in range(STATES):
             await trigger(local)
         with sm.serve_in_thread() as uri:
@@ -34,7 +35,9 @@ async def test_concurrent_enqueues_over_tcp_claim_every_state_exactly_once() -> 
 
                 async def poll() -> None:
                     body = await ok(
-                        remote.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 3})
+                        remote.post(
+                            f"{PREFIX}/states/enqueue", json={"nodes": ["A"], "batch_size": 3}
+                        )
                     )
                     claimed.extend(s["state_id"] for s in body["states"])
 
@@ -51,23 +54,25 @@ async def test_served_fake_answers_health_and_finishes_a_run_for_wait_for_run() 
     with sm.serve_in_thread(port=0) as uri:
         async with httpx.AsyncClient(base_url=uri, headers={"x-api-key": KEY}) as remote:
             assert (await ok(remote.get("/health"))) == {"message": "OK"}
-            await setup_graph(remote, [node("A")], [template("a", "A")])
+            await setup_graph(remote, [registration("A")], [graph_node("a", "A")])
             run_id = await trigger(remote)
             body = await ok(
-                remote.post(f"{NS}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
+                remote.post(f"{PREFIX}/states/enqueue", json={"nodes": ["A"], "batch_size": 1})
             )
             (state,) = body["states"]
 
             async def finish() -> None:
                 await ok(
-                    remote.post(f"{NS}/state/{state['state_id']}/executed", json={"outputs": [{}]})
+                    remote.post(
+                        f"{PREFIX}/state/{state['state_id']}/executed", json={"outputs": [{}]}
+                    )
                 )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(finish)
                 summary = await sm.wait_for_run(run_id, timeout=10)
             assert summary["status"] == "SUCCESS"
-            assert sm.requests[-1].path == f"{NS}/state/{state['state_id']}/executed"
+            assert sm.requests[-1].path == f"{PREFIX}/state/{state['state_id']}/executed"
 
 
 def test_serve_in_thread_reports_a_port_in_use() -> None:

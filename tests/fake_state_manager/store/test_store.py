@@ -19,7 +19,8 @@ from fake_state_manager._store.documents import (
     iso_utc,
 )
 from fake_state_manager._store.store import Store, check_invariants
-from tests.fake_state_manager.engine_helpers import NS, make_engine, node, register, upsert_valid
+from tests.builders import NAMESPACE, graph_node
+from tests.fake_state_manager.engine_helpers import make_engine, register, upsert_valid
 
 NOW_MS = 1_000_000
 
@@ -35,13 +36,13 @@ def _state(
     status: str = CREATED,
 ) -> State:
     if run_id not in store.runs:
-        store.insert_run(Run(run_id, "g", NS, 0.0, store.next_seq()))
+        store.insert_run(Run(run_id, "g", NAMESPACE, 0.0, store.next_seq()))
     state_id = store.new_id()
     return State(
         id=state_id,
         seq=store.next_seq(),
         node_name=node_name,
-        namespace_name=NS,
+        namespace_name=NAMESPACE,
         identifier=node_name.lower(),
         graph_name="g",
         run_id=run_id,
@@ -82,11 +83,11 @@ def test_iso_utc_has_millisecond_precision_and_no_offset(seconds: float, text: s
 def test_claim_takes_oldest_first_across_node_names() -> None:
     store = Store()
     a1, b1, a2, c1 = (_add(store, name) for name in ["A", "B", "A", "C"])
-    claimed = store.claim(NS, ["B", "A"], 2, NOW_MS)
+    claimed = store.claim(NAMESPACE, ["B", "A"], 2, NOW_MS)
     assert claimed == [a1, b1]
     assert [s.status for s in claimed] == [QUEUED, QUEUED]
-    assert store.claim(NS, ["A", "B", "C"], 10, NOW_MS) == [a2, c1]
-    assert store.claim(NS, ["A", "B", "C"], 10, NOW_MS) == []
+    assert store.claim(NAMESPACE, ["A", "B", "C"], 10, NOW_MS) == [a2, c1]
+    assert store.claim(NAMESPACE, ["A", "B", "C"], 10, NOW_MS) == []
     assert store.run_counts["r1"][QUEUED] == 4
     check_invariants(store)
 
@@ -96,8 +97,8 @@ def test_claim_respects_namespace_limit_and_duplicates_in_names() -> None:
     first = _add(store)
     _add(store)
     assert store.claim("other", ["A"], 5, NOW_MS) == []
-    assert store.claim(NS, ["A", "A"], 1, NOW_MS) == [first]
-    assert store.claim(NS, ["A"], 0, NOW_MS) == []
+    assert store.claim(NAMESPACE, ["A", "A"], 1, NOW_MS) == [first]
+    assert store.claim(NAMESPACE, ["A"], 0, NOW_MS) == []
     check_invariants(store)
 
 
@@ -106,8 +107,8 @@ def test_delayed_states_become_claimable_when_due() -> None:
     late = _add(store, enqueue_after=NOW_MS + 500)
     early = _add(store, enqueue_after=NOW_MS + 100)
     assert store.next_due_ms() == NOW_MS + 100
-    assert store.claim(NS, ["A"], 5, NOW_MS + 99) == []
-    assert store.claim(NS, ["A"], 5, NOW_MS + 500) == [early, late]
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS + 99) == []
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS + 500) == [early, late]
     assert store.next_due_ms() is None
     check_invariants(store)
 
@@ -119,7 +120,7 @@ def test_status_changes_leave_the_claim_indexes() -> None:
     store.set_status(ready, ERRORED)
     store.set_status(delayed, SUCCESS)
     check_invariants(store)
-    assert store.claim(NS, ["A"], 5, NOW_MS + 10) == []
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS + 10) == []
     assert store.next_due_ms() is None
     with pytest.raises(ValueError, match="set_created"):
         store.set_status(ready, CREATED)
@@ -130,14 +131,14 @@ def test_set_created_reschedules() -> None:
     state = _add(store)
     store.set_created(state, NOW_MS + 50, NOW_MS)  # CREATED -> later
     check_invariants(store)
-    assert store.claim(NS, ["A"], 5, NOW_MS) == []
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS) == []
     store.set_created(state, NOW_MS + 20, NOW_MS)  # the +50 entry goes stale
-    assert store.claim(NS, ["A"], 5, NOW_MS + 20) == [state]
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS + 20) == [state]
     store.set_created(state, NOW_MS, NOW_MS)  # QUEUED -> CREATED, due at once
     assert store.run_counts["r1"] == {CREATED: 1, QUEUED: 0}
     check_invariants(store)
-    assert store.claim(NS, ["A"], 5, NOW_MS + 60) == [state]
-    assert store.claim(NS, ["A"], 5, NOW_MS + 60) == []
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS + 60) == [state]
+    assert store.claim(NAMESPACE, ["A"], 5, NOW_MS + 60) == []
 
 
 def test_unique_seven_tuple_and_fingerprint() -> None:
@@ -165,11 +166,11 @@ def test_descendant_counts_follow_status_changes() -> None:
     root = _add(store, "R")
     child = _add(store, "C", parents={"r": root.id})
     grandchild = _add(store, "G", parents={"r": root.id, "c": child.id})
-    assert store.descendant_counts(root.id, NS) == {CREATED: 2}
-    store.claim(NS, ["G"], 1, NOW_MS)
+    assert store.descendant_counts(root.id, NAMESPACE) == {CREATED: 2}
+    store.claim(NAMESPACE, ["G"], 1, NOW_MS)
     store.set_status(grandchild, SUCCESS)
-    assert store.descendant_counts(root.id, NS) == {CREATED: 1, QUEUED: 0, SUCCESS: 1}
-    assert store.descendant_counts(child.id, NS) == {CREATED: 0, QUEUED: 0, SUCCESS: 1}
+    assert store.descendant_counts(root.id, NAMESPACE) == {CREATED: 1, QUEUED: 0, SUCCESS: 1}
+    assert store.descendant_counts(child.id, NAMESPACE) == {CREATED: 0, QUEUED: 0, SUCCESS: 1}
     assert store.descendant_counts(root.id, "other") == {}
     check_invariants(store)
 
@@ -183,13 +184,13 @@ def test_check_invariants_detects_corruption(corruption: str) -> None:
     if corruption == "status":
         state.status = QUEUED  # bypassing set_status leaves it claimable
     elif corruption == "twice":
-        store._ready[(NS, "B")] = OrderedDict({state.id: state})
+        store._ready[(NAMESPACE, "B")] = OrderedDict({state.id: state})
     elif corruption == "counter":
         store.run_counts["r1"][SUCCESS] = 1
     elif corruption == "lost":
-        store._ready[(NS, "A")].pop(state.id)
+        store._ready[(NAMESPACE, "A")].pop(state.id)
     else:
-        store._descendants[(root.id, NS)][CREATED] = 5
+        store._descendants[(root.id, NAMESPACE)][CREATED] = 5
     with pytest.raises(AssertionError):
         check_invariants(store)
 
@@ -202,8 +203,8 @@ def test_memory_per_stored_state_is_well_under_4_kib() -> None:
         engine,
         "g",
         [
-            node("a", inputs={"x": "some input value"}, next_nodes=["b"]),
-            node("b", inputs={"y": "${{ a.outputs.y }}"}),
+            graph_node("a", inputs={"x": "some input value"}, next_nodes=["b"]),
+            graph_node("b", inputs={"y": "${{ a.outputs.y }}"}),
         ],
     )
     count = 300
@@ -211,9 +212,9 @@ def test_memory_per_stored_state_is_well_under_4_kib() -> None:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(count):
-            engine.trigger(NS, "g")
-        for state in engine.enqueue(NS, nodes=["A"], batch_size=count)["states"]:
-            engine.executed(NS, state["state_id"], outputs=[{"y": "an output value"}])
+            engine.trigger(NAMESPACE, "g")
+        for state in engine.enqueue(NAMESPACE, nodes=["A"], batch_size=count)["states"]:
+            engine.executed(NAMESPACE, state["state_id"], outputs=[{"y": "an output value"}])
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
