@@ -64,4 +64,4 @@ def list_nodes(store: Store, namespace: str) -> JsonDict:
 def namespaces(store: Store) -> JsonDict:
     """§2.17: distinct non-empty namespaces of registered nodes, sorted."""
     names = sorted(ns for ns, nodes in store.nodes.items() if ns and nodes)
-    return {"namespaces": names, "total": len(names)}
+    return {"namespaces": names, "count": len(names)}

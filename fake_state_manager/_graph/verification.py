@@ -134,4 +134,3 @@ def _verify_node(
             elif not js.is_string_field(outputs_schema, field):
                 errors.append(f"Field {field} {source_where} is not a string")
     return errors
-from fake_state_manager._engine import engine as _upward  # noqa: E402, F401
