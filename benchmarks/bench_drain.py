@@ -1,4 +1,4 @@
-"""Drain throughput (issue 5 item 1; issue 3 "Performance").
+"""Drain throughput.
 
 Workload (``_workload``): a ``fan -> work`` run fanned out into N CREATED ``Work`` states before
 the contender starts; the contender claims and executes all of them. The figure is N divided by

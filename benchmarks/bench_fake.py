@@ -1,4 +1,4 @@
-"""The fake state manager's own costs (issue 5 item 3; issue 2 "Done when").
+"""The fake state manager's own costs.
 
 All in-process (``httpx.ASGITransport``), real clock:
 - one enqueue + executed cycle;

@@ -1,4 +1,4 @@
-"""Idle cost (issue 5 item 4; issue 3 "Performance"): CPU used by an idle runtime.
+"""Idle cost: CPU used by an idle runtime.
 
 The runtime polls an empty state manager at ``poll_interval=1`` for 10 s. The state manager is
 served over loopback from a uvicorn thread, so the runtime's event-loop thread (this test's main

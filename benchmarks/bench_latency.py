@@ -1,9 +1,9 @@
-"""Trigger-to-execution-start latency (issue 5 item 2), real clock, in-process.
+"""Trigger-to-execution-start latency, real clock, in-process.
 
 A one-node graph whose ``Probe`` node records when it starts. Each sample waits a random fraction
 of ``poll_interval`` (seeded, so samples do not lock onto the poll phase), triggers a run and
 waits for its state to start. Expected: about half a ``poll_interval`` at the median, since an
-idle runtime polls once per interval (contract §8.5 upstream; issue 3 for exo_ref).
+idle runtime polls once per interval (contract §8.5 upstream; exo_ref likewise).
 """
 
 from __future__ import annotations

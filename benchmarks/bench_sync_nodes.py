@@ -1,4 +1,4 @@
-"""Synchronous nodes (issue 5 item 5; issue 3 "Workers"): exo_ref runs a plain ``def execute``
+"""Synchronous nodes: exo_ref runs a plain ``def execute``
 in a worker thread.
 
 - Throughput with ``workers`` 1, 2, 4 for a node that releases the GIL (sha256 over 16 MiB),

@@ -2,8 +2,8 @@
 
 In the normal test run (``--benchmark-disable`` from pyproject) every benchmark runs once at a
 small size, as a correctness check. ``tox -e bench`` passes ``--benchmark-enable`` and gets the
-sizes of issue 5. The size parameters are generated here so that the check run does not repeat
-the same small case under several size labels.
+sizes the benchmarks report. The size parameters are generated here so that the check run does
+not repeat the same small case under several size labels.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""docs/contract.md is what every section citation in the repository points at (issue 8).
+"""docs/contract.md is what every section citation in the repository points at.
 
 A citation is the section sign followed by a section number, optionally a range ("-" to a second
 number, with or without its own sign) and optionally "step(s) N[a]" / "item(s) N" naming a

@@ -1,4 +1,4 @@
-"""Transport faults end to end (issue 3 "Done when"): nothing lost, no outcome reported twice
+"""Transport faults end to end: nothing lost, no outcome reported twice
 as a different outcome. A wrapping transport injects faults in front of the in-process fake."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 transport (exo_ref._h11_transport) and the runtime's single client (issue 3).
+"""The lean HTTP/1.1 transport (exo_ref._h11_transport) and the runtime's single client.
 
 Real sockets on 127.0.0.1: a scripted raw TCP server for framing and failure cases, and the fake
 state manager under uvicorn for the runtime end to end.
@@ -216,7 +216,7 @@ def test_used_only_for_plain_http_without_a_proxy(monkeypatch: pytest.MonkeyPatc
     assert not use_http11_transport("http://sm:8000")
 
 
-# --- the runtime: one client for its life, connections reused (issue 3 "Reporting") ----------
+# --- the runtime: one client for its life, connections reused ----------
 
 
 async def test_runtime_uses_one_client_and_reuses_connections(

@@ -1,4 +1,4 @@
-"""exo_ref._poller: batching bounds and poll timing (issue 3 "Polling", issue 4 areas 2 and 4)."""
+"""exo_ref._poller: batching bounds and poll timing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""exo_ref._runtime_client: the state-manager HTTP client (contract §8.3, issue 3 "Reporting")."""
+"""exo_ref._runtime_client: the state-manager HTTP client (contract §8.3)."""
 
 from __future__ import annotations
 

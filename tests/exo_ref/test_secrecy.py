@@ -1,4 +1,4 @@
-"""Secrets and the API key never appear in logs or error messages (issue 3 "Error reporting").
+"""Secrets and the API key never appear in logs or error messages.
 
 A whole run is logged at DEBUG (every logger: exo_ref, httpx, httpcore...) while nodes read a
 graph secret, one node fails, and clients with a wrong key are refused. (A secret that does not

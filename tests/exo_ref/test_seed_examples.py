@@ -1,6 +1,6 @@
 """The upstream "Create Runtime" page's examples (``examples/``), run against the fake.
 
-Each example is the page's code with the import changed to ``exo_ref`` (issue 3). Here every
+Each example is the page's code with the import changed to ``exo_ref``. Here every
 runtime is built by the example's own factory from ``EXOSPHERE_*`` environment variables, runs
 until it has executed a triggered graph, and is stopped. The in-process fake is reached through
 ``transport=`` (the one keyword the test adds); the background-thread pattern uses the fake served

@@ -1,4 +1,4 @@
-"""Graceful shutdown (issue 3 "Lifecycle"): stop claiming, finish running states, hand back."""
+"""Graceful shutdown: stop claiming, finish running states, hand back."""
 
 from __future__ import annotations
 

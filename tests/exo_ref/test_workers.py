@@ -1,4 +1,4 @@
-"""exo_ref._workers: execution, concurrency and error reporting (issue 3, issue 4 areas 3, 5)."""
+"""exo_ref._workers: execution, concurrency and error reporting."""
 
 from __future__ import annotations
 

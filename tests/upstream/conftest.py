@@ -1,4 +1,4 @@
-"""The upstream SDK as a real client of the fake (issue 4, "Targets"; run by ``tox -e upstream``).
+"""The upstream SDK as a real client of the fake (run by ``tox -e upstream``).
 
 These tests import ``exospherehost`` 0.0.3, which needs Python >= 3.12 and aiohttp and is not a
 dependency of exo-ref. Where it cannot be imported, the directory is left out of collection (not
