@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from exo_ref import Clock, SystemClock
+from exo_ref import Clock, RetryPolicyModel, SystemClock
 from fake_state_manager._engine import nodes as _nodes
 from fake_state_manager._engine import reports
 from fake_state_manager._engine.cron import CronSchedule, expressions
@@ -59,6 +59,7 @@ from fake_state_manager._engine.views import (
     run_summary,
 )
 from fake_state_manager._errors import ApiError
+from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 from fake_state_manager._graph.verification import verify_graph
 from fake_state_manager._store.documents import CronDoc, State, epoch_ms, iso_utc
 from fake_state_manager._store.secrets import SecretBox
@@ -150,17 +151,17 @@ class Engine:
         namespace: str,
         graph_name: str,
         *,
-        nodes: Sequence[Mapping[str, Any]],
+        nodes: Sequence[NodeTemplate],
         secrets: Mapping[str, str],
-        retry_policy: Mapping[str, Any] | None = None,
-        store_config: Mapping[str, Any] | None = None,
-        triggers: Sequence[Mapping[str, Any]] | None = None,
+        retry_policy: RetryPolicyModel | None = None,
+        store_config: StoreConfig | None = None,
+        triggers: Sequence[Trigger] = (),
     ) -> JsonDict:
         """PUT ``/graph/{name}`` (§2.3): answer for status **201**.
 
-        ``nodes`` are NodeTemplate dicts (node_name, namespace, identifier, inputs, next_nodes,
-        unites as ``{"identifier", "strategy"}`` or None); ``triggers`` items are
-        ``{"type": "CRON", "value": {"expression": ...}}``. Structural errors (§4.3) raise
+        The graph arrives as the validated models of :mod:`fake_state_manager._graph.models`
+        (the HTTP layer validated the body once); they are checked as they are and stored as
+        JSON-ready documents. Structural errors (§4.3) raise
         ``ApiError(400, "Error validating graph template: ...")`` and store nothing (an update
         leaves the old version in place). The response says ``PENDING``; verification (§4.4)
         then runs synchronously before this method returns, so a GET right after may say VALID.
@@ -175,8 +176,8 @@ class Engine:
             graph_name,
             nodes=nodes,
             secrets={name: self.secret_box.encrypt(value) for name, value in secrets.items()},
-            retry_policy=retry_policy,
-            store_config=store_config,
+            retry_policy=retry_policy if retry_policy is not None else RetryPolicyModel(),
+            store_config=store_config if store_config is not None else StoreConfig(),
             triggers=triggers,
             now=now,
         )
@@ -185,7 +186,7 @@ class Engine:
         # Upstream verifies in a background task after the response (§4.4); done right here.
         if old is not None:
             self.cron.drop_pending(namespace, graph_name, expressions(old.triggers))
-        errors = verify_graph(template.nodes, list(template.secrets), self._registered_node)
+        errors = verify_graph(nodes, list(template.secrets), self._registered_node)
         if not errors:
             try:
                 self.cron.schedule(template.triggers, graph_name, namespace, now)

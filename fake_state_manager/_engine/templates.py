@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
+from exo_ref import RetryPolicyModel
 from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.checks import GraphCheckError, check_graph
+from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 from fake_state_manager._graph.placeholders import STORE, PlaceholderError, parse
 from fake_state_manager._store.documents import (
     MAX_ENQUEUE_AFTER_MS,
@@ -29,7 +31,7 @@ __all__ = [
     "DEFAULT_STORE_CONFIG",
     "build_template",
     "list_item",
-    "normalise_node",
+    "node_document",
     "plain",
     "root_inputs",
     "start_run",
@@ -60,21 +62,18 @@ def plain(value: Any) -> Any:
     return value
 
 
-def normalise_node(node: Mapping[str, Any]) -> JsonDict:
-    """A NodeTemplate dict with every field present (§4.1)."""
-    unites = node.get("unites")
+def node_document(node: NodeTemplate) -> JsonDict:
+    """The stored form of a validated template node (§4.1): JSON-ready, every field present."""
+    unites = node.unites
     return {
-        "node_name": node["node_name"],
-        "namespace": node["namespace"],
-        "identifier": node["identifier"],
-        "inputs": plain(node.get("inputs") or {}),
-        "next_nodes": plain(node.get("next_nodes")),
+        "node_name": node.node_name,
+        "namespace": node.namespace,
+        "identifier": node.identifier,
+        "inputs": plain(node.inputs),
+        "next_nodes": plain(node.next_nodes),
         "unites": None
         if unites is None
-        else {
-            "identifier": unites["identifier"],
-            "strategy": plain(unites.get("strategy") or "ALL_SUCCESS"),
-        },
+        else {"identifier": unites.identifier, "strategy": plain(unites.strategy)},
     }
 
 
@@ -84,11 +83,11 @@ def build_template(
     namespace: str,
     graph_name: str,
     *,
-    nodes: Sequence[Mapping[str, Any]],
+    nodes: Sequence[NodeTemplate],
     secrets: Mapping[str, str],
-    retry_policy: Mapping[str, Any] | None,
-    store_config: Mapping[str, Any] | None,
-    triggers: Sequence[Mapping[str, Any]] | None,
+    retry_policy: RetryPolicyModel,
+    store_config: StoreConfig,
+    triggers: Sequence[Trigger],
     now: float,
 ) -> GraphTemplate:
     """The new version of a template (§2.3), after the structural checks of §4.3.
@@ -99,13 +98,11 @@ def build_template(
     Raises:
         ApiError: 400 ``Error validating graph template: ...`` (§4.3).
     """
-    node_docs = [normalise_node(node) for node in nodes]
-    config = {**DEFAULT_STORE_CONFIG, **plain(store_config or {})}
     try:
         check_graph(
-            node_docs,
+            nodes,
             secret_names=list(secrets),
-            store_config=config,
+            store_config=store_config,
             name=graph_name,
             namespace=namespace,
         )
@@ -115,11 +112,11 @@ def build_template(
         id=old.id if old else store.new_id(),
         name=graph_name,
         namespace=namespace,
-        nodes=node_docs,
+        nodes=[node_document(node) for node in nodes],
         secrets=dict(secrets),
-        retry_policy={**DEFAULT_RETRY_POLICY, **plain(retry_policy or {})},
-        store_config=config,
-        triggers=plain(list(triggers or [])),
+        retry_policy={**DEFAULT_RETRY_POLICY, **retry_policy.model_dump(mode="json")},
+        store_config={**DEFAULT_STORE_CONFIG, **store_config.model_dump(mode="json")},
+        triggers=[trigger.model_dump(mode="json") for trigger in triggers],
         created_at=old.created_at if old else now,
         updated_at=now,
     )

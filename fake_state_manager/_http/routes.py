@@ -80,15 +80,14 @@ def _register_nodes(e: Engine, p: Params, b: Any) -> JsonDict:
 
 
 def _upsert_graph(e: Engine, p: Params, b: Any) -> JsonDict:
-    body = b.model_dump(mode="json")
     return e.upsert_graph(
         p["namespace_name"],
         p["graph_name"],
-        nodes=body["nodes"],
-        secrets=body["secrets"],
-        retry_policy=body.get("retry_policy"),
-        store_config=body.get("store_config"),
-        triggers=body.get("triggers"),
+        nodes=b.nodes,
+        secrets=b.secrets,
+        retry_policy=b.retry_policy,
+        store_config=b.store_config,
+        triggers=b.triggers,
     )
 
 

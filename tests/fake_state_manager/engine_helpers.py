@@ -8,6 +8,7 @@ from typing import Any
 
 from exo_ref._clock import ManualClock
 from fake_state_manager._engine.engine import Engine
+from fake_state_manager._http.requests import UpsertGraphTemplateRequest
 from tests.builders import NAMESPACE, graph_node
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
@@ -79,12 +80,27 @@ def register(
     )
 
 
+def upsert(
+    engine: Engine, graph: str, *, nodes: list[dict[str, Any]], **body: Any
+) -> dict[str, Any]:
+    """Upsert as the HTTP layer does: the JSON body validated once into the graph models."""
+    request = UpsertGraphTemplateRequest.model_validate({"secrets": {}, "nodes": nodes, **body})
+    return engine.upsert_graph(
+        NAMESPACE,
+        graph,
+        nodes=request.nodes,
+        secrets=request.secrets,
+        retry_policy=request.retry_policy,
+        store_config=request.store_config,
+        triggers=request.triggers,
+    )
+
+
 def upsert_valid(
-    engine: Engine, graph: str, nodes: list[dict[str, Any]], **kwargs: Any
+    engine: Engine, graph: str, nodes: list[dict[str, Any]], **body: Any
 ) -> dict[str, Any]:
     """Upsert a graph and assert it verified VALID; returns the GET body."""
-    kwargs.setdefault("secrets", {})
-    engine.upsert_graph(NAMESPACE, graph, nodes=nodes, **kwargs)
+    upsert(engine, graph, nodes=nodes, **body)
     body = engine.get_graph(NAMESPACE, graph)
     assert body["validation_status"] == "VALID", body["validation_errors"]
     return body

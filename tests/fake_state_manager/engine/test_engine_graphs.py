@@ -12,6 +12,7 @@ from tests.fake_state_manager.engine_helpers import (
     claim,
     make_engine,
     register,
+    upsert,
     upsert_valid,
 )
 
@@ -26,9 +27,7 @@ def _register_two(engine: Engine) -> None:
 def test_upsert_answers_pending_then_verifies_at_once() -> None:
     engine, _ = make_engine()
     _register_two(engine)
-    answer = engine.upsert_graph(
-        NAMESPACE,
-        "g",
+    answer = upsert(engine, "g",
         nodes=[graph_node("n1", "Node1")],
         secrets={"k": "v"},
         retry_policy={"max_retries": 1},
@@ -49,9 +48,7 @@ def test_upsert_answers_pending_then_verifies_at_once() -> None:
 def test_verification_errors_make_the_graph_invalid() -> None:
     engine, _ = make_engine()
     register(engine, "Node1", inputs=["x"], outputs=[], secrets=["token"])
-    engine.upsert_graph(
-        NAMESPACE,
-        "g",
+    upsert(engine, "g",
         nodes=[graph_node("n1", "Node1", next_nodes=["n2"]), graph_node("n2", "Ghost")],
         secrets={},
     )
@@ -68,9 +65,7 @@ def test_structural_error_is_400_and_keeps_the_old_version() -> None:
     _register_two(engine)
     upsert_valid(engine, "valid_graph", [graph_node("node1", "Node1")])
     with pytest.raises(ApiError) as info:
-        engine.upsert_graph(
-            NAMESPACE,
-            "valid_graph",
+        upsert(engine, "valid_graph",
             nodes=[graph_node("node1", "Node1"), graph_node("node2", "Node2")],
             secrets={},
         )
@@ -90,7 +85,7 @@ def test_structural_error_is_400_and_keeps_the_old_version() -> None:
 def test_failed_create_stores_nothing() -> None:
     engine, _ = make_engine()
     with pytest.raises(ApiError):
-        engine.upsert_graph(NAMESPACE, "g", nodes=[], secrets={})
+        upsert(engine, "g", nodes=[], secrets={})
     with pytest.raises(ApiError) as info:
         engine.get_graph(NAMESPACE, "g")
     assert (info.value.status, info.value.detail) == (

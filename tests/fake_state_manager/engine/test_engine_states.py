@@ -19,6 +19,7 @@ from tests.fake_state_manager.engine_helpers import (
     register,
     run_states,
     statuses,
+    upsert,
     upsert_valid,
 )
 
@@ -70,7 +71,7 @@ def test_trigger_errors() -> None:
         404,
         "Graph template not found for namespace ns and graph missing",
     )
-    engine.upsert_graph(NAMESPACE, "unregistered", nodes=[graph_node("a")], secrets={})
+    upsert(engine, "unregistered", nodes=[graph_node("a")], secrets={})
     assert engine.get_graph(NAMESPACE, "unregistered")["validation_status"] == "INVALID"
     with pytest.raises(ApiError) as info:
         engine.trigger(NAMESPACE, "unregistered")
