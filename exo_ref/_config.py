@@ -124,6 +124,9 @@ class RuntimeSettings:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     grace_period: float = DEFAULT_GRACE_PERIOD
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    #: Whether the runtime sends on its own lean HTTP/1.1 transport (see
+    #: :func:`lean_transport_suits`) when no ``transport=`` is given.
+    lean_transport: bool = False
 
     @classmethod
     def build(
@@ -173,4 +176,20 @@ class RuntimeSettings:
             poll_interval=float(poll_interval),
             grace_period=float(grace_period),
             timeout=resolve_timeout(timeout),
+            lean_transport=lean_transport_suits(uri),
         )
+
+
+_PROXY_VARIABLES = ("http_proxy", "all_proxy")
+
+
+def lean_transport_suits(uri: str) -> bool:
+    """True when ``uri`` is plain HTTP and the environment names no proxy for it.
+
+    Then the runtime's lean keep-alive transport (``exo_ref._h11_transport``) can carry the
+    traffic; HTTPS and proxies need httpx's own transport.
+    """
+    if not uri.lower().startswith("http://"):
+        return False
+    names = {name.lower() for name in os.environ}
+    return not any(variable in names for variable in _PROXY_VARIABLES)

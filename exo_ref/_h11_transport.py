@@ -9,14 +9,13 @@ parser httpcore uses) on anyio streams: one request per connection at a time, co
 alive and reused, header and body written in one ``send``, the response read whole (state-manager
 answers are small JSON documents), httpx's timeouts and exception classes.
 
-It is used only for ``http://`` URIs when no proxy is configured in the environment
-(:func:`use_http11_transport`); HTTPS, proxies and everything else go through httpx's own
-transport.
+The runtime uses it only for ``http://`` URIs when no proxy is configured in the environment
+(:func:`exo_ref._config.lean_transport_suits`); HTTPS, proxies and everything else go through
+httpx's own transport.
 """
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 from collections.abc import Iterator
@@ -28,18 +27,9 @@ import anyio.abc
 import h11
 import httpx
 
-__all__ = ["Http11Transport", "use_http11_transport"]
+__all__ = ["Http11Transport"]
 
-_PROXY_VARIABLES = ("http_proxy", "all_proxy")
 _READ_SIZE = 65536
-
-
-def use_http11_transport(uri: str) -> bool:
-    """True when ``uri`` is plain HTTP and the environment names no proxy for it."""
-    if not uri.lower().startswith("http://"):
-        return False
-    names = {name.lower() for name in os.environ}
-    return not any(variable in names for variable in _PROXY_VARIABLES)
 
 
 @contextmanager

@@ -43,6 +43,7 @@ from ._config import (
     RuntimeSettings,
 )
 from ._errors import ConfigurationError, RuntimeAlreadyRunningError
+from ._h11_transport import Http11Transport
 from ._logging import setup_default_logging
 from ._node import BaseNode
 from ._poller import Poller
@@ -268,17 +269,26 @@ class Runtime:
             task_status.started()
             return
         s = self.settings
+        connections = s.workers + _SPARE_CONNECTIONS
+        transport = self._transport
+        owned = transport is None
+        if transport is None and s.lean_transport:
+            # The lean keep-alive transport (see exo_ref._h11_transport for why).
+            transport = Http11Transport(
+                max_connections=connections, max_keepalive_connections=connections
+            )
         async with StateManagerClient(
             uri=s.state_manager_uri,
             namespace=s.namespace,
             key=s.key,
             version=s.state_manager_version,
-            transport=self._transport,
+            transport=transport,
+            owns_transport=owned,
             timeout=s.timeout,
             clock=self._clock,
             rng=self._rng,
             backoff=self._backoff,
-            max_connections=s.workers + _SPARE_CONNECTIONS,
+            max_connections=connections,
         ) as client:
             with anyio.CancelScope() as self._main_scope:
                 names = [node.__name__ for node in self.nodes]

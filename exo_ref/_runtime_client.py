@@ -42,7 +42,7 @@ from ._errors import (
     StateManagerError,
     StateManagerUnavailableError,
 )
-from ._h11_transport import Http11Transport, use_http11_transport
+from ._h11_transport import Http11Transport
 from ._wire import (
     ClaimedState,
     EnqueueBody,
@@ -107,12 +107,17 @@ class StateManagerClient:
         key: the API key, sent as ``x-api-key``; never logged or put in an error message.
         version: the API version path segment (``v0``).
         transport: an ``httpx.AsyncBaseTransport`` (``httpx.ASGITransport`` for an in-process
-            fake, ``httpx.MockTransport`` in tests); ``None`` for real HTTP.
+            fake, ``httpx.MockTransport`` in tests, the runtime's :class:`Http11Transport` for
+            plain HTTP); ``None`` for httpx's own transport. Chosen by the runtime from its
+            configuration (``RuntimeSettings.lean_transport``), never here.
         timeout: per-request timeouts.
         clock: what backoff sleeps use.
         rng: the jitter source.
         backoff: retry spacing for registration, reports and secrets.
         max_connections: connection-pool size (the runtime passes ``workers`` plus a few).
+        owns_transport: close ``transport`` with this client (the runtime's own); otherwise it
+            is borrowed and left open. Polls and reports on an owned :class:`Http11Transport`
+            skip ``AsyncClient``'s per-request layer.
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class StateManagerClient:
         rng: RandomSource,
         backoff: Backoff | None = None,
         max_connections: int = 20,
+        owns_transport: bool = False,
     ) -> None:
         self._prefix = f"{uri.rstrip('/')}/{version}/namespace/{namespace}"
         self._clock = clock
@@ -140,14 +146,13 @@ class StateManagerClient:
         self._direct: Http11Transport | None = None
         self._headers = httpx.Headers({"x-api-key": key, "content-type": "application/json"})
         self._timeouts = {"timeout": timeout.as_dict()}
-        if transport is not None:
+        if transport is not None and not owns_transport:
             # Borrowed: the runtime may run again with the same transport after this closes.
             own = BorrowedTransport(transport)
-        elif use_http11_transport(uri):
-            # The lean keep-alive transport (see exo_ref._h11_transport for why); httpx's otherwise.
-            own = self._direct = Http11Transport(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            )
+        else:
+            own = transport
+            if isinstance(transport, Http11Transport):
+                self._direct = transport
         self._http = httpx.AsyncClient(
             transport=own,
             timeout=timeout,

@@ -146,3 +146,14 @@ def test_configured_root_logger_is_respected() -> None:
         logging.getLogger().addHandler(logging.NullHandler())
         assert not setup_default_logging()
         assert ours.handlers == []
+
+
+def test_the_transport_is_chosen_here_from_the_uri_and_the_proxy_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert build(state_manager_uri="http://sm:8000").lean_transport
+    assert not build(state_manager_uri="https://sm:8000").lean_transport
+    monkeypatch.setenv("ALL_PROXY", "http://proxy:3128")
+    assert not build(state_manager_uri="http://sm:8000").lean_transport

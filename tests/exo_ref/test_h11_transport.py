@@ -17,7 +17,7 @@ import anyio.abc
 import httpx
 import pytest
 
-import exo_ref._runtime_client
+import exo_ref._runtime
 from exo_ref import (
     AuthenticationError,
     ManualClock,
@@ -25,7 +25,8 @@ from exo_ref import (
     StateManagerTimeoutError,
     StateManagerUnavailableError,
 )
-from exo_ref._h11_transport import Http11Transport, use_http11_transport
+from exo_ref._config import lean_transport_suits
+from exo_ref._h11_transport import Http11Transport
 from exo_ref._runtime_client import StateManagerClient
 from fake_state_manager import FakeStateManager, SystemClock
 from tests.builders import NAMESPACE, graph_node
@@ -210,10 +211,10 @@ async def test_https_is_refused() -> None:
 def test_used_only_for_plain_http_without_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert use_http11_transport("http://sm:8000")
-    assert not use_http11_transport("https://sm:8000")
+    assert lean_transport_suits("http://sm:8000")
+    assert not lean_transport_suits("https://sm:8000")
     monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
-    assert not use_http11_transport("http://sm:8000")
+    assert not lean_transport_suits("http://sm:8000")
 
 
 # --- the runtime: one client for its life, connections reused ----------
@@ -242,7 +243,7 @@ async def test_runtime_uses_one_client_and_reuses_connections(
                     transports.append(self)
 
             monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
-            monkeypatch.setattr(exo_ref._runtime_client, "Http11Transport", CountingTransport)
+            monkeypatch.setattr(exo_ref._runtime, "Http11Transport", CountingTransport)
             runtime = Runtime(
                 NAMESPACE,
                 "rt",
@@ -301,7 +302,8 @@ def direct_client(uri: str, *, read: float = 5.0) -> StateManagerClient:
         namespace=NAMESPACE,
         key=KEY,
         version="v0",
-        transport=None,
+        transport=Http11Transport(),
+        owns_transport=True,
         timeout=httpx.Timeout(5.0, read=read),
         clock=ManualClock(),
         rng=random.Random(0),
