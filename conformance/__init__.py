@@ -10,8 +10,17 @@ scenario and raises ``AssertionError`` whose message names the violated rule, e.
 - poll timing (T1-T4): :mod:`conformance._timing`
 - error reporting (E1-E3): :mod:`conformance._errors`
 
-Scenarios come from the hypothesis strategies in :mod:`conformance._scenarios`; observation is
-through recording transports, a fault-injecting transport and a probe inside generated nodes.
+Scenarios come from public hypothesis strategies (:func:`scenarios`, built from
+:func:`node_shapes`, :func:`node_shape_sets`, :func:`behaviours`, :func:`fault_plans` and
+:func:`field_names`; :func:`invalid_node_problems` for refused registrations). A user holds their
+own runtime to the contract by drawing from them in a hypothesis test::
+
+    @given(scenario=conformance.scenarios(MY_TARGET))
+    async def test_my_runtime(scenario: conformance.Scenario) -> None:
+        await conformance.check_scenario(MY_TARGET, conformance.in_process_fake(), scenario)
+
+Observation is through recording transports, a fault-injecting transport and a probe inside
+generated nodes.
 """
 
 from __future__ import annotations
@@ -45,6 +54,13 @@ from conformance._recording import RecordingTransport as RecordingTransport
 from conformance._registration import assert_registration as assert_registration
 from conformance._registration import check_invalid_nodes_refused as check_invalid_nodes_refused
 from conformance._registration import check_registration as check_registration
+from conformance._scenarios import behaviours as behaviours
+from conformance._scenarios import fault_plans as fault_plans
+from conformance._scenarios import field_names as field_names
+from conformance._scenarios import invalid_node_problems as invalid_node_problems
+from conformance._scenarios import node_shape_sets as node_shape_sets
+from conformance._scenarios import node_shapes as node_shapes
+from conformance._scenarios import scenarios as scenarios
 from conformance._suite import assert_server_log_agrees as assert_server_log_agrees
 from conformance._suite import check_scenario as check_scenario
 from conformance._targets import RuntimeHandle as RuntimeHandle
@@ -81,6 +97,7 @@ __all__ = [
     "assert_poll_timing",
     "assert_registration",
     "assert_server_log_agrees",
+    "behaviours",
     "check_concurrency_reaches_workers",
     "check_error_backoff",
     "check_idle_poll_spacing",
@@ -90,8 +107,14 @@ __all__ = [
     "check_shutdown_stops_polling",
     "check_sync_node_does_not_stall",
     "exo_ref_target",
+    "fault_plans",
+    "field_names",
     "in_process_fake",
+    "invalid_node_problems",
     "live_state_manager",
+    "node_shape_sets",
+    "node_shapes",
     "run_scenario",
+    "scenarios",
     "served_fake",
 ]

@@ -1,4 +1,4 @@
-"""Batching rules (contract §2.7, §3.3, §8.5; issue 3 "Polling and batching").
+"""Batching rules: how many states a runtime may claim and hold (contract §2.7, §3.3, §8.5).
 
 - **B1** no enqueue asks for more than ``batch_size`` (nor for fewer than 1).
 - **B2** claimed-but-unstarted states never exceed ``batch_size``. Measured at every claim (an

@@ -1,4 +1,4 @@
-"""Worker concurrency rules (issue 3 "Workers"; upstream defect contract §8.9 item 9).
+"""Worker concurrency rules; W3 guards against the upstream defect of contract §8.9 item 9.
 
 - **W1** concurrent executions never exceed ``workers`` (measured by the probe: executions begun
   and not yet ended, swept in log order).

@@ -1,4 +1,4 @@
-"""Error-reporting rules (contract §2.8-2.11, §6, §8.6; issue 3 "Reporting", "Error reporting").
+"""Error-reporting rules: what each execution must end in (contract §2.8-2.11, §6, §8.6).
 
 - **E1** each behaviour ends in the right applied report with the right body: one output /
   many / none → ``executed`` with exactly those outputs (``[]`` for none); an exception →

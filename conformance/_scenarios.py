@@ -1,8 +1,24 @@
-"""hypothesis strategies for conformance scenarios.
+"""hypothesis strategies for conformance scenarios, public as ``conformance.scenarios`` etc.
 
 Node shapes (field names of ``Inputs``/``Outputs``/``Secrets``, sync or async ``execute``),
 settings (batch size, workers, poll interval), cases with per-state behaviours (one output, many,
 none, raise, prune, re-enqueue, sleep) and fault plans for the fault transport.
+
+A user points them at their own runtime in an ordinary hypothesis test::
+
+    from hypothesis import given
+    import conformance
+
+    TARGET = conformance.RuntimeTarget(name="mine", make=..., base_node=..., ...)
+
+    @given(scenario=conformance.scenarios(TARGET))
+    async def test_my_runtime(scenario: conformance.Scenario) -> None:
+        await conformance.check_scenario(TARGET, conformance.in_process_fake(), scenario)
+
+:func:`scenarios` is the whole package; :func:`node_shapes`, :func:`node_shape_sets`,
+:func:`behaviours` and :func:`fault_plans` build a :class:`~conformance.Scenario` by hand (or
+feed :func:`~conformance.check_registration`), and :func:`invalid_node_problems` feeds
+:func:`~conformance.check_invalid_nodes_refused`.
 """
 
 from __future__ import annotations
@@ -22,6 +38,7 @@ __all__ = [
     "fault_plans",
     "field_names",
     "invalid_node_problems",
+    "node_shape_sets",
     "node_shapes",
     "scenarios",
 ]
@@ -42,7 +59,11 @@ def field_names() -> st.SearchStrategy[str]:
 def node_shapes(
     draw: st.DrawFn, name: str, *, sync_allowed: bool = True, min_inputs: int = 1
 ) -> NodeShape:
-    """A node called ``name`` with 1-3 inputs, 0-3 outputs, 0-2 secrets."""
+    """A :class:`~conformance.NodeShape` called ``name``: ``min_inputs``-3 inputs, 0-3 outputs,
+    0-2 secrets (distinct :func:`field_names` each), a sync ``execute`` only if ``sync_allowed``.
+
+    Pass ``sync_allowed=target.sync_nodes`` for a runtime that only supports ``async def``.
+    """
     unique = st.lists(field_names(), unique=True)
     inputs = draw(st.lists(field_names(), min_size=min_inputs, max_size=3, unique=True))
     outputs = draw(unique.filter(lambda xs: len(xs) <= 3))
@@ -51,11 +72,28 @@ def node_shapes(
     return NodeShape(name, tuple(inputs), tuple(outputs), tuple(secrets), sync)
 
 
+@st.composite
+def node_shape_sets(
+    draw: st.DrawFn, *, max_size: int = 3, sync_allowed: bool = True, min_inputs: int = 0
+) -> tuple[NodeShape, ...]:
+    """1 to ``max_size`` :func:`node_shapes` named ``Shape0``, ``Shape1``, ...: the node classes
+    one runtime registers together, e.g. for :func:`~conformance.check_registration`."""
+    count = draw(st.integers(1, max_size))
+    return tuple(
+        draw(node_shapes(f"Shape{i}", sync_allowed=sync_allowed, min_inputs=min_inputs))
+        for i in range(count)
+    )
+
+
 def behaviours(
     *, sync: bool, instant_only: bool = False, min_requeue_ms: int | None = 1
 ) -> st.SearchStrategy[Behaviour]:
-    """A first-execution behaviour; ``sleep`` only for async nodes and not when instant_only;
-    no re-enqueue when ``min_requeue_ms`` is None."""
+    """A :class:`~conformance.Behaviour` for a case's first execution: one output, 2-4 outputs,
+    none, raise, prune, or re-enqueue after ``min_requeue_ms``-``min_requeue_ms + 3000`` ms;
+    ``sleep`` (on the scenario clock) only for async nodes (``sync=False``) and not when
+    ``instant_only``; no re-enqueue when ``min_requeue_ms`` is None.
+
+    Wrap it in :class:`~conformance.Case` with a node's name to build a scenario's cases."""
     options: list[st.SearchStrategy[Behaviour]] = [
         st.just(Behaviour("one")),
         st.integers(2, 4).map(lambda n: Behaviour("many", count=n)),
@@ -77,7 +115,8 @@ def behaviours(
 
 
 def fault_plans() -> st.SearchStrategy[FaultPlan]:
-    """Random fault plans: 10-40% of requests fail, with a non-empty subset of fault kinds."""
+    """:class:`~conformance.FaultPlan` s for a scenario's ``faults``: 10-40% of requests fail
+    (seeded, so a plan is reproducible), with a non-empty subset of the :class:`FaultKind` s."""
     return st.builds(
         FaultPlan,
         seed=st.integers(0, 2**16),
@@ -99,10 +138,16 @@ def scenarios(
     poll_intervals: tuple[float, ...] = (0.5, 1.0, 2.5),
     requeue: bool = True,
 ) -> Scenario:
-    """A whole scenario for ``target`` (sync nodes only where the target supports them).
+    """A whole :class:`~conformance.Scenario` for ``target``, ready for
+    :func:`~conformance.check_scenario`: 1-2 node shapes (sync ones only where
+    ``target.sync_nodes``), 0-``max_cases`` cases with :func:`behaviours`, batch size 1-6,
+    1-4 workers and a poll interval from ``poll_intervals``.
 
+    ``faults=True`` adds a :func:`fault_plans` plan; ``instant_only=True`` leaves out sleeping
+    behaviours (so the runtime must re-poll at once after a full poll, rule T2);
     ``requeue=False`` leaves out the re-enqueue behaviour (its delays are long under faults,
-    which costs real time against a real clock)."""
+    which costs real time against a real clock). Against a real-clock state manager, keep
+    ``max_cases`` small and ``poll_intervals`` short."""
     count = draw(st.integers(1, 2))
     shapes = tuple(
         draw(node_shapes(f"Node{i}", sync_allowed=target.sync_nodes)) for i in range(count)
@@ -132,7 +177,10 @@ def scenarios(
 def invalid_node_problems(
     draw: st.DrawFn, valid: tuple[NodeShape, ...]
 ) -> list[tuple[str, str, str]]:
-    """1-3 invalid classes ``(name, problem, field)``; duplicates reuse a valid shape's name."""
+    """1-3 invalid node classes to register next to ``valid``, as ``(name, problem, field)`` for
+    :func:`~conformance.check_invalid_nodes_refused`. ``problem`` is ``not_subclass``,
+    ``field_not_str``, ``outputs_not_model`` or ``duplicate`` (at most one, reusing a valid
+    shape's name)."""
     kinds = ["not_subclass", "field_not_str", "outputs_not_model"]
     if valid:
         kinds.append("duplicate")

@@ -1,4 +1,4 @@
-"""Poll timing rules (contract §8.5, §8.9 item 6; issue 3 "Polling and batching").
+"""Poll timing rules: when a runtime polls again, and that it stops (contract §8.5, §8.9 item 6).
 
 Spacings are measured on the scenario clock between enqueue requests as the runtime sent them.
 Tolerance: with a virtual clock (ManualClock) ``1 ms``; with a real clock ``-10 ms`` below and

@@ -1,4 +1,4 @@
-"""Deliberately broken runtimes: each one breaks one conformance rule (issue 4, "Done when").
+"""Deliberately broken runtimes: each one breaks one conformance rule, proving its check bites.
 
 They are exo_ref's ``Runtime`` with one documented seam overridden (``poller_class`` /
 ``worker_pool_class`` and their hooks, see exo_ref/_runtime.py), or wrapped where the bug lives

@@ -1,8 +1,8 @@
-"""The suite catches deliberately broken runtimes (issue 4, "Done when").
+"""The suite catches deliberately broken runtimes, so a passing run means the checks can fail.
 
 Each mutant (tests/conformance/mutants.py) breaks one rule; each test runs the check of that
 area and expects the AssertionError to name the rule. The unmutated runtime passes the very same
-calls in test_exo_ref_in_process.py, so the failures come from the mutations.
+calls in test_battery.py, so the failures come from the mutations.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""conformance's public names: __all__ is sorted, complete and importable."""
+"""conformance's public names: __all__ is sorted, complete and importable; strategies included."""
 
 from __future__ import annotations
+
+from hypothesis.strategies import SearchStrategy
 
 import conformance
 
@@ -19,3 +21,19 @@ def test_every_public_attribute_is_listed() -> None:
         if not name.startswith("_") and getattr(value, "__module__", "").startswith("conformance.")
     }
     assert public <= set(conformance.__all__)
+
+
+def test_the_hypothesis_strategies_are_public() -> None:
+    strategies = {
+        "behaviours": conformance.behaviours(sync=False),
+        "fault_plans": conformance.fault_plans(),
+        "field_names": conformance.field_names(),
+        "invalid_node_problems": conformance.invalid_node_problems(()),
+        "node_shape_sets": conformance.node_shape_sets(),
+        "node_shapes": conformance.node_shapes("Node"),
+        "scenarios": conformance.scenarios(conformance.exo_ref_target()),
+    }
+    assert set(strategies) <= set(conformance.__all__)
+    for name, strategy in strategies.items():
+        assert isinstance(strategy, SearchStrategy), name
+        assert getattr(conformance, name).__doc__, name
