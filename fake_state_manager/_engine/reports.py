@@ -13,7 +13,6 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exo_ref import RetryPolicyModel
 from fake_state_manager._engine.next_states import create_next_states, fingerprint
 from fake_state_manager._engine.retry import retry_delay_ms
 from fake_state_manager._engine.templates import plain
@@ -70,7 +69,7 @@ def errored(
     template = store.graphs.get((namespace, state.graph_name))
     if template is None:
         raise ApiError(404, "Graph template not found")
-    policy = RetryPolicyModel.model_validate(template.retry_policy)
+    policy = template.retry_policy
     now_ms = epoch_ms(now)
     retry_created = False
     if state.retry_count < policy.max_retries:

@@ -27,7 +27,6 @@ from fake_state_manager._store.documents import (
 from fake_state_manager._store.store import Store
 
 __all__ = [
-    "DEFAULT_RETRY_POLICY",
     "DEFAULT_STORE_CONFIG",
     "build_template",
     "list_item",
@@ -40,14 +39,6 @@ __all__ = [
 
 JsonDict = dict[str, Any]
 
-#: §2.4 / §5 defaults.
-DEFAULT_RETRY_POLICY: JsonDict = {
-    "max_retries": 3,
-    "strategy": "EXPONENTIAL",
-    "backoff_factor": 2000,
-    "exponent": 2,
-    "max_delay": None,
-}
 DEFAULT_STORE_CONFIG: JsonDict = {"required_keys": [], "default_values": {}}
 
 
@@ -114,7 +105,7 @@ def build_template(
         namespace=namespace,
         nodes=[node_document(node) for node in nodes],
         secrets=dict(secrets),
-        retry_policy={**DEFAULT_RETRY_POLICY, **retry_policy.model_dump(mode="json")},
+        retry_policy=retry_policy,
         store_config={**DEFAULT_STORE_CONFIG, **store_config.model_dump(mode="json")},
         triggers=[trigger.model_dump(mode="json") for trigger in triggers],
         created_at=old.created_at if old else now,
@@ -131,7 +122,7 @@ def template_response(template: GraphTemplate, *, status: str, errors: list[str]
     return {
         "nodes": plain(template.nodes),
         "secrets": dict.fromkeys(template.secrets, True),
-        "retry_policy": plain(template.retry_policy),
+        "retry_policy": template.retry_policy.model_dump(mode="json"),
         "store_config": plain(template.store_config),
         "triggers": plain(template.triggers),
         "created_at": iso_utc(template.created_at),
@@ -154,7 +145,7 @@ def list_item(template: GraphTemplate) -> JsonDict:
         "validation_errors": list(template.validation_errors),
         "secrets": dict(template.secrets),
         "triggers": plain(template.triggers),
-        "retry_policy": plain(template.retry_policy),
+        "retry_policy": template.retry_policy.model_dump(mode="json"),
         "store_config": plain(template.store_config),
     }
 

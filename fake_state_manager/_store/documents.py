@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from exo_ref import RetryPolicyModel
+
 __all__ = [
     "ALL_STATUSES",
     "CREATED",
@@ -169,7 +171,7 @@ class GraphTemplate:
     namespace: str
     nodes: list[dict[str, Any]]
     secrets: dict[str, str]
-    retry_policy: dict[str, Any]
+    retry_policy: RetryPolicyModel  # validated once, at upsert; rendered with model_dump
     store_config: dict[str, Any]
     triggers: list[dict[str, Any]]
     created_at: float
