@@ -8,7 +8,7 @@ Typical use::
         summary = await sm.wait_for_run(run_id)
 
 Inside ``async with`` a task group runs the clock's auto-advance (for a
-:class:`~exo_ref._clock.ManualClock`) and a cron loop that fires due triggers (contract §4.7) at
+:class:`~exo_ref.ManualClock`) and a cron loop that fires due triggers (contract §4.7) at
 their exact due time on the clock. Due triggers are also fired lazily at the start of every
 ``/v0`` request, so even without the context manager nothing due is ever missed by a client.
 """

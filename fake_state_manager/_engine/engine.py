@@ -91,7 +91,7 @@ class Engine:
     """The state manager's behaviour over an in-memory store.
 
     Args:
-        clock: where time comes from (default :class:`~exo_ref._clock.SystemClock`).
+        clock: where time comes from (default :class:`~exo_ref.SystemClock`).
         rng: the random source for retry jitter (§5); default ``random.Random()``. Seed it for
             exact delays in tests.
         store: an existing store to work on (default: a new empty one).

@@ -1,7 +1,7 @@
 """Next-state creation after ``executed``: children, unites, failure marking (contract §3.5).
 
 Upstream runs this as a background task after answering ``executed``; the engine calls
-:func:`create_next_states` synchronously right after the status change (see ``_engine``), which
+:func:`create_next_states` synchronously right after the status change (see :mod:`.engine`), which
 is one legal interleaving of upstream's behaviour.
 
 Any exception while creating next states marks every executed state ``NEXT_CREATED_ERROR`` with

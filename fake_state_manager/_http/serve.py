@@ -60,7 +60,7 @@ def serve_in_thread(
     ``port=0`` binds a free port and the real one is read back from the listening socket. On exit
     the server is asked to stop (``should_exit``) and the thread is joined. The thread runs its own
     asyncio event loop, so anything the app shares with the caller must be thread-safe (the fake's
-    engine is; a :class:`~exo_ref._clock.ManualClock` is not).
+    engine is; a :class:`~exo_ref.ManualClock` is not).
 
     Args:
         app: the ASGI application.
