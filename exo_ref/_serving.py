@@ -4,7 +4,7 @@ A claimed state stays QUEUED forever on the server if nobody reports it (contrac
 session that stops hands back every state it claimed but will not finish: ``re-enqueue-after``
 accepts any status and makes the same state runnable again after a delay (contract §6.2).
 
-Created after registration and run until the runtime's stop event is set::
+Created after registration; :meth:`Serving.run` serves until :meth:`Serving.stop`::
 
     poller ──stream──▶ `workers` worker tasks ──▶ reports
     stop() ─▶ the poller stops claiming and the pool stops starting, at once
@@ -37,7 +37,6 @@ logger = logging.getLogger("exo_ref.runtime")
 
 # After the grace period, still-running states are handed back within this extra budget.
 ABANDON_HANDBACK_BUDGET = 5.0
-
 
 # Handed-back states become runnable again after this delay (the endpoint needs > 0, §2.11).
 HANDBACK_DELAY_MS = 1
