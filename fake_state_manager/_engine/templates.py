@@ -61,7 +61,8 @@ def node_document(node: NodeTemplate) -> JsonDict:
         "namespace": node.namespace,
         "identifier": node.identifier,
         "inputs": plain(node.inputs),
-        "next_nodes": plain(node.next_nodes),
+        # Omitted or null is stored and served as [] (contract §4.1): upstream never emits null.
+        "next_nodes": plain(node.next_nodes) if node.next_nodes is not None else [],
         "unites": None
         if unites is None
         else {"identifier": unites.identifier, "strategy": plain(unites.strategy)},

@@ -39,7 +39,8 @@ def test_upsert_answers_pending_then_verifies_at_once() -> None:
     assert answer["retry_policy"]["strategy"] == "EXPONENTIAL"
     assert answer["store_config"] == {"required_keys": [], "default_values": {}}
     assert answer["triggers"] == []
-    assert answer["nodes"] == [graph_node("n1", "Node1")]
+    # An omitted next_nodes is served as [] (contract §4.1), never null.
+    assert answer["nodes"] == [{**graph_node("n1", "Node1"), "next_nodes": []}]
     got = engine.get_graph(NAMESPACE, "g")
     assert got["validation_status"] == "VALID"
     assert got["retry_policy"]["max_retries"] == 1  # stored value (deviation from §2.4)
