@@ -6,9 +6,9 @@ signals and manual retry (§6), triggers (§4.6, §4.7) and the read endpoints (
 
 Conventions shared by every method:
 
-- Arguments are plain, already-validated values (the HTTP layer validates request bodies with
-  its pydantic request models and passes their fields as keyword arguments, e.g.
-  ``engine.trigger(ns, graph, **body.model_dump())``).
+- Arguments are already validated: the HTTP layer validates each request body once with its
+  pydantic request model and passes the fields as keyword arguments (plain values, and the
+  graph models of :mod:`fake_state_manager._graph.models` for an upsert).
 - Return values are JSON-ready ``dict``s shaped exactly like the contract's response bodies, so a
   route can hand them to ``JSONResponse`` unchanged.
 - Every client mistake raises :class:`~fake_state_manager._errors.ApiError` (status + ``detail``);

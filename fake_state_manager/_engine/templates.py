@@ -27,7 +27,6 @@ from fake_state_manager._store.documents import (
 from fake_state_manager._store.store import Store
 
 __all__ = [
-    "DEFAULT_STORE_CONFIG",
     "build_template",
     "list_item",
     "node_document",
@@ -38,8 +37,6 @@ __all__ = [
 ]
 
 JsonDict = dict[str, Any]
-
-DEFAULT_STORE_CONFIG: JsonDict = {"required_keys": [], "default_values": {}}
 
 
 def plain(value: Any) -> Any:
@@ -107,7 +104,7 @@ def build_template(
         nodes=[node_document(node) for node in nodes],
         secrets=dict(secrets),
         retry_policy=retry_policy,
-        store_config={**DEFAULT_STORE_CONFIG, **store_config.model_dump(mode="json")},
+        store_config=store_config.model_dump(mode="json"),
         triggers=[trigger.model_dump(mode="json") for trigger in triggers],
         created_at=old.created_at if old else now,
         updated_at=now,
