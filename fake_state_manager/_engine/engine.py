@@ -273,7 +273,7 @@ class Engine:
         return {
             "count": len(claimed),
             "namespace": namespace,
-            "status": "CLAIMED",
+            "status": "QUEUED",
             "states": [
                 {
                     "state_id": state.id,
