@@ -219,7 +219,7 @@ def render(data: dict[str, Any]) -> str:
                     "polls"], _drain_rows(figs))
     lines += [
         "In-process: the fake runs in the same event loop (`httpx.ASGITransport`). Loopback: the "
-        "fake is served by uvicorn (with `httptools` when installed, as in `tox -e bench`) in a "
+        "fake is served by uvicorn (with `httptools`, a dependency) in a "
         "separate process (`benchmarks/_server.py`). exo_ref and the floor run in the benchmark "
         "process over exo_ref's HTTP/1.1 keep-alive transport (`exo_ref/_h11_transport.py`, polls "
         "and reports sent on it directly, skipping `AsyncClient`'s per-request layer), and "
@@ -245,6 +245,7 @@ def render(data: dict[str, Any]) -> str:
     if memory:
         lines += [f"Memory: {fmt(memory['value'], 0)} bytes per stored state "
                   f"({memory['stored']:,} states, {memory['bytes_total'] / 2**20:.1f} MiB).", ""]
+    lines += _persistence_section(figs)
     lines += ["## Idle runtime (poll_interval=1, loopback)", ""]
     rows = []
     for f in figs.matching("idle/"):
@@ -280,6 +281,34 @@ def _fake_rows(figs: Figures) -> list[list[Any]]:
         rows.append([name, f"{fmt(f['median_us'])} µs", f"{fmt(f['p99_us'])} µs",
                      f["samples"]])
     return rows
+
+
+def _persistence_section(figs: Figures) -> list[str]:
+    """``--db`` against the in-memory store: CPU time per state (bench_persistence.py)."""
+    lines = ["## The cost of `--db` (SQLite persistence) per state, CPU time", ""]
+    labels = {
+        "fanout": "state created by a fan-out (one `executed` with N outputs)",
+        "http": "enqueue + executed, in-process HTTP",
+        "engine": "enqueue + executed, engine calls",
+    }
+    rows = []
+    states = None
+    for layer, label in labels.items():
+        memory = figs.value(f"persist/{layer}/memory")
+        sqlite = figs.value(f"persist/{layer}/sqlite")
+        found = figs.get(f"persist/{layer}/sqlite")
+        states = found["states"] if found else states
+        added = None if memory is None or sqlite is None else sqlite - memory
+        rows.append([label, fmt(memory), fmt(sqlite), fmt(added), fmt(ratio(sqlite, memory), 2)])
+    lines += table(["per state", "in-memory µs", "--db µs", "added µs", "x in-memory"], rows)
+    lines += [
+        "`time.process_time()` (user + system CPU of the benchmark process) over "
+        f"{states if states is not None else 'N'} states per row, both stores in the same run; "
+        "the added time is JSON encoding of the changed documents and one SQLite transaction "
+        "per request (WAL, `synchronous=NORMAL`), not disk waits.",
+        "",
+    ]
+    return lines
 
 
 def _sync_section(figs: Figures) -> list[str]:

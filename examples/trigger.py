@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from exo_ref import Clock, GraphNodeModel, StateManager
+from exo_ref import Clock, ExoRefError, GraphNodeModel, StateManager, SystemClock, WaitTimeoutError
 
 NAMESPACE = "MyProject"
 REGISTRATION_TIMEOUT = 30.0  # seconds to wait for a runtime to register the graph's nodes
@@ -53,13 +53,26 @@ GRAPHS: dict[str, tuple[str, list[GraphNodeModel], dict[str, str]]] = {
 async def wait_until_registered(
     sm: StateManager, names: set[str], clock: Clock | None = None
 ) -> None:
-    """Wait until a runtime has registered ``names`` (a graph is only VALID after that, §4.4)."""
-    with anyio.fail_after(REGISTRATION_TIMEOUT):
-        while True:
-            registered = {node["name"] for node in (await sm.list_nodes())["nodes"]}
-            if names <= registered:
-                return
-            await (clock.sleep(0.1) if clock is not None else anyio.sleep(0.1))
+    """Wait until a runtime has registered ``names`` (a graph is only VALID after that, §4.4).
+
+    Raises:
+        WaitTimeoutError: no runtime registered them in time; the message says what to start.
+    """
+    clock = clock if clock is not None else SystemClock()
+    deadline = clock.now() + REGISTRATION_TIMEOUT
+    while True:
+        registered = {node["name"] for node in (await sm.list_nodes())["nodes"]}
+        if names <= registered:
+            return
+        if clock.now() >= deadline:
+            missing = ", ".join(sorted(names - registered))
+            raise WaitTimeoutError(
+                f"no runtime registered {missing} in namespace {NAMESPACE!r} within "
+                f"{REGISTRATION_TIMEOUT:g} s: start the example runtime first (see "
+                "examples/README.md) with the same EXOSPHERE_STATE_MANAGER_URI and "
+                "EXOSPHERE_API_KEY as this script"
+            )
+        await clock.sleep(0.1)
 
 
 async def run_graph_once(which: str = "basic", **options: Any) -> Mapping[str, Any]:
@@ -78,4 +91,7 @@ if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "basic"
     if which not in GRAPHS:
         sys.exit(f"usage: python {sys.argv[0]} {{{'|'.join(GRAPHS)}}}")
-    print(anyio.run(run_graph_once, which))
+    try:
+        print(anyio.run(run_graph_once, which))
+    except ExoRefError as error:  # a message that says what to do, not a traceback
+        sys.exit(f"trigger.py: {error}")

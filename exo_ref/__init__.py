@@ -22,6 +22,7 @@ from ._errors import RegistrationError as RegistrationError
 from ._errors import RuntimeAlreadyRunningError as RuntimeAlreadyRunningError
 from ._errors import StateManagerError as StateManagerError
 from ._errors import StateManagerTimeoutError as StateManagerTimeoutError
+from ._errors import StateManagerTLSError as StateManagerTLSError
 from ._errors import StateManagerUnavailableError as StateManagerUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
 from ._h11_transport import Http11Transport as Http11Transport
@@ -77,6 +78,7 @@ __all__ = [
     "RuntimeAlreadyRunningError",
     "StateManager",
     "StateManagerError",
+    "StateManagerTLSError",
     "StateManagerTimeoutError",
     "StateManagerUnavailableError",
     "StoreConfigModel",

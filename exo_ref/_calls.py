@@ -9,17 +9,20 @@ key: ``key`` is replaced by ``***`` wherever server text is quoted, in case a pr
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 
-from ._config import ENV_API_KEY
+from ._config import ENV_API_KEY, ENV_STATE_MANAGER_URI
 from ._errors import (
     AuthenticationError,
     StateManagerError,
     StateManagerTimeoutError,
+    StateManagerTLSError,
     StateManagerUnavailableError,
 )
+from ._masking import MIN_MASKED_LENGTH
 
 __all__ = [
     "BorrowedTransport",
@@ -33,8 +36,12 @@ __all__ = [
 
 
 def redact(text: str, key: str | None) -> str:
-    """``text`` with every occurrence of ``key`` replaced by ``***``."""
-    return text.replace(key, "***") if key else text
+    """``text`` with every occurrence of ``key`` replaced by ``***``.
+
+    Keys shorter than :data:`~exo_ref._masking.MIN_MASKED_LENGTH` are left alone, as everywhere
+    else (exo_ref._masking): a one-letter key would mangle every word of the message.
+    """
+    return text.replace(key, "***") if key and len(key) >= MIN_MASKED_LENGTH else text
 
 
 def response_detail(response: httpx.Response) -> str:
@@ -72,7 +79,9 @@ async def send(
     try:
         return await http.request(method, url, content=content, json=json)
     except httpx.TransportError as error:
-        raise transport_failure(method, path, error, key=key, context=context) from error
+        raise transport_failure(
+            method, path, error, key=key, context=context, url=str(http.base_url.join(url))
+        ) from error
 
 
 async def send_direct(
@@ -92,22 +101,67 @@ async def send_direct(
         response = await transport.handle_async_request(request)
         await response.aread()
     except httpx.TransportError as error:
-        raise transport_failure(request.method, path, error, key=key) from error
+        raise transport_failure(
+            request.method, path, error, key=key, url=str(request.url)
+        ) from error
     response.request = request
     return response
 
 
+def _origin(url: str | None) -> str:
+    """``scheme://host:port`` of ``url`` (never its path or query), or ``""``."""
+    if not url:
+        return ""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii', 'replace')}"
+
+
+def _tls_failure(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    for _ in range(8):  # the cause chain: httpx -> httpcore -> ssl
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def transport_failure(
-    method: str, path: str, error: httpx.TransportError, *, key: str | None, context: str = ""
+    method: str,
+    path: str,
+    error: httpx.TransportError,
+    *,
+    key: str | None,
+    context: str = "",
+    url: str | None = None,
 ) -> StateManagerUnavailableError:
-    """The :mod:`exo_ref._errors` exception for a transport failure (raise it ``from error``)."""
+    """The :mod:`exo_ref._errors` exception for a transport failure (raise it ``from error``).
+
+    Messages name the server (``scheme://host:port`` of ``url``) and what to change: a failure
+    to connect is most often a wrong or unset URI, and a TLS failure against a local server an
+    ``https://`` that should be ``http://``.
+    """
+    origin = _origin(url)
+    where = f" at {origin}" if origin else ""
     if isinstance(error, httpx.TimeoutException):
         return StateManagerTimeoutError(
-            f"{context}{method} {path} got no answer in time ({type(error).__name__})"
+            f"{context}{method} {path} got no answer in time from the state manager{where}"
+            f" ({type(error).__name__})"
+        )
+    text = redact(str(error), key)
+    if _tls_failure(error):
+        hint = ""
+        if origin.startswith("https://"):
+            hint = f"; if it serves plain HTTP (the dev server does), use http://{origin[8:]}"
+        return StateManagerTLSError(
+            f"{context}{method} {path}: the TLS handshake with the state manager{where} failed"
+            f" ({type(error).__name__}: {text}){hint}"
         )
     return StateManagerUnavailableError(
-        f"{context}{method} {path} could not reach the state manager: "
-        f"{type(error).__name__}: {redact(str(error), key)}"
+        f"{context}{method} {path} could not reach the state manager{where}: "
+        f"{type(error).__name__}: {text}; check state_manager_uri= / {ENV_STATE_MANAGER_URI}"
+        " and that the state manager is running"
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "ENV_DISABLE_DEFAULT_LOGGING",
     "ENV_LOG_LEVEL",
     "ENV_STATE_MANAGER_URI",
+    "MAX_BATCH_SIZE",
     "RuntimeSettings",
     "default_logging_disabled",
     "env_log_level",
@@ -44,6 +45,11 @@ ENV_LOG_LEVEL = "EXOSPHERE_LOG_LEVEL"
 ENV_DISABLE_DEFAULT_LOGGING = "EXOSPHERE_DISABLE_DEFAULT_LOGGING"
 
 DEFAULT_BATCH_SIZE = 16
+# Upstream set no bound (contract §2.7), but a runtime never holds more than `batch_size` claimed
+# states and asks for at most that many per poll (exo_ref._poller); every one of them is stranded
+# QUEUED if the process dies (§3.2, §8.9 item 7). The fake state manager answers a larger enqueue
+# batch_size with a 422, so a larger setting is refused at construction instead of per poll.
+MAX_BATCH_SIZE = 1000
 DEFAULT_WORKERS = 4
 DEFAULT_STATE_MANAGER_VERSION = "v0"
 DEFAULT_POLL_INTERVAL = 1.0
@@ -64,7 +70,10 @@ def resolve_api_key(value: str | None) -> str | None:
 
 
 def require_uri(value: str | None) -> str:
-    """The URI (argument or environment), checked: set, and http(s).
+    """The URI (argument or environment), checked: set, http(s), and without the version.
+
+    The client appends ``/{version}/namespace/...`` itself (contract §8.3), so a URI copied with
+    its ``/v0`` would give ``/v0/v0/...`` and a bare 404; it is refused here with the fix.
 
     Raises:
         ConfigurationError: saying which argument or variable to set.
@@ -77,6 +86,13 @@ def require_uri(value: str | None) -> str:
     if not uri.startswith(("http://", "https://")):
         raise ConfigurationError(
             f"State manager URI must start with http:// or https://, got {uri!r}"
+        )
+    trimmed = uri.rstrip("/")
+    last = trimmed.rsplit("/", 1)[-1]
+    if trimmed.count("/") > 2 and len(last) > 1 and last[0] == "v" and last[1:].isdigit():
+        raise ConfigurationError(
+            f"State manager URI must not include the API version: got {uri!r}; use "
+            f"{trimmed[: -len(last) - 1]!r} (the version goes in state_manager_version=)"
         )
     return uri
 
@@ -156,6 +172,12 @@ class RuntimeSettings:
         uri = require_uri(state_manager_uri)
         api_key = require_key(key)
         # Additions: upstream accepted these silently and then misbehaved.
+        if batch_size > MAX_BATCH_SIZE:
+            raise ConfigurationError(
+                f"Batch size should be at most {MAX_BATCH_SIZE}, got {batch_size!r}: it is how "
+                "many claimed states may wait unstarted (each stranded QUEUED if the runtime "
+                "dies), and the fake state manager refuses larger polls"
+            )
         if not math.isfinite(poll_interval) or poll_interval <= 0:
             raise ConfigurationError(
                 f"poll_interval must be a positive number of seconds, got {poll_interval!r}"

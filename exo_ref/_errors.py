@@ -7,7 +7,8 @@ Hierarchy (each class also subclasses the stdlib base a caller would naturally c
     │   └── NodeValidationError                 node classes that cannot be served (contract §8.2)
     ├── RuntimeAlreadyRunningError(RuntimeError)  run()/start() while the same Runtime is running
     ├── StateManagerUnavailableError(ConnectionError)  transport failure: refused, reset, DNS
-    │   └── StateManagerTimeoutError(TimeoutError)     no answer within the configured timeout
+    │   ├── StateManagerTimeoutError(TimeoutError)     no answer within the configured timeout
+    │   └── StateManagerTLSError                       TLS failed (e.g. https:// to a plain server)
     ├── StateManagerError                        the state manager answered with an error status
     │   ├── AuthenticationError(PermissionError) 401: the API key was refused (contract §1.2)
     │   ├── RegistrationError                    node registration refused (4xx other than 401)
@@ -31,6 +32,7 @@ __all__ = [
     "RegistrationError",
     "RuntimeAlreadyRunningError",
     "StateManagerError",
+    "StateManagerTLSError",
     "StateManagerTimeoutError",
     "StateManagerUnavailableError",
     "WaitTimeoutError",
@@ -68,6 +70,13 @@ class StateManagerUnavailableError(ExoRefError, ConnectionError):
 
 class StateManagerTimeoutError(StateManagerUnavailableError, TimeoutError):
     """A request to the state manager got no answer within the configured timeout."""
+
+
+class StateManagerTLSError(StateManagerUnavailableError):
+    """The TLS handshake failed, e.g. ``https://`` against a plain-HTTP state manager.
+
+    Not retried: it does not heal by waiting; the message says which URL to change.
+    """
 
 
 class StateManagerError(ExoRefError):

@@ -18,6 +18,9 @@ Rules, and why:
 * **Sleep ``poll_interval`` after a short or empty poll.** The server had nothing more when asked;
   waking early when a worker frees up would busy-poll an empty queue, so it does not.
 * **Back off after errors**: exponential with jitter, capped, reset by the next successful poll.
+* **Register again when the server lost us.** Before each poll it awaits ``before_poll`` (the
+  runtime passes ``StateManagerClient.register_again_if_lost``): after a server restart the nodes
+  are registered again before claiming resumes (exo_ref._runtime_client, "Re-registration").
 * **Stop at once.** :meth:`Poller.stop` interrupts any wait; a poll already in flight is allowed to
   finish (cancelling it could lose states the server already claimed) and the states it brings are
   returned by :meth:`Poller.run` to be handed back rather than started.
@@ -26,7 +29,7 @@ Rules, and why:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import anyio
@@ -120,6 +123,7 @@ class Poller:
         clock: Clock,
         rng: RandomSource,
         error_backoff: Backoff | None = None,
+        before_poll: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.client = client
         self.node_names = list(node_names)
@@ -129,6 +133,7 @@ class Poller:
         self.clock = clock
         self.rng = rng
         self.error_backoff = error_backoff or poll_error_backoff(poll_interval)
+        self.before_poll = before_poll
         self.polls = 0
         self._stopping = False
         self._wait_scope: anyio.CancelScope | None = None
@@ -165,6 +170,10 @@ class Poller:
             if not self.may_claim():
                 await self.wait(self.backlog.wait_for_room())
                 continue
+            if self.before_poll is not None:
+                await self.wait(self._before_poll(self.before_poll))
+                if self._stopping:
+                    break
             asked = self.request_size()
             self.polls += 1
             try:
@@ -194,6 +203,10 @@ class Poller:
                 logger.debug("Poll claimed no states")
             await self.after_poll(asked, got)
         return []
+
+    @staticmethod
+    async def _before_poll(hook: Callable[[], Awaitable[object]]) -> None:
+        await hook()
 
     async def wait(self, awaitable: Awaitable[None]) -> None:
         """Await ``awaitable`` unless :meth:`stop` is called first."""

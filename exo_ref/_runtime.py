@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio  # only to honour upstream's start()-inside-a-running-loop contract (§8.4)
 import contextlib
 import logging
+import os
 import random
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,9 +47,10 @@ from ._config import (
 from ._errors import ConfigurationError, RuntimeAlreadyRunningError
 from ._h11_transport import Http11Transport
 from ._logging import setup_default_logging
+from ._masking import masking_logs
 from ._node import BaseNode
 from ._poller import Poller
-from ._runtime_client import StateManagerClient
+from ._runtime_client import StateManagerClient, require_transport_for_in_process
 from ._serving import Serving
 from ._validation import validate_nodes
 from ._wire import RegisterRequest
@@ -72,15 +75,19 @@ class Runtime:
         name: this runtime's name (stored as ``runtime_name`` on registration).
         nodes: node **classes** (subclasses of :class:`~exo_ref.BaseNode`).
         state_manager_uri: base URI; ``None`` reads ``EXOSPHERE_STATE_MANAGER_URI``.
-        key: API key; ``None`` reads ``EXOSPHERE_API_KEY``. Never logged.
-        batch_size: most states claimed and not yet started at any time (and per poll).
+        key: API key; ``None`` reads ``EXOSPHERE_API_KEY``. Never logged: masked as ``***`` in
+            every log line and error text of the runtime, as are a failing state's secrets
+            (values of 4 characters or more, exo_ref._masking).
+        batch_size: most states claimed and not yet started at any time (and per poll), from 1
+            to 1000 (``MAX_BATCH_SIZE``).
         workers: most states executing at once.
         state_manager_version: API version path segment.
         poll_interval: seconds between polls when the queue is empty.
         state_manage_version: upstream's misspelt name for ``state_manager_version``
             (deprecated, accepted with a ``DeprecationWarning``).
         transport: an ``httpx.AsyncBaseTransport`` (e.g. ``httpx.ASGITransport`` for an
-            in-process state manager, ``httpx.MockTransport`` in tests).
+            in-process state manager, ``httpx.MockTransport`` in tests); required with the
+            in-process fake's URI (``FakeStateManager.transport``).
         clock: time source for poll spacing, backoff and the grace period.
         grace_period: seconds running states get to finish after ``stop()``.
         timeout: HTTP timeout (seconds or an ``httpx.Timeout``); default 30 s, connect 10 s.
@@ -130,6 +137,8 @@ class Runtime:
             timeout=timeout,
         )
         self.nodes: list[type[BaseNode]] = validate_nodes(list(nodes))
+        # At once: without the fake's transport its URI only fails DNS, retried forever.
+        require_transport_for_in_process(self.settings.state_manager_uri, transport)
         self._transport = transport
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._rng: RandomSource = rng if rng is not None else random.Random()
@@ -166,6 +175,11 @@ class Runtime:
     ) -> asyncio.Task[None] | None:
         """Run until stopped, blocking; SIGINT/SIGTERM start a graceful shutdown.
 
+        A second signal forces the stop: running states are cancelled and handed back (within a
+        few seconds), and the process exits at once with status ``128 + signal`` (130 for
+        Ctrl-C), even while a sync node's thread is still blocked (a thread cannot be stopped,
+        and the interpreter would otherwise wait for it at exit).
+
         Inside a running asyncio event loop this returns an ``asyncio.Task`` instead, as upstream
         does (contract §8.4): keep a reference and await it. OS signals are handled only when
         called in the main thread (the notebook pattern runs it in a background thread).
@@ -176,7 +190,9 @@ class Runtime:
             loop = None
         if loop is not None:
             return loop.create_task(self.run())
-        anyio.run(self._run_main, backend=backend, backend_options=backend_options)
+        forced = anyio.run(self._run_main, backend=backend, backend_options=backend_options)
+        if forced is not None:
+            _exit_now(forced)
         return None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -249,18 +265,20 @@ class Runtime:
             self._stop_event.set()
 
     def _force_stop(self) -> None:
-        if self._main_scope is not None:
-            logger.warning("Runtime %s: forced stop, running states abandoned", self.settings.name)
-            self._main_scope.cancel()
+        logger.warning("Runtime %s: forced stop, handing back running states", self.settings.name)
+        if self._serving is not None:
+            self._serving.force_stop()  # the grace period ends now (exo_ref._serving)
+        elif self._main_scope is not None:
+            self._main_scope.cancel()  # still registering: nothing claimed yet
 
-    async def _run_main(self) -> None:
+    async def _run_main(self) -> int | None:
         if threading.current_thread() is not threading.main_thread():
             await self.run()  # OS signals can only be received in the main thread
-            return
-        await run_with_signals(self.run, on_first=self.stop, on_again=self._force_stop)
+            return None
+        return await run_with_signals(self.run, on_first=self.stop, on_again=self._force_stop)
 
     async def _run(self, task_status: TaskStatus[None]) -> None:
-        self._stop_event = anyio.Event()
+        self._stop_event = stop_event = anyio.Event()
         with self._lock:
             self._token = anyio.lowlevel.current_token()
             self._loop_thread = threading.get_ident()
@@ -268,6 +286,12 @@ class Runtime:
         if stop_now:
             task_status.started()
             return
+        # The key never appears in the runtime's logs, whatever an error text quotes
+        # (exo_ref._masking); states' secrets are masked where each state errors.
+        with masking_logs([self.settings.key]):
+            await self._serve(task_status, stop_event)
+
+    async def _serve(self, task_status: TaskStatus[None], stop_event: anyio.Event) -> None:
         s = self.settings
         connections = s.workers + _SPARE_CONNECTIONS
         transport = self._transport
@@ -300,7 +324,7 @@ class Runtime:
                     await client.register(request)
                 self._registering = None
                 task_status.started()
-                if self._stop_event.is_set():
+                if stop_event.is_set():
                     return
                 logger.info("Registered nodes %s; serving", names)
                 serving = Serving(
@@ -333,16 +357,35 @@ def _upstream_version(correct: str, misspelt: str | None) -> str:
     return misspelt
 
 
+def _exit_now(signum: int) -> None:
+    """End the process after a forced stop, without waiting for blocked node threads."""
+    code = 128 + signum
+    logger.warning("Exiting with status %d after a forced stop", code)
+    for handler in logging.getLogger().handlers + logging.getLogger("exo_ref").handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 async def run_with_signals(
     main: Callable[[], Awaitable[None]],
     *,
     on_first: Callable[[], None],
     on_again: Callable[[], None],
-) -> None:
+) -> int | None:
     """Run ``main``; the first SIGINT/SIGTERM calls ``on_first`` (graceful), later ones
-    ``on_again`` (forced). Call in the main thread only: only it receives OS signals."""
+    ``on_again`` (forced). Call in the main thread only: only it receives OS signals.
+
+    Returns:
+        the signal that forced the stop, or ``None`` when none did.
+    """
+    forced: int | None = None
 
     async def watch() -> None:
+        nonlocal forced
         try:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 received = 0
@@ -355,6 +398,7 @@ async def run_with_signals(
                         )
                         on_first()
                     else:
+                        forced = int(signum)
                         on_again()
         except NotImplementedError:  # e.g. Windows: no signal receiver, no graceful shutdown
             return
@@ -370,3 +414,4 @@ async def run_with_signals(
             tg.cancel_scope.cancel()
     if error is not None:
         raise error
+    return forced

@@ -19,6 +19,16 @@ Retry rules:
   sending, 5xx) and then answered 400 (``State is not queued``, contract §2.8-2.10) was applied by
   that earlier attempt: it counts as delivered.
 * polls are single attempts: the poller owns their backoff.
+
+Re-registration: a state manager that restarts without persistence (the fake's default, or an
+upstream server whose database was reset) forgets the runtime's nodes, and every graph upserted
+afterwards is INVALID ("Node X does not exist") while the runtime polls on as if nothing
+happened. Nothing on the wire says "I restarted", so the client takes two pieces of evidence:
+a successful answer after requests failed for being unreachable or 5xx (the server came back
+after an outage), and a 404 to a report (the server does not know a state it handed out). Either
+marks the registration as lost; :meth:`StateManagerClient.register_again_if_lost` (the poller
+calls it before each poll) then registers the same nodes again and logs why. Registering is an
+idempotent upsert (contract §2.2), so a false alarm costs one request.
 """
 
 from __future__ import annotations
@@ -37,9 +47,11 @@ from ._calls import BorrowedTransport, send, send_direct, status_error
 from ._clock import Clock
 from ._errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidResponseError,
     RegistrationError,
     StateManagerError,
+    StateManagerTLSError,
     StateManagerUnavailableError,
 )
 from ._h11_transport import Http11Transport
@@ -56,9 +68,11 @@ from ._wire import (
 )
 
 __all__ = [
+    "IN_PROCESS_HOST",
     "ReportOutcome",
     "StateManagerClient",
     "is_retryable",
+    "require_transport_for_in_process",
 ]
 
 logger = logging.getLogger("exo_ref.client")
@@ -77,11 +91,45 @@ class ReportOutcome(enum.Enum):
     """Refused for good (404 unknown state, 400 on the first attempt, 401...): logged."""
 
 
+#: The host of ``FakeStateManager.uri`` (``http://fake-state-manager``): a name only the fake's
+#: in-process transport answers to; no DNS server knows it.
+IN_PROCESS_HOST = "fake-state-manager"
+
+
+def require_transport_for_in_process(uri: str, transport: httpx.AsyncBaseTransport | None) -> None:
+    """Refuse the in-process fake's URI without a transport, at construction.
+
+    Without ``transport=`` the request goes to DNS, which cannot resolve the name: the runtime
+    would retry registration forever and a test would hang with nothing but warnings.
+
+    Raises:
+        ConfigurationError: saying to pass the fake's transport.
+    """
+    if transport is not None:
+        return
+    try:
+        host = httpx.URL(uri).host
+    except httpx.InvalidURL:
+        return
+    if host == IN_PROCESS_HOST:
+        raise ConfigurationError(
+            f"state_manager_uri {uri!r} is the in-process FakeStateManager's address, which no "
+            "network can reach: pass transport=sm.transport (and clock=sm.clock) with it, or "
+            "serve the fake with sm.serve_in_thread() and use the URL that yields"
+        )
+
+
 # --- the client ------------------------------------------------------------------------------
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Transport failures, timeouts, 429 and 5xx are worth retrying; other statuses are not."""
+    """Transport failures, timeouts, 429 and 5xx are worth retrying; other statuses are not.
+
+    A TLS failure is not: a handshake that failed once (``https://`` to a plain server, an
+    unknown certificate) fails the same way on every attempt.
+    """
+    if isinstance(error, StateManagerTLSError):
+        return False
     if isinstance(error, StateManagerUnavailableError):
         return True
     if isinstance(error, StateManagerError):
@@ -135,11 +183,16 @@ class StateManagerClient:
         max_connections: int = 20,
         owns_transport: bool = False,
     ) -> None:
+        require_transport_for_in_process(uri, transport)
         self._prefix = f"{uri.rstrip('/')}/{version}/namespace/{namespace}"
         self._clock = clock
         self._rng = rng
         self._backoff = backoff if backoff is not None else Backoff()
         self._key = key
+        # Re-registration (module docstring): the last registration body, and the evidence.
+        self._registration: str | None = None
+        self._contact_lost = False
+        self._lost_registration: str | None = None  # why it seems lost, or None
         own: httpx.AsyncBaseTransport | None = None
         # Polls and reports skip AsyncClient's layer on our own plain-HTTP transport (see
         # exo_ref._calls.send_direct); the client still owns and closes that transport.
@@ -182,8 +235,11 @@ class StateManagerClient:
             RegistrationError: another 4xx (the message carries the server's detail).
         """
         path = "/nodes/"
+        body = request.model_dump_json()
         try:
-            await self._with_retry("PUT", path, request.model_dump_json(), None)
+            await self._with_retry("PUT", path, body, None)
+            self._registration = body
+            self._lost_registration = None
         except AuthenticationError:
             raise  # its message already says to check key= / EXOSPHERE_API_KEY
         except StateManagerError as error:
@@ -195,6 +251,34 @@ class StateManagerClient:
                 method=error.method,
                 path=error.path,
             ) from None
+
+    @property
+    def registration_lost(self) -> str | None:
+        """Why the server seems to have lost this runtime's registration, or ``None``."""
+        return self._lost_registration
+
+    async def register_again_if_lost(self) -> bool:
+        """Register the last registered nodes again if the server seems to have lost them.
+
+        Returns whether it registered. A refusal (4xx) is logged and the registration is not
+        tried again until new evidence arrives: the runtime keeps serving what it can.
+        """
+        why, body = self._lost_registration, self._registration
+        if why is None or body is None:
+            return False
+        self._lost_registration = None
+        logger.warning("Registering the nodes again: %s", why)
+        try:
+            await self._with_retry("PUT", "/nodes/", body, None)
+        except StateManagerError as error:
+            logger.error("Registering the nodes again failed: %s", error)  # noqa: TRY400
+            return False
+        logger.info("Nodes registered again")
+        return True
+
+    def _registration_may_be_lost(self, why: str) -> None:
+        if self._registration is not None and self._lost_registration is None:
+            self._lost_registration = why
 
     async def enqueue(self, nodes: Sequence[str], batch_size: int) -> list[ClaimedState]:
         """``POST /states/enqueue`` once (contract §2.7); the poller owns the backoff."""
@@ -244,6 +328,16 @@ class StateManagerClient:
                     error.detail,
                 )
                 return ReportOutcome.ALREADY_APPLIED
+            if error.status_code == 404:
+                logger.error(  # noqa: TRY400 - no traceback
+                    "%s; the state manager does not know this state (restarted without its"
+                    " data?): not retrying it",
+                    error,
+                )
+                self._registration_may_be_lost(
+                    f"POST {path} answered 404, so the state manager lost its data"
+                )
+                return ReportOutcome.REJECTED
             logger.error("%s; the report was not applied", error)  # noqa: TRY400 - no traceback
             return ReportOutcome.REJECTED
         return ReportOutcome.DELIVERED
@@ -275,15 +369,27 @@ class StateManagerClient:
             await self._clock.sleep(delay)
 
     async def _send(self, method: str, path: str, body: str | None) -> httpx.Response:
-        if self._direct is not None:
-            request = httpx.Request(
-                method, self._prefix + path, headers=self._headers, content=body,
-                extensions=self._timeouts,
-            )
-            response = await send_direct(self._direct, request, path, key=self._key)
-        else:
-            response = await send(
-                self._http, method, self._prefix + path, path, content=body, key=self._key
+        try:
+            if self._direct is not None:
+                request = httpx.Request(
+                    method, self._prefix + path, headers=self._headers, content=body,
+                    extensions=self._timeouts,
+                )
+                response = await send_direct(self._direct, request, path, key=self._key)
+            else:
+                response = await send(
+                    self._http, method, self._prefix + path, path, content=body, key=self._key
+                )
+        except StateManagerUnavailableError:
+            self._contact_lost = True
+            raise
+        if response.status_code >= 500:
+            self._contact_lost = True
+        elif self._contact_lost:
+            self._contact_lost = False
+            self._registration_may_be_lost(
+                "the state manager answers again after an outage and may have restarted"
+                " without its data"
             )
         if response.status_code >= 300:
             raise status_error(method, path, response, key=self._key)

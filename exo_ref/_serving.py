@@ -11,6 +11,10 @@ Created after registration; :meth:`Serving.run` serves until :meth:`Serving.stop
            ─▶ states claimed but not started are handed back (re-enqueue-after 1 ms, §6.2)
            ─▶ running states finish and are reported within `grace_period`
            ─▶ after the grace period: cancel, hand back still-running states, return
+    force_stop() ─▶ the same, with the grace period over at once (a second Ctrl-C)
+
+Every state claimed and not reported is handed back: those a hand-back within the grace period
+did not reach (it ended first) get a last attempt with the abandoned ones.
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ class Deadline:
 
     async def run(self) -> None:
         await self.clock.sleep(self.seconds)
+        self.expire()
+
+    def expire(self) -> None:
+        """Pass the deadline now (idempotent)."""
+        if self.passed:
+            return
         self.passed = True
         for callback in self._on_expiry:
             callback()
@@ -75,9 +85,17 @@ class Deadline:
 
 
 async def hand_back(
-    client: ReportClient, states: Sequence[ClaimedState], why: str, *, concurrency: int
+    client: ReportClient,
+    states: Sequence[ClaimedState],
+    why: str,
+    *,
+    concurrency: int,
+    done: set[str] | None = None,
 ) -> None:
-    """Re-enqueue ``states`` after 1 ms, ``concurrency`` at a time; failures are logged."""
+    """Re-enqueue ``states`` after 1 ms, ``concurrency`` at a time; failures are logged.
+
+    The id of each state handed back is added to ``done`` (when given).
+    """
     if not states:
         return
     logger.info("Handing back %d state(s) %s", len(states), why)
@@ -89,6 +107,10 @@ async def hand_back(
                 await client.report_re_enqueue_after(state.state_id, HANDBACK_DELAY_MS)
             except Exception:
                 logger.exception("Could not hand back state %s", state.state_id)
+            else:
+                if done is not None:
+                    done.add(state.state_id)
+                logger.info("State %s (node %s) handed back", state.state_id, state.node_name)
 
     async with anyio.create_task_group() as tg:
         for state in states:
@@ -135,6 +157,7 @@ class Serving:
             backlog=self.backlog,
             runtime_label=f"{s.name!r} (namespace {s.namespace!r})",
             clock=clock,
+            always_masked=(s.key,),  # masked in every error text (exo_ref._masking)
         )
         self.poller = poller_class(
             client=client,
@@ -144,8 +167,18 @@ class Serving:
             poll_interval=s.poll_interval,
             clock=clock,
             rng=rng,
+            before_poll=client.register_again_if_lost,
         )
         self._stop = anyio.Event()
+        self._deadline = Deadline(clock, s.grace_period)
+
+    def force_stop(self) -> None:
+        """Stop with no grace period: cancel running states now and hand them back.
+
+        Call from the session's event loop thread; idempotent.
+        """
+        self.stop()
+        self._deadline.expire()
 
     def stop(self) -> None:
         """Stop claiming and starting at once, and let :meth:`run` shut down gracefully.
@@ -161,7 +194,8 @@ class Serving:
         stop = self._stop
         s, pool, poller, client = self.settings, self.pool, self.poller, self.client
         send, receive = self.send, self.receive
-        deadline = Deadline(self.clock, s.grace_period)
+        deadline = self._deadline
+        handed_back: set[str] = set()
         deadline.on_expiry(
             lambda: logger.warning(
                 "Grace period of %.1fs over: cancelling %d running state(s)",
@@ -194,18 +228,23 @@ class Serving:
                     send.close()  # idle workers see the end of the stream and exit
                     with deadline.scope():
                         await hand_back(client, leftovers, "claimed but not started",
-                                        concurrency=s.workers)
+                                        concurrency=s.workers, done=handed_back)
                 # Every worker has exited: their states are finished and reported, or cancelled.
                 with deadline.scope():
                     await hand_back(client, pool.returned, "received after the stop",
-                                    concurrency=s.workers)
+                                    concurrency=s.workers, done=handed_back)
                 outer.cancel_scope.cancel()  # the deadline timer
-        abandoned = list(pool.in_flight.values())
+        missed = [
+            state
+            for state in (*leftovers, *pool.returned)
+            if state.state_id not in handed_back
+        ]
+        abandoned = missed + list(pool.in_flight.values())
         if abandoned:
             await within(
                 self.clock,
                 ABANDON_HANDBACK_BUDGET,
-                lambda: hand_back(client, abandoned, "cancelled mid-execution",
+                lambda: hand_back(client, abandoned, "still unreported when the grace period ended",
                                   concurrency=s.workers),
             )
         logger.info("Runtime %s stopped", s.name)

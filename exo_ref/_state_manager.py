@@ -42,6 +42,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel
+from ._runtime_client import require_transport_for_in_process
 from ._wire import NodeDetails, RunGraph, RunsPage, RunSummary, TriggerResponse
 
 __all__ = ["StateManager"]
@@ -88,6 +89,7 @@ class StateManager:
     ) -> None:
         # Checked here: upstream built "None/v0/..." URLs and failed at the first call (§8.7).
         uri = require_uri(state_manager_uri)
+        require_transport_for_in_process(uri, transport)
         self._key = require_key(key)
         self.namespace = namespace
         self._prefix = (

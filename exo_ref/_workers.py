@@ -5,12 +5,18 @@ each state gets a fresh node instance. A plain ``def execute`` runs in a worker 
 capacity limiter of the same size) so it cannot block the event loop (upstream defect §8.9 item 9).
 Nothing a node or the state manager does can kill a worker: every outcome ends in exactly one
 report, and report failures are retried by the client and otherwise logged.
+
+Error texts are masked (exo_ref._masking): the errored report (contract §2.9) is stored where any
+holder of the API key reads it, so the state's secrets (every secret of its graph, §2.13) and the
+runtime's API key become ``***`` in it and in the log line, traceback included. The masking runs
+only when a state errors.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._clock import Clock, SystemClock, hold_time
 from ._errors import ExoRefError
+from ._masking import Masker, masked_traceback
 from ._node import BaseNode, is_async_node
 from ._node_signals import PruneSignal, ReQueueAfterSignal
 from ._poller import Backlog
@@ -52,13 +59,33 @@ class _NodeInfo:
 
 
 class _Failed(Exception):
-    """Ends a state as errored with a message prepared by the runtime (not the node)."""
+    """Ends a state as errored: a message prepared by the runtime, or the node's own exception.
+
+    Attributes:
+        secrets: the state's secrets fetched before it failed, masked out of the report and log.
+        error: the exception the node raised (its traceback is logged); None for the runtime's
+            own messages.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.secrets: Mapping[str, str] = secrets if secrets is not None else {}
+        self.error = error
 
 
 class WorkerPool:
     """Runs ``concurrency`` worker tasks over a stream of claimed states.
 
     Subclass seams (used by conformance mutants): ``concurrency`` and :meth:`process`.
+
+    ``always_masked``: values masked out of every error text and log line besides each state's
+    own secrets (the runtime passes its API key; exo_ref._masking).
 
     Attributes:
         in_flight: states whose execution has started and not yet finished (reports excluded):
@@ -76,6 +103,7 @@ class WorkerPool:
         backlog: Backlog,
         runtime_label: str,
         clock: Clock | None = None,
+        always_masked: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.concurrency = workers
@@ -91,6 +119,9 @@ class WorkerPool:
             for node in nodes
         }
         self._threads: anyio.CapacityLimiter | None = None
+        # Masked in every error text besides the state's own secrets (the runtime's API key).
+        self._always_masked = tuple(always_masked)
+        self._always = Masker(self._always_masked)
 
     def stop_taking(self) -> None:
         """Start no new state: ones received from now on go to :attr:`returned` (hand-back)."""
@@ -115,42 +146,66 @@ class WorkerPool:
                 continue
             try:
                 await self.process(state)
-            except Exception:  # a bug must not kill the worker; the state is logged
-                logger.exception("Unexpected failure while handling state %s", state.state_id)
+            except Exception as error:  # noqa: BLE001 - a bug must not kill the worker; logged
+                logger.error(  # noqa: TRY400 - the traceback is in the message, masked
+                    "Unexpected failure while handling state %s\n%s",
+                    state.state_id,
+                    masked_traceback(error, self._always),
+                )
             finally:
                 self.executed += 1
 
     async def process(self, state: ClaimedState) -> None:
-        """Execute one state and send exactly one report for it."""
+        """Execute one state and send exactly one report for it.
+
+        Each outcome is one INFO line (node, state id, milliseconds of execution), as upstream
+        logs each state; failures are ERROR lines with the masked text.
+        """
         state_id = state.state_id
         self.in_flight[state_id] = state
+        began = time.perf_counter()
         try:
             outcome = await self._execute(state)
         except PruneSignal as signal:
             self.in_flight.pop(state_id, None)
+            _log_outcome(state, "pruned", began)
             await self.client.report_prune(state_id, signal.data)
         except ReQueueAfterSignal as signal:
             self.in_flight.pop(state_id, None)
+            _log_outcome(state, f"asked to re-enqueue after {signal.delay_ms} ms", began)
             await self.client.report_re_enqueue_after(state_id, signal.delay_ms)
         except _Failed as failure:
             self.in_flight.pop(state_id, None)
-            message = str(failure)
-            logger.error("State %s errored: %s", state_id, message)  # noqa: TRY400 - no traceback
-            await self.client.report_errored(state_id, message)
-        except Exception as error:
+            await self._report_failure(state, failure)
+        except Exception as error:  # noqa: BLE001 - a runtime bug; reported, the key masked
             self.in_flight.pop(state_id, None)
-            message = str(error) or type(error).__name__
-            logger.exception(
-                "State %s (node %s) raised %s: %s",
-                state_id,
+            await self._report_failure(state, _Failed(_text(error), error=error))
+        else:
+            self.in_flight.pop(state_id, None)
+            _log_outcome(state, "executed", began)
+            await self.client.report_executed(state_id, outcome)
+
+    async def _report_failure(self, state: ClaimedState, failure: _Failed) -> None:
+        """Log and report ``failure`` masked with the state's secrets and the API key.
+
+        The traceback goes into the log message as masked text (no ``exc_info``), so no handler
+        can render it unmasked (exo_ref._masking).
+        """
+        mask = Masker([*failure.secrets.values(), *self._always_masked])
+        message = mask(str(failure))
+        error = failure.error
+        if error is None:
+            logger.error("State %s errored: %s", state.state_id, message)
+        else:
+            logger.error(
+                "State %s (node %s) raised %s: %s\n%s",
+                state.state_id,
                 state.node_name,
                 type(error).__name__,
                 message,
+                masked_traceback(error, mask),
             )
-            await self.client.report_errored(state_id, message)
-        else:
-            self.in_flight.pop(state_id, None)
-            await self.client.report_executed(state_id, outcome)
+        await self.client.report_errored(state.state_id, message)
 
     async def _execute(self, state: ClaimedState) -> list[dict[str, Any]]:
         info = self._nodes.get(state.node_name)
@@ -174,21 +229,40 @@ class WorkerPool:
         try:
             secrets = node_cls.Secrets.model_validate(raw_secrets)
         except ValidationError as error:
-            raise _Failed(f"Invalid secrets for node {name}: {_describe(error)}") from None
-        node = node_cls()
-        node.inputs = inputs
-        node.secrets = secrets
-        if info.is_async:
-            result: Any = await node.execute()  # type: ignore[misc]
-        else:
-            # A busy thread is not idle: keep a ManualClock from jumping while it runs.
-            with hold_time(self._clock):
-                result = await anyio.to_thread.run_sync(
-                    node.execute, limiter=self._threads, abandon_on_cancel=True
-                )
-            if isinstance(result, Awaitable):
-                result = await result
-        return _dump_outputs(node_cls, result)
+            # A validator's message may quote the value: masked with the fetched secrets.
+            raise _Failed(
+                f"Invalid secrets for node {name}: {_describe(error)}", secrets=raw_secrets
+            ) from None
+        try:  # free unless something raises: the secrets ride on the failure, for masking
+            node = node_cls()
+            node.inputs = inputs
+            node.secrets = secrets
+            if info.is_async:
+                result: Any = await node.execute()  # type: ignore[misc]
+            else:
+                # A busy thread is not idle: keep a ManualClock from jumping while it runs.
+                with hold_time(self._clock):
+                    result = await anyio.to_thread.run_sync(
+                        node.execute, limiter=self._threads, abandon_on_cancel=True
+                    )
+                if isinstance(result, Awaitable):
+                    result = await result
+            return _dump_outputs(node_cls, result)
+        except (PruneSignal, ReQueueAfterSignal, _Failed):
+            raise  # signals, and _dump_outputs' message (it names types, never values)
+        except Exception as error:  # noqa: BLE001 - any failure of the node ends it errored
+            raise _Failed(_text(error), secrets=raw_secrets, error=error) from None
+
+
+def _log_outcome(state: ClaimedState, what: str, began: float) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "State %s (node %s) %s in %.1f ms",
+            state.state_id,
+            state.node_name,
+            what,
+            (time.perf_counter() - began) * 1000,
+        )
 
 
 def _dump_outputs(node_cls: type[BaseNode], result: object) -> list[dict[str, Any]]:
@@ -218,6 +292,15 @@ def _kind(value: object, expected: type[BaseModel]) -> str:
 def _qualname(value: object) -> str:
     cls = type(value)
     return f"{cls.__qualname__} instance" if isinstance(value, BaseModel) else cls.__name__
+
+
+def _text(error: BaseException) -> str:
+    """The errored text for ``error`` (contract §8.6 step 7: ``str(e)``), else its type name."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not strand the state unreported
+        text = ""
+    return text or type(error).__name__
 
 
 def _describe(error: ValidationError) -> str:

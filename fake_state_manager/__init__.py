@@ -18,6 +18,7 @@ from fake_state_manager._fake import DEFAULT_URI as DEFAULT_URI
 from fake_state_manager._fake import FakeStateManager as FakeStateManager
 from fake_state_manager._http.app import create_app as create_app
 from fake_state_manager._http.middleware import RecordedRequest as RecordedRequest
+from fake_state_manager._store.sqlite import StorageError as StorageError
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -29,6 +30,7 @@ __all__ = [
     "FakeStateManagerError",
     "ManualClock",
     "RecordedRequest",
+    "StorageError",
     "SystemClock",
     "create_app",
 ]

@@ -3,14 +3,18 @@
 Serves the fake over HTTP with uvicorn so that any runtime (the upstream ``exospherehost`` SDK
 included) can use it as its state manager, with no Docker and no MongoDB. On start it prints the
 base URI and the two environment lines a runtime needs; Ctrl-C stops it cleanly (exit code 0).
+With ``--db PATH`` everything is kept in an SQLite file and a restart resumes from it; a file
+that cannot be used is one line on stderr and exit code 2 (``fake_state_manager._store.sqlite``).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
@@ -19,6 +23,13 @@ import uvicorn
 
 from exo_ref import SystemClock
 from fake_state_manager._fake import DEFAULT_API_KEY, FakeStateManager
+from fake_state_manager._http.middleware import DEFAULT_MAX_BODY_BYTES
+from fake_state_manager._http.serve import (
+    DEFAULT_LIMIT_CONCURRENCY,
+    DEFAULT_REQUEST_TIMEOUT,
+    server_config,
+)
+from fake_state_manager._store.sqlite import StorageError
 
 __all__ = ["main", "resolve_api_key"]
 
@@ -41,7 +52,8 @@ class _AnnouncingServer(uvicorn.Server):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fake-state-manager",
-        description="Run exo-ref's in-memory Exosphere state manager as a local HTTP server.",
+        description="Run exo-ref's Exosphere state manager as a local HTTP server (in memory, "
+        "or kept in an SQLite file with --db).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (8000; 0 = any free)")
@@ -50,6 +62,37 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the x-api-key clients must send (default: env STATE_MANAGER_SECRET, else "
         f"{DEFAULT_API_KEY!r})",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="keep everything in this SQLite file and resume from it on the next start "
+        "(secrets key: env EXO_REF_SECRETS_KEY, else PATH.key); default: memory only",
+    )
+    parser.add_argument(
+        "--log-requests",
+        action="store_true",
+        help="print one line per request: method, path, status, ms, request id (never bodies)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"larger request bodies get 413 unread ({DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        help="seconds a request may take to arrive whole before its connection is closed "
+        f"({DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=DEFAULT_LIMIT_CONCURRENCY,
+        help=f"connections served at once; beyond, 503 ({DEFAULT_LIMIT_CONCURRENCY})",
     )
     return parser
 
@@ -78,6 +121,29 @@ async def _serve(manager: FakeStateManager, server: uvicorn.Server) -> None:
         await server.serve()
 
 
+def _log_to_stderr() -> None:
+    # The fake's own lines (a client gone mid-request, a cron expression that stopped firing):
+    # one line each on stderr, next to uvicorn's warnings. Never request bodies or keys.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    root = logging.getLogger("fake_state_manager")
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+
+
+def _announce_db(manager: FakeStateManager, path: str) -> None:
+    store = manager.engine.store
+    logging.getLogger("fake_state_manager").info(
+        "keeping state in %s: %d graph(s), %d run(s), %d state(s) resumed",
+        path,
+        len(store.graphs),
+        len(store.runs),
+        len(store.states),
+    )
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -88,10 +154,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     api_key = resolve_api_key(args.api_key)
     if not 0 <= args.port <= 65535:
         _parser().error(f"--port must be between 0 and 65535, got {args.port}")
-    manager = FakeStateManager(api_key=api_key, clock=SystemClock(), record_requests=False)
-    config = uvicorn.Config(
-        manager.app, host=args.host, port=args.port, lifespan="off", log_level="warning"
+    if args.max_body_bytes < 1:
+        _parser().error(f"--max-body-bytes must be at least 1, got {args.max_body_bytes}")
+    if not args.request_timeout > 0:
+        _parser().error(f"--request-timeout must be > 0 seconds, got {args.request_timeout}")
+    if args.limit_concurrency < 1:
+        _parser().error(f"--limit-concurrency must be at least 1, got {args.limit_concurrency}")
+    try:
+        manager = FakeStateManager(
+            api_key=api_key,
+            clock=SystemClock(),
+            record_requests=False,
+            max_body_bytes=args.max_body_bytes,
+            log_requests=args.log_requests,
+            db=args.db,
+        )
+    except StorageError as exc:  # one line, no traceback; argparse's code for bad input
+        print(f"fake-state-manager: error: {exc}", file=sys.stderr)
+        return 2
+    config = server_config(
+        manager.app,
+        host=args.host,
+        port=args.port,
+        request_timeout=args.request_timeout,
+        limit_concurrency=args.limit_concurrency,
     )
+    _log_to_stderr()
+    if args.db is not None:
+        _announce_db(manager, args.db)
     server = _AnnouncingServer(config, _announce(args.host, api_key))
     # uvicorn handles SIGINT/SIGTERM while serving and re-raises them once it has shut down;
     # both then end here as a clean exit.
@@ -102,4 +192,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        manager.close()  # with --db: fold the write-ahead log into the file, release it
     return 0 if server.started else 1

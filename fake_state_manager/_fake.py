@@ -15,12 +15,14 @@ their exact due time on the clock. Due triggers are also fired lazily at the sta
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import random
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -30,9 +32,11 @@ from starlette.applications import Starlette
 
 from exo_ref import Clock, ManualClock, SystemClock
 from fake_state_manager._engine.engine import Engine
+from fake_state_manager._errors import ApiError
 from fake_state_manager._http.app import create_app
-from fake_state_manager._http.middleware import RecordedRequest
-from fake_state_manager._http.serve import serve_in_thread
+from fake_state_manager._http.middleware import DEFAULT_MAX_BODY_BYTES, RecordedRequest
+from fake_state_manager._http.serve import serve_here, serve_in_thread
+from fake_state_manager._store.sqlite import SqliteStorage
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_URI", "FakeStateManager"]
 
@@ -50,6 +54,8 @@ _CROSS_THREAD_POLL = 0.01
 # through a served thread schedules its triggers without a cross-thread wake-up.
 _REAL_CLOCK_CRON_TICK = 1.0
 
+logger = logging.getLogger("fake_state_manager")
+
 
 class FakeStateManager:
     """An in-memory Exosphere state manager for tests and local development.
@@ -61,6 +67,16 @@ class FakeStateManager:
         record_requests: keep :attr:`requests` (turn off for benchmarks).
         cors_origins: CORS origins (default: env ``CORS_ORIGINS`` or upstream's list, §1.4).
         engine: an existing engine to serve (default: a new one on ``clock`` and ``seed``).
+        max_body_bytes: request bodies larger than this get 413 before they are read (an
+            addition, docs/fidelity.md; default 8 MiB, ten times a 10,000-node graph).
+        log_requests: log one INFO line per request on ``fake_state_manager.requests``.
+        db: keep everything in this SQLite file (an addition, like ``--db``): the documents
+            of contract §3.1 already in it are loaded, and every request's changes are
+            committed before its response is sent. The secrets key comes from env
+            ``EXO_REF_SECRETS_KEY`` or the file ``<db>.key`` (created, mode 0600). Call
+            :meth:`close` before opening the same file again in this process. Raises
+            :class:`~fake_state_manager.StorageError` (a one-line message) for a file that
+            cannot be used.
 
     Attributes:
         app: the Starlette ASGI application.
@@ -81,11 +97,17 @@ class FakeStateManager:
         record_requests: bool = True,
         cors_origins: list[str] | None = None,
         engine: Engine | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        log_requests: bool = False,
+        db: str | os.PathLike[str] | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.engine = (
-            engine if engine is not None else Engine(clock=self.clock, rng=random.Random(seed))
-        )
+        if engine is not None and db is not None:
+            raise ValueError("give FakeStateManager either engine= or db=, not both")
+        if engine is None:
+            engine = _new_engine(self.clock, random.Random(seed), db)
+        self.engine = engine
+        self._cron_failing = False
         self.api_key = api_key
         self.uri = DEFAULT_URI
         self.requests: list[RecordedRequest] = []
@@ -96,6 +118,8 @@ class FakeStateManager:
             recorder=self.requests if record_requests else None,
             before_request=self.engine.fire_due_triggers,
             after_request=self._after_request,
+            max_body_bytes=max_body_bytes,
+            log_requests=log_requests,
         )
         self.transport = httpx.ASGITransport(app=self.app)
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -147,7 +171,7 @@ class FakeStateManager:
     async def _cron_loop(self) -> None:
         """Fire cron triggers at their due time on the clock (contract §4.7)."""
         while True:
-            if self.engine.fire_due_triggers():
+            if self._fire_due():
                 self._wake_waiters()
             due = self.engine.next_due_time()
             delay = math.inf if due is None else max(0.0, due - self.clock.now())
@@ -161,6 +185,28 @@ class FakeStateManager:
                 else:
                     await self.clock.sleep(delay)
             self._cron_scope = None
+
+    def _fire_due(self) -> int:
+        # With a database, firing can fail to save (503 in a request): the background loops
+        # must live on and retry, saying once that they could not and once that they can again.
+        try:
+            fired = self.engine.fire_due_triggers()
+        except ApiError as exc:
+            if not self._cron_failing:
+                logger.warning("cron triggers cannot fire for now: %s", exc.detail)
+            self._cron_failing = True
+            return 0
+        if self._cron_failing:
+            logger.warning("cron triggers fire again")
+            self._cron_failing = False
+        return fired
+
+    def close(self) -> None:
+        """Close the database of ``db=`` (a no-op without one), releasing the file.
+
+        Reads keep answering from memory afterwards; a request that changes anything gets 503.
+        """
+        self.engine.close()
 
     def _after_request(self) -> None:
         # Called by the routes after each engine call. Only this thread's event loop may be woken.
@@ -211,9 +257,24 @@ class FakeStateManager:
         finally:
             self._threads_serving -= 1
 
+    @asynccontextmanager
+    async def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Serve :attr:`app` with uvicorn on ``host:port`` in this event loop; yield its URI.
+
+        Real sockets and HTTP parsing without a thread, so any clock works, a
+        :class:`ManualClock` included (the parity replay checks upstream's answers over
+        loopback this way). asyncio only (uvicorn); on trio use :meth:`serve_in_thread`. Enter
+        the fake itself (``async with sm``) as well for the cron loop and clock auto-advance.
+
+        Raises:
+            RuntimeError: not on asyncio, or the server could not start (port in use...).
+        """
+        async with serve_here(self.app, host=host, port=port) as uri:
+            yield uri
+
     async def _thread_cron_loop(self) -> None:
         while True:
-            self.engine.fire_due_triggers()
+            self._fire_due()
             due = self.engine.next_due_time()
             delay = _REAL_CLOCK_CRON_TICK if due is None else due - self.clock.now()
             await self.clock.sleep(min(max(0.0, delay), _REAL_CLOCK_CRON_TICK))
@@ -275,3 +336,14 @@ class FakeStateManager:
 
     def __repr__(self) -> str:
         return f"FakeStateManager(uri={self.uri!r}, clock={self.clock!r})"
+
+
+def _new_engine(clock: Clock, rng: random.Random, db: str | os.PathLike[str] | None) -> Engine:
+    if db is None:
+        return Engine(clock=clock, rng=rng)
+    storage = SqliteStorage.open(db)
+    try:
+        return Engine(clock=clock, rng=rng, storage=storage)
+    except BaseException:
+        storage.close()
+        raise

@@ -7,6 +7,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+# EXO_FAKE_STORE=sqlite: every FakeStateManager of the session gets a database (tox -e sqlite).
+from tests.store_backend import sqlite_store_check, sqlite_store_session
+
+__all__ = ["anyio_backend", "sqlite_store_check", "sqlite_store_session"]
+
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (tox passes it through; default "ci").
 # - ci: deterministic (derandomize: the same examples on every run and machine, so a red CI run
 #   reproduces locally), no example database, modest example counts, no per-example deadline

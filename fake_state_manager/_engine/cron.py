@@ -41,6 +41,15 @@ class CronSchedule:
         self._heap: list[tuple[float, int, CronDoc]] = []
         self._pending: dict[str, CronDoc] = {}
         self._finished: deque[CronDoc] = deque()  # expires_at is non-decreasing along it
+        # A store reloaded from a database (``--db``) already holds docs: index them.
+        finished = []
+        for doc in store.cron.values():
+            if doc.trigger_status == "PENDING":
+                self._pending[doc.id] = doc
+                heapq.heappush(self._heap, (doc.trigger_time, store.next_seq(), doc))
+            elif doc.expires_at is not None:
+                finished.append(doc)
+        self._finished.extend(sorted(finished, key=lambda doc: doc.expires_at or 0.0))
 
     def schedule(
         self, triggers: Sequence[Mapping[str, Any]], graph_name: str, namespace: str, now: float
@@ -58,6 +67,7 @@ class CronSchedule:
         """Insert one PENDING doc due at ``when``."""
         doc = CronDoc(self._store.new_id(), expression, graph_name, namespace, when)
         self._store.cron[doc.id] = doc
+        self._store.note_cron(doc.id)
         self._pending[doc.id] = doc
         heapq.heappush(self._heap, (when, self._store.next_seq(), doc))
         return doc
@@ -73,6 +83,7 @@ class CronSchedule:
                 doc.trigger_status = "CANCELLED"  # its heap entry is now stale
                 del self._pending[doc_id]
                 del self._store.cron[doc_id]
+                self._store.note_cron(doc_id)
 
     def pop_due(self, now: float) -> Iterator[CronDoc]:
         """PENDING docs with ``trigger_time <= now``, oldest first; docs added meanwhile count."""
@@ -126,9 +137,12 @@ class CronSchedule:
         doc.trigger_status = status
         doc.expires_at = expires_at
         self._finished.append(doc)
+        self._store.note_cron(doc.id)
 
     def expire(self, now: float) -> None:
         """Drop finished docs whose retention has passed (upstream's TTL index)."""
         finished = self._finished
         while finished and finished[0].expires_at is not None and finished[0].expires_at <= now:
-            self._store.cron.pop(finished.popleft().id, None)
+            doc_id = finished.popleft().id
+            if self._store.cron.pop(doc_id, None) is not None:
+                self._store.note_cron(doc_id)

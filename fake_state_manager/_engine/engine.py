@@ -22,6 +22,10 @@ Conventions shared by every method:
   see ``VALID`` / ``SUCCESS``: a legal interleaving of upstream's behaviour, and deterministic.
 - Mutating methods hold one ``threading.RLock`` so that the engine can be shared by an event loop
   and a uvicorn thread: claiming is atomic by construction.
+- With a database (``Engine(storage=...)``, ``--db``), the documents of §3.1 that a call changed
+  are written in one SQLite transaction when the outermost locked call ends, before its answer
+  goes back to the route (see :mod:`fake_state_manager._store.sqlite`). A failed write answers
+  503 after the store is reloaded from the file, so memory never runs ahead of the disk.
 - An unknown *or malformed* state id is 404 ``State not found`` (upstream: 500, §2.8-§2.13).
 
 The engine is one class, reads included; the rules it applies live beside it in this package:
@@ -63,6 +67,7 @@ from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 from fake_state_manager._graph.verification import verify_graph
 from fake_state_manager._store.documents import CronDoc, State, epoch_ms, iso_utc
 from fake_state_manager._store.secrets import SecretBox
+from fake_state_manager._store.sqlite import SqliteStorage, StorageError, StorageWriteError
 from fake_state_manager._store.store import Store, check_invariants
 
 __all__ = ["TRIGGER_RETENTION_HOURS", "Engine"]
@@ -77,12 +82,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def locked(method: F) -> F:
-    """Run ``method`` under the engine's lock (one writer at a time, claims atomic)."""
+    """Run ``method`` under the engine's lock (one writer at a time, claims atomic).
+
+    With a database, the outermost locked call (a route's one engine call; nested calls such
+    as cron firing a trigger join it) saves what it changed before it returns, even when it
+    raises: memory and file hold the same documents after every call.
+    """
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         with self.lock:
-            return method(self, *args, **kwargs)
+            if self.storage is None:
+                return method(self, *args, **kwargs)
+            if self._depth == 0 and self._stale is not None:
+                self._reload()
+            self._depth += 1
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._save()
 
     return cast(F, wrapper)
 
@@ -96,7 +116,10 @@ class Engine:
             exact delays in tests.
         store: an existing store to work on (default: a new empty one).
         trigger_retention_hours: how long TRIGGERED/FAILED cron docs are kept (§4.7).
-        secret_box: encrypts stored graph secrets (§4.5); default: one with a random key.
+        secret_box: encrypts stored graph secrets (§4.5); default: one with a random key, or
+            the database's with ``storage``.
+        storage: an open database: the store is loaded from it (not with ``store``) and every
+            call's changes are saved to it before the call returns (an addition, ``--db``).
     """
 
     def __init__(
@@ -107,18 +130,72 @@ class Engine:
         store: Store | None = None,
         trigger_retention_hours: float = TRIGGER_RETENTION_HOURS,
         secret_box: SecretBox | None = None,
+        storage: SqliteStorage | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng if rng is not None else random.Random()
+        self.storage = storage
+        self._depth = 0  # nesting of locked calls (saved when the outermost one ends)
+        self._stale: str | None = None  # why memory is ahead of the file (a failed reload)
+        if storage is not None:
+            if store is not None:
+                raise ValueError("give Engine either store= or storage=, not both")
+            store = storage.load(epoch_ms(self.clock.now()))  # StorageError for a bad file
+            secret_box = secret_box if secret_box is not None else storage.secret_box
         self.store = store if store is not None else Store()
         self.lock = threading.RLock()
         self.trigger_retention_hours = trigger_retention_hours
         self.secret_box = secret_box if secret_box is not None else SecretBox()
-        self.cron = CronSchedule(self.store)
+        self.cron = CronSchedule(self.store)  # indexes the cron docs of a loaded store
 
     def _now(self) -> tuple[float, int]:
         now = self.clock.now()
         return now, epoch_ms(now)
+
+    # -- persistence (``storage``; contract §3.1 documents) --------------------------------------
+
+    def _save(self) -> None:
+        """Commit this call's changes; on failure put memory back to the file and answer 503."""
+        assert self.storage is not None
+        try:
+            self.storage.commit(self.store)
+        except StorageWriteError as exc:
+            self._stale = f"a write failed ({exc})"
+            self._reload()
+            raise ApiError(
+                503,
+                f"The fake state manager could not save this request to its database ({exc});"
+                " nothing was changed. Free disk space or make the database writable, then"
+                " retry.",
+            ) from None
+
+    def _reload(self) -> None:
+        """Replace the store with the file's documents (after a failed write)."""
+        assert self.storage is not None
+        if self.storage.closed:
+            raise ApiError(
+                503,
+                f"The fake state manager's database {self.storage.path} is closed: nothing more"
+                " can be saved, and this process may hold changes the file does not. Open the"
+                " file again with a new FakeStateManager(db=...).",
+            )
+        try:
+            store = self.storage.load(epoch_ms(self.clock.now()))
+        except StorageError as exc:
+            raise ApiError(
+                503,
+                f"The fake state manager's database cannot be read back after {self._stale}:"
+                f" {exc}. Restart it once the database is usable.",
+            ) from None
+        self.store = store
+        self.cron = CronSchedule(store)
+        self._stale = None
+
+    def close(self) -> None:
+        """Close the database, if any (its file is released; later writes answer 503)."""
+        with self.lock:
+            if self.storage is not None:
+                self.storage.close()
 
     def _registered_node(self, node_name: str, namespace: str) -> object | None:
         return self.store.nodes.get(namespace, {}).get(node_name)
@@ -182,6 +259,7 @@ class Engine:
             now=now,
         )
         self.store.graphs[key] = template
+        self.store.note_graph(namespace, graph_name)  # validation fields change below, too
         response = template_response(template, status="PENDING", errors=[])
         # Upstream verifies in a background task after the response (§4.4); done right here.
         if old is not None:

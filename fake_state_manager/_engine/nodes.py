@@ -44,6 +44,7 @@ def register_nodes(
             "outputs_schema": item["outputs_schema"],
             "secrets": item["secrets"],
         }
+        store.note_node(namespace, item["name"])
         echoed.append(plain(item))
     return {"runtime_name": runtime_name, "registered_nodes": echoed}
 

@@ -40,7 +40,23 @@ JsonDict = dict[str, Any]
 
 
 def plain(value: Any) -> Any:
-    """A deep copy of ``value`` with enums replaced by their values and tuples by lists."""
+    """A deep copy of ``value`` with enums replaced by their values and tuples by lists.
+
+    Exact ``str``/``dict``/``list`` (what stored documents hold) take a fast path without the
+    ``Mapping`` ABC check: the upsert and GET answers copy every node of the template this way,
+    and that check made a 10,000-node answer cost a noticeable part of the upsert (issue #9,
+    contract §2.3). Subclasses (str enums among them) take the general path below.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {
+            k if type(k) is str else str(k): v if type(v) is str else plain(v)
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [v if type(v) is str else plain(v) for v in value]
     if isinstance(value, Enum):
         return plain(value.value)
     if isinstance(value, Mapping):

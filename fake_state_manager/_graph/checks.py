@@ -205,7 +205,7 @@ def _check_connected(nodes: list[NodeTemplate], structure: GraphStructure) -> st
             f"Node {node.identifier} is not connected to the root node"
             for node in nodes
             if node.identifier != structure.root
-            and structure.root not in structure.parents[node.identifier]
+            and not structure.is_parent(structure.root, node.identifier)
         ]
     )
 
@@ -215,7 +215,7 @@ def _check_acyclic(nodes: list[NodeTemplate], structure: GraphStructure) -> str:
         [
             f"Node {node.identifier} is not acyclic"
             for node in nodes
-            if node.identifier in structure.paths[node.identifier]
+            if structure.on_own_path(node.identifier)
         ]
     )
 
@@ -223,9 +223,12 @@ def _check_acyclic(nodes: list[NodeTemplate], structure: GraphStructure) -> str:
 def _check_inputs(
     nodes: list[NodeTemplate], structure: GraphStructure, config: StoreConfigModel
 ) -> str:
+    # Membership is asked per reference of the bitsets (contract §4.3 "Inputs"): decoding each
+    # node's parents into a set would be quadratic for a chain (issue #9). ``required_keys`` is
+    # a list: as a set, a store reference costs O(1) however many keys are declared.
+    known_keys = {*config.required_keys, *config.default_values}
     errors: list[str] = []
     for node in nodes:
-        allowed = structure.parents[node.identifier]
         for value in node.inputs.values():
             if not isinstance(value, str):
                 errors.append(f"Input {value} is not a string")
@@ -239,13 +242,13 @@ def _check_inputs(
                 continue
             # Upstream iterates sets here; we use first-appearance order (deterministic).
             for ident in parsed.identifiers():
-                if ident != STORE and ident not in allowed:
+                if ident != STORE and not structure.is_parent(ident, node.identifier):
                     errors.append(
                         f"Input {value} depends on {ident} but {ident} "
                         f"is not a parent of {node.identifier}"
                     )
             for key in parsed.store_keys():
-                if key not in config.required_keys and key not in config.default_values:
+                if key not in known_keys:
                     errors.append(
                         f"Input {value} depends on {key} but {key} "
                         "is not a required key or a default value"

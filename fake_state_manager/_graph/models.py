@@ -10,9 +10,9 @@ models (contract §8.8); class names follow upstream's server models (``NodeTemp
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from exo_ref import CronTrigger, GraphNodeModel, StoreConfigModel, UnitesModel
 from fake_state_manager._graph import cron as _cron
@@ -73,7 +73,20 @@ class CronTriggerValue(CronTrigger):
 
 
 class Trigger(BaseModel):
-    """A graph trigger: ``{"type": "CRON", "value": {"expression": ...}}`` (contract §4.1)."""
+    """A graph trigger: ``{"type": "CRON", "value": {"expression": ...}}`` (contract §4.1).
+
+    ``value`` is kept as the string map it was sent as (extra keys included, as upstream stores
+    it) and checked as a :class:`CronTriggerValue` after the trigger itself validated: errors in
+    it are then located at ``["body", "triggers", i, "expression"]``, with no ``"value"`` segment,
+    exactly as upstream reports them (contract §4.1).
+    """
 
     type: TriggerTypeEnum = Field(..., description="Type of the trigger")
-    value: CronTriggerValue = Field(..., description="Value of the trigger")
+    value: dict[str, str] = Field(default_factory=dict, description="Value of the trigger")
+
+    @model_validator(mode="after")
+    def _validate_value(self) -> Self:
+        if self.type == TriggerTypeEnum.CRON:
+            # A ValidationError raised here is merged into the outer one at this model's place.
+            CronTriggerValue.model_validate(self.value)
+        return self

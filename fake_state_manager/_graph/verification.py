@@ -89,25 +89,67 @@ def _verify(
     ]
 
     by_id = {node.identifier: node for node in templates}
+    schemas = _Schemas(registered)
     for node in templates:
-        errors += _verify_node(node, by_id, registered)
+        errors += _verify_node(node, by_id, schemas)
     return errors
 
 
+class _Schemas:
+    """The registered nodes' schemas, each read once per verification (issue #9).
+
+    A template typically uses a few registered nodes for thousands of template nodes; reading
+    each schema again per template node (and per placeholder) made verification of a large
+    graph cost several times what it must. The answers are those of :mod:`.jsonschema`, so the
+    messages of contract §4.4 are unchanged; each schema is read when first needed, in the
+    order the per-node checks need it.
+    """
+
+    __slots__ = ("_inputs", "_outputs", "registered")
+
+    def __init__(self, registered: Mapping[tuple[str, str], object | None]) -> None:
+        self.registered = registered
+        self._inputs: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+        self._outputs: dict[tuple[str, str], tuple[object, dict[str, str | None]]] = {}
+
+    def input_fields(self, key: tuple[str, str], found: object) -> list[tuple[str, bool]]:
+        """``(field, is a plain string)`` per field of the registered ``inputs_schema``."""
+        fields = self._inputs.get(key)
+        if fields is None:
+            schema = _attr(found, "inputs_schema")
+            fields = [(f, js.is_string_field(schema, f)) for f in js.field_names(schema)]
+            self._inputs[key] = fields
+        return fields
+
+    def output_problem(self, key: tuple[str, str], found: object, field: str) -> str | None:
+        """``"does not exist"`` / ``"is not a string"`` for an output field, None when fine."""
+        cached = self._outputs.get(key)
+        if cached is None:
+            cached = (_attr(found, "outputs_schema"), {})
+            self._outputs[key] = cached
+        schema, problems = cached
+        if field not in problems:
+            if js.field_schema(schema, field) is None:
+                problems[field] = "does not exist"
+            elif not js.is_string_field(schema, field):
+                problems[field] = "is not a string"
+            else:
+                problems[field] = None
+        return problems[field]
+
+
 def _verify_node(
-    node: NodeTemplate,
-    by_id: Mapping[str, NodeTemplate],
-    registered: Mapping[tuple[str, str], object | None],
+    node: NodeTemplate, by_id: Mapping[str, NodeTemplate], schemas: _Schemas
 ) -> list[str]:
     where = f"in node {node.node_name} in namespace {node.namespace}"
-    found = registered[(node.node_name, node.namespace)]
+    key = (node.node_name, node.namespace)
+    found = schemas.registered[key]
     if found is None:
         # Upstream reports the missing node a second time here, without the final period.
         return [f"Node {node.node_name} in namespace {node.namespace} does not exist"]
     errors: list[str] = []
-    inputs_schema = _attr(found, "inputs_schema")
-    for field in js.field_names(inputs_schema):
-        if not js.is_string_field(inputs_schema, field):
+    for field, is_string in schemas.input_fields(key, found):
+        if not is_string:
             errors.append(f"Input {field} {where} is not a string")
         elif field not in node.inputs:
             errors.append(f"Input {field} {where} is not present in the graph template")
@@ -121,16 +163,15 @@ def _verify_node(
             if source is None:
                 errors.append(f"Node {ident} does not exist in the graph template")
                 continue
-            source_found = registered.get((source.node_name, source.namespace))
+            source_key = (source.node_name, source.namespace)
+            source_found = schemas.registered.get(source_key)
             if source_found is None:
                 errors.append(
                     f"Node {source.node_name} in namespace {source.namespace} does not exist"
                 )
                 continue
-            outputs_schema = _attr(source_found, "outputs_schema")
-            source_where = f"in node {source.node_name} in namespace {source.namespace}"
-            if js.field_schema(outputs_schema, field) is None:
-                errors.append(f"Field {field} {source_where} does not exist")
-            elif not js.is_string_field(outputs_schema, field):
-                errors.append(f"Field {field} {source_where} is not a string")
+            problem = schemas.output_problem(source_key, source_found, field)
+            if problem is not None:
+                source_where = f"in node {source.node_name} in namespace {source.namespace}"
+                errors.append(f"Field {field} {source_where} {problem}")
     return errors

@@ -21,9 +21,12 @@ from starlette.routing import Route
 
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._http.middleware import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimitMiddleware,
     RecordedRequest,
     RecorderMiddleware,
     RequestIdMiddleware,
+    RequestLogMiddleware,
     UnhandledExceptionsMiddleware,
 )
 from fake_state_manager._http.openapi import openapi_document
@@ -73,6 +76,8 @@ def create_app(
     recorder: list[RecordedRequest] | None = None,
     before_request: Callable[[], object] | None = None,
     after_request: Callable[[], object] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log_requests: bool = False,
 ) -> Starlette:
     """Build the ASGI app serving every endpoint of contract §2 over ``engine``.
 
@@ -85,11 +90,17 @@ def create_app(
         recorder: when given, a :class:`RecordedRequest` is appended to it for every request.
         before_request: called before each authorised ``/v0`` engine call (e.g. lazy cron firing).
         after_request: called after each engine call (e.g. to wake ``wait_for_run``).
+        max_body_bytes: larger request bodies get 413 before they are read (an addition; upstream
+            has no limit).
+        log_requests: one INFO line per request on logger ``fake_state_manager.requests``
+            (method, path, status, ms, request id; never bodies or keys).
     """
     if not isinstance(api_key, str) or not api_key:
         raise ValueError(
             "api_key must be a non-empty string (upstream refuses to start without one)"
         )
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
     origins = list(cors_origins) if cors_origins is not None else _cors_origins_from_env()
     document: dict[str, Any] | None = None
 
@@ -103,7 +114,8 @@ def create_app(
         *build_routes(engine, api_key=api_key, before=before_request, after=after_request),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     ]
-    middleware = [Middleware(RequestIdMiddleware)]
+    middleware = [Middleware(RequestLogMiddleware)] if log_requests else []
+    middleware.append(Middleware(RequestIdMiddleware))
     if recorder is not None:
         middleware.append(Middleware(RecorderMiddleware, sink=recorder, now=engine.clock.now))
     middleware += [
@@ -115,6 +127,7 @@ def create_app(
             allow_headers=list(CORS_ALLOW_HEADERS),
             expose_headers=["X-Exosphere-Request-ID"],
         ),
+        Middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes),
         Middleware(UnhandledExceptionsMiddleware),
     ]
     return Starlette(

@@ -6,34 +6,51 @@ request (this is on the hot path of the benchmarks), and nothing that misbehaves
 
 Order, outermost first (see :func:`fake_state_manager._http.app.create_app`)::
 
+    RequestLogMiddleware            optional one line per request (dev server --log-requests)
     RequestIdMiddleware             every response carries x-exosphere-request-id (§1.4)
     RecorderMiddleware              optional log of (time, method, path, body, status)
     CORSMiddleware (starlette)      §1.4
-    UnhandledExceptionsMiddleware   any unexpected exception -> 500 middleware body (§1.3)
+    BodyLimitMiddleware             a body over the limit -> 413 before it is buffered (addition)
+    UnhandledExceptionsMiddleware   any unexpected exception -> 500 middleware body (§1.3);
+                                    a client gone mid-request -> one quiet log line
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fake_state_manager._http.log_limits import RateLimitFilter
 
 __all__ = [
     "BODY_SCOPE_KEY",
+    "DEFAULT_MAX_BODY_BYTES",
     "INTERNAL_ERROR_DETAIL",
     "REQUEST_ID_HEADER",
+    "BodyLimitMiddleware",
     "RecordedRequest",
     "RecorderMiddleware",
     "RequestIdMiddleware",
+    "RequestLogMiddleware",
     "UnhandledExceptionsMiddleware",
 ]
 
 logger = logging.getLogger("fake_state_manager")
+# What clients do wrong (gone mid-request, too slow): one quiet line each, rate-limited so that
+# one client looping cannot flood the log (see log_limits).
+client_logger = logging.getLogger("fake_state_manager.clients")
+client_logger.addFilter(RateLimitFilter())
+
+# Upstream has no limit (contract §1.3 lists none); a graph of 10,000 nodes is about 1 MB.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 REQUEST_ID_HEADER = "x-exosphere-request-id"
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode("latin-1")
@@ -100,12 +117,134 @@ class RequestIdMiddleware(_HttpMiddleware):
         await self.app(scope, receive, send_with_id)
 
 
+def _json_answer(status: int, body: Any) -> tuple[Message, Message]:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": data}
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` once a streamed body passes the limit; answered with 413."""
+
+
+class BodyLimitMiddleware(_HttpMiddleware):
+    """Refuse request bodies over ``max_body_bytes`` with 413 before they are buffered.
+
+    An addition (docs/fidelity.md): upstream reads any body whole. A declared ``content-length``
+    over the limit is refused before a byte of the body is read; a body without one (chunked) is
+    counted as it arrives and refused as soon as it passes the limit, so memory stays bounded by
+    the limit either way. Checked before authentication, like JSON syntax (§1.2): the point is to
+    never buffer the body, with or without a key.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        super().__init__(app)
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+        self.max_body_bytes = max_body_bytes
+
+    def _too_large(self) -> tuple[Message, Message]:
+        return _json_answer(
+            413,
+            {
+                "detail": f"Request body too large: the limit is {self.max_body_bytes} bytes"
+                " (raise it with --max-body-bytes or FakeStateManager(max_body_bytes=...))"
+            },
+        )
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    break  # the HTTP server has already refused a malformed length
+                if declared > limit:
+                    for message in self._too_large():
+                        await send(message)
+                    return
+                break
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            for message in self._too_large():
+                await send(message)
+
+
+request_logger = logging.getLogger("fake_state_manager.requests")
+
+
+class RequestLogMiddleware(_HttpMiddleware):
+    """One line per request: method, path, status, milliseconds, request id.
+
+    Never the body, the query string or a header other than the request id: bodies carry
+    secrets and outputs, and the key travels in a header. Sits outside
+    :class:`RequestIdMiddleware` so the id it logs is the one the response carries.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
+        status = 500
+        request_id = "-"
+
+        async def logging_send(message: Message) -> None:
+            nonlocal status, request_id
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name == _REQUEST_ID_HEADER_BYTES:
+                        request_id = value.decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logging_send)
+        finally:
+            request_logger.info(
+                "%s %s %d %.1fms %s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - began) * 1000,
+                request_id,
+            )
+
+
 class UnhandledExceptionsMiddleware(_HttpMiddleware):
     """Turn any exception that escapes the app into upstream's 500 body (contract §1.3).
 
     For the fake this should never happen on bad input (the fuzz test checks it); when it does it
     is a bug in the fake, so it is logged with its traceback (never with request bodies, which may
-    carry secrets).
+    carry secrets). A client that went away before its request was read is not a server error:
+    it gets one quiet, rate-limited line on logger ``fake_state_manager.clients`` and no answer
+    (there is nobody to answer).
     """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,6 +258,14 @@ class UnhandledExceptionsMiddleware(_HttpMiddleware):
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            client = scope.get("client")
+            who = f"{client[0]}:{client[1]}" if client else "a client"
+            client_logger.info(
+                "%s went away during %s %s", who, scope["method"], scope["path"]
+            )
+        except BodyTooLarge:
+            raise  # answered by BodyLimitMiddleware, outside this one
         except Exception:
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if started:

@@ -18,6 +18,7 @@ from exo_ref import RetryPolicyModel
 from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 
 __all__ = [
+    "MAX_BATCH_SIZE",
     "EnqueueRequest",
     "ErroredRequest",
     "ExecutedRequest",
@@ -61,6 +62,10 @@ class UpsertGraphTemplateRequest(BaseModel):
     triggers: list[Trigger] = Field(default_factory=list, description="Triggers of the graph")
 
 
+# The largest batch one enqueue may ask for (an addition; exo_ref's Runtime refuses more too).
+MAX_BATCH_SIZE = 1000
+
+
 class TriggerGraphRequest(BaseModel):
     """POST ``/graph/{graph_name}/trigger`` (contract §2.6)."""
 
@@ -70,10 +75,17 @@ class TriggerGraphRequest(BaseModel):
 
 
 class EnqueueRequest(BaseModel):
-    """POST ``/states/enqueue`` (contract §2.7): ``batch_size`` has no bounds."""
+    """POST ``/states/enqueue`` (contract §2.7).
+
+    Upstream bounds ``batch_size`` nowhere (and fires that many concurrent claims); the fake
+    refuses more than :data:`MAX_BATCH_SIZE` with a 422 so that one poll cannot claim every
+    ready state at once (docs/fidelity.md). Zero and negative values claim nothing, as upstream.
+    """
 
     nodes: list[str] = Field(..., description="Names of the nodes to claim states for")
-    batch_size: int = Field(..., description="Maximum number of states to claim")
+    batch_size: int = Field(
+        ..., le=MAX_BATCH_SIZE, description="Maximum number of states to claim (at most 1000)"
+    )
 
 
 class ExecutedRequest(BaseModel):

@@ -1,15 +1,17 @@
 """Pydantic models of every ``/v0`` response body (contract §2), for the OpenAPI document.
 
 The engine builds the response dicts itself; these models only describe them in
-``/openapi.json`` (:mod:`.openapi`, via the ``response`` of each ``routes.Endpoint``).
+``/openapi.json`` (:mod:`.openapi`, via the ``response`` of each ``routes.Endpoint``, and
+``openapi.ERROR_MODELS`` for the error bodies of contract §1.3). Datetimes are
+:data:`IsoDateTime` strings (ISO-8601 without offset, contract §1.1), not ``datetime``: a
+``format: date-time`` would promise an offset the values do not carry.
 ``model_json_schema()`` works on every model listed in ``__all__``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +25,7 @@ from fake_state_manager._graph.models import (
 from fake_state_manager._store.documents import StateStatusEnum
 
 __all__ = [
+    "ISO_DATETIME_PATTERN",
     "EnqueueResponse",
     "EnqueuedState",
     "ErrorResponse",
@@ -32,6 +35,7 @@ __all__ = [
     "GraphNode",
     "GraphTemplateDocument",
     "HealthResponse",
+    "InternalErrorResponse",
     "ListGraphTemplatesResponse",
     "ListNodesResponse",
     "ManualRetryResponse",
@@ -48,6 +52,24 @@ __all__ = [
     "SecretsResponse",
     "TriggerGraphResponse",
     "UpsertGraphTemplateResponse",
+    "ValidationErrorDetail",
+    "ValidationErrorResponse",
+]
+
+#: What every ``created_at`` / ``updated_at`` looks like (contract §1.1): ISO-8601 without an
+#: offset, with microseconds unless they are zero. Not ``format: date-time`` (RFC 3339 requires
+#: an offset), so the document says what the values are.
+ISO_DATETIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?$"
+
+#: A datetime as the answers carry it: a string, e.g. ``2026-01-01T00:00:00.123000`` (UTC).
+IsoDateTime = Annotated[
+    str,
+    Field(
+        pattern=ISO_DATETIME_PATTERN,
+        description="ISO-8601 date and time without offset (UTC in the fake, naive local time "
+        "upstream), e.g. 2026-01-01T00:00:00.123000",
+        examples=["2026-01-01T00:00:00.123000"],
+    ),
 ]
 
 
@@ -65,19 +87,53 @@ class _Document(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     id: str = Field(..., alias="_id", description="Document id (24 hex digits)")
-    created_at: datetime
-    updated_at: datetime
+    created_at: IsoDateTime
+    updated_at: IsoDateTime
 
 
 class HealthResponse(BaseModel):
     """GET ``/health`` (contract §2 #1)."""
 
-    message: str
+    message: Literal["OK"]
 
 
 class ErrorResponse(BaseModel):
-    """``{"detail": ...}`` of every HTTPException-style error (contract §1.3)."""
+    """``{"detail": ...}`` of every HTTPException-style error (contract §1.3): 400, 401, 404,
+    405, 409, 413."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str
+
+
+class ValidationErrorDetail(BaseModel):
+    """One item of a 422 ``detail``: FastAPI's ``ValidationError`` shape (contract §1.3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(..., description="Error type, e.g. missing, json_invalid, int_parsing")
+    loc: list[str | int] = Field(..., description='Where: "body" or "path", then the keys')
+    msg: str
+    input: Any = Field(..., description="The offending value (null when it is missing)")
+    ctx: dict[str, Any] = Field(
+        default_factory=dict, description="Error context (present for some error types)"
+    )
+
+
+class ValidationErrorResponse(BaseModel):
+    """A 422 answer (contract §1.2, §1.3): FastAPI's ``HTTPValidationError`` shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: list[ValidationErrorDetail]
+
+
+class InternalErrorResponse(BaseModel):
+    """The 500 of ``UnhandledExceptionsMiddleware`` (contract §1.3); for the fake, a bug."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success: Literal[False]
     detail: str
 
 
@@ -122,8 +178,8 @@ class UpsertGraphTemplateResponse(BaseModel):
     retry_policy: RetryPolicyModel
     store_config: StoreConfig
     triggers: list[Trigger]
-    created_at: datetime
-    updated_at: datetime
+    created_at: IsoDateTime
+    updated_at: IsoDateTime
     validation_status: GraphTemplateValidationStatus
     validation_errors: list[str]
 
@@ -164,7 +220,7 @@ class EnqueuedState(BaseModel):
     node_name: str
     identifier: str
     inputs: dict[str, Any]
-    created_at: datetime
+    created_at: IsoDateTime
 
 
 class EnqueueResponse(BaseModel):
@@ -227,7 +283,7 @@ class RunListItem(BaseModel):
     retried_count: int
     total_count: int
     status: RunStatusEnum
-    created_at: datetime
+    created_at: IsoDateTime
 
 
 class RunsResponse(BaseModel):
@@ -282,8 +338,8 @@ class NodeRunDetailsResponse(BaseModel):
     outputs: dict[str, Any]
     error: str | None
     parents: dict[str, str]
-    created_at: str
-    updated_at: str
+    created_at: IsoDateTime
+    updated_at: IsoDateTime
 
 
 class NamespacesResponse(BaseModel):

@@ -9,6 +9,7 @@ engine becomes ``{"detail": ...}`` with its status (§1.3).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from fake_state_manager._http.parsing import (
     validate_int_path,
 )
 
-__all__ = ["ENDPOINTS", "Endpoint", "build_routes"]
+__all__ = ["ENDPOINTS", "Endpoint", "build_routes", "key_bytes", "key_matches"]
 
 JsonDict = dict[str, Any]
 Params = dict[str, Any]
@@ -56,6 +57,9 @@ class Endpoint:
         int_params: path parameters that must parse as ``int`` (else 422).
         status: the success status (201 for graph upsert, §2.3).
         response: the pydantic response model, for the OpenAPI document only.
+        errors: the statuses of the engine's :class:`ApiError` answers for this route (400, 404,
+            409); the ones every route of its kind can answer (401, 422, router 404, body
+            parse 400, ...) are added by :func:`fake_state_manager._http.openapi.error_statuses`.
     """
 
     method: str
@@ -67,6 +71,7 @@ class Endpoint:
     int_params: tuple[str, ...] = ()
     status: int = 200
     response: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
 
 
 def _dump_list(items: list[Any]) -> list[Any]:
@@ -139,11 +144,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "PUT", NS + "/graph/{graph_name}", "upsert_graph_template",
         "Create or update a graph template (§2.3, §4)", _upsert_graph,
         s.UpsertGraphTemplateRequest, status=201, response=r.UpsertGraphTemplateResponse,
+        errors=(400,),
     ),
     Endpoint(
         "GET", NS + "/graph/{graph_name}", "get_graph_template", "Get a graph template (§2.4)",
         lambda e, p, b: e.get_graph(p["namespace_name"], p["graph_name"]),
-        response=r.UpsertGraphTemplateResponse,
+        response=r.UpsertGraphTemplateResponse, errors=(404,),
     ),
     Endpoint(
         "GET", NS + "/graphs/", "list_graph_templates", "List graph templates (§2.5)",
@@ -152,7 +158,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "POST", NS + "/graph/{graph_name}/trigger", "trigger_graph", "Start a run (§2.6, §4.6)",
-        _trigger, s.TriggerGraphRequest, response=r.TriggerGraphResponse,
+        _trigger, s.TriggerGraphRequest, response=r.TriggerGraphResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/states/enqueue", "enqueue_states", "Claim runnable states (§2.7, §3.3)",
@@ -161,37 +167,38 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST", NS + "/state/{state_id}/executed", "executed_state",
         "Report success and outputs (§2.8, §3.4)", _executed, s.ExecutedRequest,
-        response=r.ExecutedResponse,
+        response=r.ExecutedResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/errored", "errored_state",
         "Report a failure (§2.9, §5)", _errored, s.ErroredRequest, response=r.ErroredResponse,
+        errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/prune", "prune_state", "Prune signal (§2.10, §6.1)",
-        _prune, s.PruneRequest, response=r.PruneResponse,
+        _prune, s.PruneRequest, response=r.PruneResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/re-enqueue-after", "re_enqueue_after_state",
         "Re-enqueue-after signal (§2.11, §6.2)", _re_enqueue_after, s.ReEnqueueAfterRequest,
-        response=r.ReEnqueueAfterResponse,
+        response=r.ReEnqueueAfterResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/manual-retry", "manual_retry_state",
         "Manual retry (§2.12, §6.3)", _manual_retry, s.ManualRetryRequest,
-        response=r.ManualRetryResponse,
+        response=r.ManualRetryResponse, errors=(404, 409),
     ),
     Endpoint(
         "GET", NS + "/state/{state_id}/secrets", "get_secrets",
         "Plaintext graph secrets for a state (§2.13)",
         lambda e, p, b: e.state_secrets(p["namespace_name"], p["state_id"]),
-        response=r.SecretsResponse,
+        response=r.SecretsResponse, errors=(404,),
     ),
     Endpoint(
         "GET", NS + "/runs/{page}/{size}", "get_runs", "Paginated runs with counts (§2.14, §7.1)",
         lambda e, p, b: e.list_runs(p["namespace_name"], p["page"], p["size"]),
         int_params=("page", "size"),
-        response=r.RunsResponse,
+        response=r.RunsResponse, errors=(400,),
     ),
     Endpoint(
         "GET", NS + "/states/run/{run_id}/graph", "get_graph_structure",
@@ -205,7 +212,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda e, p, b: e.node_details(
             p["namespace_name"], p["graph_name"], p["run_id"], p["node_id"]
         ),
-        response=r.NodeRunDetailsResponse,
+        response=r.NodeRunDetailsResponse, errors=(400, 404),
     ),
     Endpoint(
         "GET", "/v0/namespaces", "list_namespaces", "Namespaces of registered nodes (§2.17)",
@@ -218,6 +225,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 async def _health(request: Request) -> Response:
     # §2 #1: no auth, no store access.
     return json_response({"message": "OK"})
+
+
+def key_bytes(api_key: str) -> bytes:
+    """The bytes a client's ``x-api-key`` header must carry to match ``api_key`` (§1.2).
+
+    Headers are latin-1 on the wire (Starlette decodes them so), and upstream compares the decoded
+    text with its key; comparing the latin-1 bytes is the same test. A key with characters outside
+    latin-1 can match nothing upstream; here it matches its UTF-8 bytes.
+    """
+    try:
+        return api_key.encode("latin-1")
+    except UnicodeEncodeError:
+        return api_key.encode("utf-8")
+
+
+def key_matches(header: str | None, expected: bytes) -> bool:
+    """Compare a presented key in constant time, so response timing does not reveal a prefix."""
+    if header is None:
+        return False
+    return hmac.compare_digest(header.encode("latin-1"), expected)
 
 
 def build_routes(
@@ -264,6 +291,7 @@ def _make_handler(
     int_params = endpoint.int_params
     handler = endpoint.handler
     status = endpoint.status
+    expected_key = key_bytes(api_key)
 
     async def handle(request: Request) -> Response:
         try:
@@ -272,7 +300,7 @@ def _make_handler(
                 data = await parse_json_body(request)  # check 1: JSON syntax (§1.2)
                 if data is not MISSING:
                     request.scope[BODY_SCOPE_KEY] = data
-            if request.headers.get("x-api-key") != api_key:  # check 2: auth (§1.2)
+            if not key_matches(request.headers.get("x-api-key"), expected_key):  # check 2 (§1.2)
                 return json_response(_UNAUTHORIZED, 401)
             errors: list[JsonDict] = []  # check 3: path and body schema (§1.2)
             params: Params = dict(request.path_params)
@@ -283,9 +311,9 @@ def _make_handler(
                 return json_response({"detail": errors}, 422)
         except RequestError as exc:
             return exc.response()
-        if before is not None:
-            before()
         try:
+            if before is not None:
+                before()  # inside the try: with --db, its cron firing can answer 503 too
             result = handler(engine, params, body)
         except ApiError as exc:
             return json_response({"detail": exc.detail}, exc.status)

@@ -10,7 +10,9 @@ every encoding, looks like upstream's (URL-safe base64, >= 32 characters) and de
    built from the standard library only (no cryptography dependency): an HMAC-SHA256 keystream
    XORed with the UTF-8 plaintext under a random 12-byte nonce, followed by a 16-byte
    HMAC-SHA256 tag that is verified on decoding. The key is random per process by default, and
-   the values live in memory only.
+   the values live in memory only; with ``--db`` the ciphertexts are written to the database and
+   the key is kept beside it (``PATH.key``) or in env ``EXO_REF_SECRETS_KEY``
+   (:mod:`fake_state_manager._store.sqlite`).
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class SecretBox:
             nonce = os.urandom(_NONCE_BYTES)
         if len(nonce) != _NONCE_BYTES:
             raise ValueError(f"nonce must be {_NONCE_BYTES} bytes, got {len(nonce)}")
-        data = plaintext.encode("utf-8")
+        # surrogatepass: a JSON body may carry a lone surrogate ("\ud800"), which strict UTF-8
+        # cannot encode (upstream answers 500 there); it must round-trip like any other value.
+        data = plaintext.encode("utf-8", "surrogatepass")
         body = bytes(a ^ b for a, b in zip(data, self._keystream(nonce, len(data)), strict=True))
         return base64.urlsafe_b64encode(nonce + body + self._tag(nonce, body)).decode("ascii")
 
@@ -95,6 +99,6 @@ class SecretBox:
             raise SecretError("secret value does not verify (altered, or another key)")
         data = bytes(a ^ b for a, b in zip(body, self._keystream(nonce, len(body)), strict=True))
         try:
-            return data.decode("utf-8")
+            return data.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:  # pragma: no cover - impossible once the tag verified
             raise SecretError("secret value is not UTF-8") from None

@@ -19,6 +19,14 @@ names are defined in :mod:`.documents`.
 All mutation of a state's ``status`` / ``enqueue_after`` goes through :meth:`Store.set_status`
 and :meth:`Store.set_created`, which keep the indexes in step. :func:`check_invariants` re-derives
 every index from the states and compares; tests and fuzzers call it.
+
+The ``note_*`` methods are no-ops here. They tell a persistent subclass
+(:class:`fake_state_manager._store.sqlite.JournaledStore`, ``--db``) which documents an engine call
+changed, so that it writes only those, once, at the end of the call. The in-memory store pays
+nothing on its hot path: the state methods are overridden there, not hooked here. Engine code
+that changes a registered node, a graph template or a cron doc outside these methods calls the
+matching ``note_*``; a state or run changed in place is always one that went through a store
+method in the same engine call.
 """
 
 from __future__ import annotations
@@ -51,10 +59,10 @@ class Store:
     consistent. It is not thread-safe on its own: the engine serialises access.
     """
 
-    def __init__(self, *, id_prefix: int | None = None) -> None:
+    def __init__(self, *, id_prefix: int | None = None, first_id: int = 1) -> None:
         prefix = id_prefix if id_prefix is not None else int.from_bytes(os.urandom(4), "big")
         self._id_prefix = f"{prefix & 0xFFFFFFFF:08x}"
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)  # a reloaded store continues its counter
         self._tokens = itertools.count(1)
         self.states: dict[str, State] = {}
         self.runs: dict[str, Run] = {}
@@ -242,6 +250,23 @@ class Store:
         """Add a run document (§4.6 step 5)."""
         self.runs[run.run_id] = run
         self.runs_by_namespace.setdefault(run.namespace_name, []).append(run)
+
+    # -- change notes (no-ops in memory; see the module docstring) --------------------------------
+
+    def note_state(self, state: State) -> None:
+        """``state`` was inserted, changed or (when no longer in :attr:`states`) removed."""
+
+    def note_run(self, run_id: str) -> None:
+        """The run ``run_id`` (or its store values) was inserted, changed or removed."""
+
+    def note_node(self, namespace: str, name: str) -> None:
+        """The registered node ``name`` of ``namespace`` was inserted, changed or removed."""
+
+    def note_graph(self, namespace: str, name: str) -> None:
+        """The graph template ``(namespace, name)`` was inserted, changed or removed."""
+
+    def note_cron(self, doc_id: str) -> None:
+        """The cron doc ``doc_id`` was inserted, changed or removed from :attr:`cron`."""
 
 
 def check_invariants(store: Store) -> None:

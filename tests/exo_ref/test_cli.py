@@ -74,3 +74,17 @@ def test_demo_refuses_a_bad_fan_out(bad: str, capsys: pytest.CaptureFixture[str]
         main(["demo", "--fan-out", bad])
     assert info.value.code == 2
     assert "--fan-out" in capsys.readouterr().err
+
+
+def test_every_backend_the_demo_offers_comes_with_a_plain_install() -> None:
+    # Issue 10: `exo-ref demo --backend trio` (in the README) failed after `pip install exo-ref`.
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+
+    plain = {
+        Requirement(text).name
+        for text in importlib.metadata.requires("exo-ref") or []
+        if Requirement(text).marker is None
+    }
+    assert {"anyio", "trio"} <= plain

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from exo_ref import ConfigurationError, Runtime
-from exo_ref._config import RuntimeSettings, env_log_level, resolve_api_key
+from exo_ref._config import MAX_BATCH_SIZE, RuntimeSettings, env_log_level, resolve_api_key
 from exo_ref._logging import LOGGER_NAME, setup_default_logging
 
 from .helpers import EchoNode
@@ -58,11 +58,23 @@ def test_environment_fills_only_none_arguments(monkeypatch: pytest.MonkeyPatch) 
         pytest.param({"poll_interval": 0}, "poll_interval must be a positive", id="poll"),
         pytest.param({"grace_period": -1.0}, "grace_period must be >= 0", id="grace"),
         pytest.param({"state_manager_uri": "sm:8000"}, "must start with http", id="scheme"),
+        pytest.param({"batch_size": 1001}, "Batch size should be at most 1000, got 1001",
+                     id="batch-bound"),
+        # The bound is an addition: upstream's own checks come first.
+        pytest.param({"batch_size": 5000, "workers": 0}, "Workers should be at least 1",
+                     id="batch-bound-after-upstream-checks"),
     ],
 )
 def test_validation_follows_upstream_order(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build(**overrides)
+
+
+def test_batch_size_is_bounded_by_what_a_poll_may_ask_for() -> None:
+    assert MAX_BATCH_SIZE == 1000  # the fake refuses a larger enqueue batch_size (422)
+    assert build(batch_size=MAX_BATCH_SIZE).batch_size == MAX_BATCH_SIZE
+    with pytest.raises(ConfigurationError, match=r"at most 1000, got 1000000: .*unstarted"):
+        Runtime("ns", "rt", [EchoNode], "http://sm", "k", batch_size=1_000_000)
 
 
 def test_key_is_not_in_repr() -> None:

@@ -30,10 +30,14 @@ class FakeQueue:
         self.fail = fail
         self.gate: anyio.Event | None = None
         self.entered = anyio.Event()
+        self.backlog: Backlog | None = None  # set by make_poller
+        self.room: list[int] = []  # the poller's free room when each poll was sent
 
     async def enqueue(self, nodes: Sequence[str], batch_size: int) -> list[ClaimedState]:
         assert list(nodes) == ["N"]
         self.polls.append((self.clock.now(), batch_size))
+        if self.backlog is not None:
+            self.room.append(self.backlog.batch_size - self.backlog.unstarted)
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
@@ -61,6 +65,7 @@ def make_poller(
     send, receive = anyio.create_memory_object_stream[ClaimedState](math.inf)
     _opened.extend([send, receive])
     backlog = Backlog(batch_size=batch_size, workers=workers)
+    queue.backlog = backlog
     poller = Poller(client=queue, node_names=["N"], backlog=backlog, send=send,
                     poll_interval=interval, clock=clock, rng=random.Random(0))
     return poller, backlog, receive
@@ -254,3 +259,6 @@ async def test_poller_bounds_hold_for_any_settings(
     assert sorted(done) == sorted(f"s{i}" for i in range(count))
     assert peak <= batch_size
     assert all(1 <= size <= batch_size for _, size in queue.polls)
+    # It never asks for more than it can hold: each poll asks for at most the free room.
+    assert len(queue.room) == len(queue.polls)
+    assert all(size <= room for (_, size), room in zip(queue.polls, queue.room, strict=True))

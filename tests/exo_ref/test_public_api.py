@@ -15,7 +15,8 @@ ADDITIONS = {
     "AuthenticationError", "Backoff", "Clock", "ConfigurationError", "ExoRefError",
     "GraphValidationError", "InvalidResponseError", "ManualClock", "NodeValidationError",
     "RegistrationError", "RuntimeAlreadyRunningError", "StateManagerError",
-    "StateManagerTimeoutError", "StateManagerUnavailableError", "SystemClock", "WaitTimeoutError",
+    "StateManagerTLSError", "StateManagerTimeoutError", "StateManagerUnavailableError",
+    "SystemClock", "WaitTimeoutError",
     # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time).
     "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunSummary", "RunsPage",
     "TriggerResponse",

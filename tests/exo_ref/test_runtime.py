@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import signal
 import threading
 from typing import Any
@@ -21,6 +23,7 @@ from exo_ref import (
     Runtime,
     RuntimeAlreadyRunningError,
 )
+from exo_ref._config import MAX_BATCH_SIZE
 from fake_state_manager import FakeStateManager
 from tests.builders import NAMESPACE, graph_node
 
@@ -73,6 +76,19 @@ async def test_fan_out_graph_runs_to_success_within_batch_bounds() -> None:
     polls = [r.body["batch_size"] for r in sm.requests if r.path.endswith("/states/enqueue")]
     assert polls
     assert all(1 <= size <= 4 for size in polls)
+
+
+async def test_the_largest_batch_size_never_asks_for_more_than_a_poll_may_claim() -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan, SyncLeaf], batch_size=MAX_BATCH_SIZE, workers=3)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            summary = await sm.wait_for_run(await start_graph(sm, FAN_GRAPH))
+            rt.stop()
+    assert summary["status"] == "SUCCESS"
+    polls = [r for r in sm.requests if r.path.endswith("/states/enqueue")]
+    assert polls
+    assert all(1 <= r.body["batch_size"] <= MAX_BATCH_SIZE for r in polls)
 
 
 async def test_run_refuses_to_run_twice_concurrently() -> None:
@@ -318,3 +334,111 @@ async def test_cancelling_a_running_runtime_leaves_it_reusable() -> None:
             assert rt.is_running
             rt.stop()
     assert not rt.is_running
+
+
+class Restartable(httpx.AsyncBaseTransport):
+    """Routes to one fake, then refuses connections (down), then routes to a fresh fake."""
+
+    def __init__(self, target: httpx.AsyncBaseTransport) -> None:
+        self.target: httpx.AsyncBaseTransport | None = target
+        self.refused = anyio.Event()
+        self.registrations: list[httpx.AsyncBaseTransport] = []
+        self.registered = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        target = self.target
+        if target is None:
+            self.refused.set()
+            raise httpx.ConnectError("connection refused", request=request)
+        response = await target.handle_async_request(request)
+        if request.method == "PUT" and request.url.path.endswith("/nodes/"):
+            self.registrations.append(target)
+            self.registered.set()
+        return response
+
+
+async def test_a_runtime_registers_again_after_the_server_restarts_empty(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 10: a restarted in-memory server forgot the nodes; the runtime must notice the
+    # outage, register again by itself, and a graph upserted afterwards is VALID and runs.
+    clock = ManualClock(auto_advance=True)
+    async with FakeStateManager(clock=clock) as before, FakeStateManager(clock=clock) as after:
+        network = Restartable(before.transport)
+        rt = runtime_for(before, [Fan, SyncLeaf], transport=network, workers=3)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            first = await before.wait_for_run(await start_graph(before, FAN_GRAPH))
+            network.target = None  # the server goes down ...
+            await network.refused.wait()  # ... and the runtime has noticed (a poll failed)
+            network.registered = anyio.Event()
+            network.target = after.transport  # ... and comes back with nothing
+            await network.registered.wait()
+            second = await after.wait_for_run(await start_graph(after, FAN_GRAPH))
+            rt.stop()
+    assert (first["status"], second["status"]) == ("SUCCESS", "SUCCESS")
+    assert network.registrations == [before.transport, after.transport]
+    assert any(
+        "Registering the nodes again: the state manager answers again after an outage"
+        in record.getMessage()
+        for record in caplog.records
+    )
+
+
+async def test_a_report_the_server_does_not_know_is_logged_once_and_registers_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(auto_advance=True)
+    async with FakeStateManager(clock=clock) as before, FakeStateManager(clock=clock) as after:
+        network = Restartable(before.transport)
+
+        class Gate(BaseNode):
+            class Inputs(BaseModel):
+                i: str
+
+            class Outputs(BaseModel):
+                done: str
+
+            async def execute(self) -> BaseModel:
+                started.set()
+                await release.wait()
+                return self.Outputs(done=self.inputs.i)
+
+        started, release = anyio.Event(), anyio.Event()
+        rt = runtime_for(before, [Gate], transport=network, workers=1)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            await start_graph(before, [graph_node("g", "Gate", {"i": "x"})])
+            await started.wait()
+            network.registered = anyio.Event()
+            network.target = after.transport  # restarted between claim and report
+            release.set()
+            await network.registered.wait()
+            rt.stop()
+    reports = [r for r in after.requests if r.path.endswith("/executed")]
+    assert [r.status for r in reports] == [404]  # not retried
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("does not know this state" in m for m in messages) == 1
+    assert any("Registering the nodes again: POST /state/" in m for m in messages)
+
+
+async def test_each_state_is_one_info_line_with_node_id_and_milliseconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = runtime_for(sm, [Fan, SyncLeaf], workers=3)
+        with caplog.at_level(logging.INFO, logger="exo_ref.workers"):
+            async with anyio.create_task_group() as tg:
+                await tg.start(rt.run)
+                run_id = await start_graph(sm, FAN_GRAPH)
+                await sm.wait_for_run(run_id)
+                rt.stop()
+        ids = {state["id"]: state["node_name"] for state in sm.states(run_id)}
+    lines = [r.getMessage() for r in caplog.records if r.name == "exo_ref.workers"]
+    # 11 executions: the fan and its 10 leaves (the fan's 9 extra outputs become EXECUTED
+    # copies on the server, §3.4, and are never run).
+    assert len(lines) == 11
+    for line in lines:
+        match = re.fullmatch(r"State (\w+) \(node (\w+)\) executed in \d+\.\d ms", line)
+        assert match, line
+        assert ids[match[1]] == match[2]

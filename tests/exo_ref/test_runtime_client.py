@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import socket
 
 import anyio
 import httpx
@@ -12,14 +13,19 @@ import pytest
 from exo_ref import (
     AuthenticationError,
     Backoff,
+    ConfigurationError,
     InvalidResponseError,
     ManualClock,
     RegistrationError,
+    Runtime,
+    StateManagerError,
     StateManagerTimeoutError,
+    StateManagerTLSError,
     StateManagerUnavailableError,
 )
-from exo_ref._runtime_client import ReportOutcome
+from exo_ref._runtime_client import ReportOutcome, StateManagerClient
 from exo_ref._wire import RegisterRequest
+from fake_state_manager import FakeStateManager, SystemClock
 from tests.builders import NAMESPACE
 
 from .helpers import KEY, EchoNode, Recorder, json_response, make_client, run_clock
@@ -246,3 +252,77 @@ async def test_re_enqueue_after_never_sends_zero() -> None:
     async with make_client(recorder, ManualClock()) as client:
         await client.report_re_enqueue_after("s1", 0)
     assert recorder.calls[0].body == {"enqueue_after": 1}
+
+
+async def test_registration_counts_as_lost_only_after_an_outage_and_comes_back_once() -> None:
+    # Re-registration (module docstring): an answer after unreachable/5xx requests is evidence.
+    recorder = Recorder(
+        script={"/states/enqueue": [UNAVAILABLE, httpx.ConnectError("refused"), None, None]}
+    )
+    clock = ManualClock()
+    request = RegisterRequest.for_nodes(name="rt", namespace=NAMESPACE, nodes=[EchoNode])
+    async with make_client(recorder, clock) as client:
+        assert not await client.register_again_if_lost()  # nothing registered yet
+        await client.register(request)
+        for _ in range(2):
+            with pytest.raises((StateManagerError, StateManagerUnavailableError)):
+                await client.enqueue(["EchoNode"], 1)
+        assert client.registration_lost is None  # still down: nothing to conclude yet
+        await client.enqueue(["EchoNode"], 1)
+        assert client.registration_lost is not None
+        assert "after an outage" in client.registration_lost
+        assert await client.register_again_if_lost()
+        assert client.registration_lost is None
+        await client.enqueue(["EchoNode"], 1)  # healthy: no further evidence
+        assert not await client.register_again_if_lost()
+    registrations = recorder.paths("/nodes/")
+    assert len(registrations) == 2
+    assert registrations[0].body == registrations[1].body
+
+
+async def test_https_to_a_plain_server_fails_at_once_saying_to_use_http() -> None:
+    # Issue 10: this used to retry an SSL error forever.
+    sm = FakeStateManager(api_key=KEY, clock=SystemClock())
+    with sm.serve_in_thread() as uri:
+        secure = uri.replace("http://", "https://")
+        rt = Runtime(NAMESPACE, "rt", [EchoNode], state_manager_uri=secure, key=KEY)
+        with pytest.raises(StateManagerTLSError) as raised:
+            await rt.run()
+    message = str(raised.value)
+    assert f"the TLS handshake with the state manager at {secure} failed" in message
+    assert f"use {uri}" in message
+    assert KEY not in message
+
+
+async def test_an_unreachable_server_is_named_with_what_to_check() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clock = ManualClock()
+    client = StateManagerClient(
+        uri=f"http://127.0.0.1:{port}",
+        namespace=NAMESPACE,
+        key=KEY,
+        version="v0",
+        transport=None,
+        timeout=httpx.Timeout(5.0),
+        clock=clock,
+        rng=random.Random(0),
+    )
+    async with client:
+        with pytest.raises(StateManagerUnavailableError) as raised:
+            await client.enqueue(["EchoNode"], 1)
+    message = str(raised.value)
+    assert message.startswith(
+        f"POST /states/enqueue could not reach the state manager at http://127.0.0.1:{port}: "
+    )
+    assert message.endswith(
+        "check state_manager_uri= / EXOSPHERE_STATE_MANAGER_URI and that the state manager is"
+        " running"
+    )
+
+
+@pytest.mark.parametrize("uri", ["http://h:8000/v0", "http://h:8000/v0/"])
+def test_a_uri_with_the_version_is_refused_with_the_fix(uri: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"use 'http://h:8000' \(the version goes in"):
+        Runtime(NAMESPACE, "rt", [EchoNode], state_manager_uri=uri, key=KEY)

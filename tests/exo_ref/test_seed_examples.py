@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import pytest
 
-from exo_ref import ManualClock, SystemClock
+from exo_ref import ManualClock, SystemClock, WaitTimeoutError
 from fake_state_manager import FakeStateManager
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -165,3 +165,22 @@ def test_background_thread_pattern_starts_and_stops(monkeypatch: pytest.MonkeyPa
         summary = load("background_thread").main(poll_interval=0.05)
     assert summary["status"] == "SUCCESS"
     assert [state["outputs"] for state in fake.states(summary["run_id"])] == BASIC_OUTPUTS
+
+
+@pytest.mark.usefixtures("examples")
+async def test_trigger_without_a_runtime_says_what_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 10: this was a bare TimeoutError after 30 s.
+    trigger = load("trigger")
+    clock = ManualClock(auto_advance=True)
+    async with FakeStateManager(api_key=KEY, clock=clock) as fake:
+        monkeypatch.setenv(URI_VAR, fake.uri)
+        monkeypatch.setenv(KEY_VAR, KEY)
+        with pytest.raises(WaitTimeoutError) as raised:
+            await trigger.run_graph_once("basic", transport=fake.transport, clock=clock)
+    assert str(raised.value) == (
+        "no runtime registered MyNode in namespace 'MyProject' within 30 s: start the example"
+        " runtime first (see examples/README.md) with the same EXOSPHERE_STATE_MANAGER_URI and"
+        " EXOSPHERE_API_KEY as this script"
+    )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,6 +17,8 @@ from fake_state_manager import FakeStateManager
 from tests.builders import graph_node
 
 from .helpers import Fan, runtime_for, start_graph
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Slow(BaseNode):
@@ -99,3 +106,84 @@ async def test_grace_period_expiry_cancels_and_hands_back_running_states() -> No
         assert "QUEUED" not in final
         assert final == ["CREATED"] * 8
         assert not reports(sm, "/executed")[1:]  # only Fan's executed report
+
+
+BLOCKED_RUNTIME = """
+import threading
+
+import httpx
+from pydantic import BaseModel
+
+from exo_ref import BaseNode, Runtime
+from tests.builders import NAMESPACE
+from tests.exo_ref.helpers import KEY, URI, Recorder, state
+
+
+class Block(BaseNode):
+    class Inputs(BaseModel):
+        text: str
+
+    class Outputs(BaseModel):
+        text: str
+
+    def execute(self) -> BaseModel:  # a sync node blocked for good: its thread never returns
+        print("node started", flush=True)
+        threading.Event().wait()
+        return self.Outputs(text=self.inputs.text)
+
+
+class Printing(Recorder):
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if "/state/" in request.url.path:
+            print("report", request.url.path.rsplit("/", 2)[-2:], flush=True)
+        return super().handle(request)
+
+
+recorder = Printing(states=[state("s1", "Block", text="x")])
+Runtime(
+    NAMESPACE, "rt", [Block], state_manager_uri=URI, key=KEY, transport=recorder.transport,
+    poll_interval=0.01,
+).start()
+print("start() returned", flush=True)
+"""
+
+
+def test_a_second_ctrl_c_hands_back_and_exits_130_while_a_sync_node_blocks(
+    tmp_path: Path,
+) -> None:
+    # Issue 10: the process lived on until the blocked thread returned, and exited 0.
+    script = tmp_path / "blocked.py"
+    script.write_text(BLOCKED_RUNTIME)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "EXOSPHERE_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+
+    def read_until(text: str) -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            seen.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"the runtime ended before printing {text!r}: {''.join(seen)}")
+
+    try:
+        read_until("node started")
+        process.send_signal(signal.SIGINT)
+        read_until("Received SIGINT: finishing running states")
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = "".join(seen) + rest
+    assert process.returncode == 130, output
+    assert "report ['s1', 're-enqueue-after']" in output  # handed back before exiting
+    assert "Exiting with status 130 after a forced stop" in output
+    assert "start() returned" not in output

@@ -451,3 +451,9 @@ async def test_upsert_refuses_bad_polling_settings_before_sending(
     with pytest.raises(ConfigurationError, match=message):
         await make(rec).upsert_graph("g", [NODE], {}, **kwargs)
     assert rec.requests == []
+
+
+def test_a_client_of_the_in_process_fake_without_its_transport_fails_at_once() -> None:
+    # Issue 11: without transport= this retried DNS for http://fake-state-manager forever.
+    with pytest.raises(ConfigurationError, match=r"pass transport=sm.transport"):
+        StateManager("ns", state_manager_uri="http://fake-state-manager", key="k")

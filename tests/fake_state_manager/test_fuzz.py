@@ -2,9 +2,11 @@
 
 Hypothesis sends sequences of requests to every endpoint: random JSON bodies, valid bodies with
 one field replaced by random JSON (wrong types, huge or negative numbers, NaN), malformed and
-unknown ids, other namespaces and graphs, odd content types. Every answer must be < 500, an
-error must be a JSON ``{"detail": ...}`` that left the store exactly as it was, and the engine's
-invariant checker must still pass afterwards.
+unknown ids, other namespaces and graphs, odd content types, and arbitrary bytes in the key,
+request-id and content-type headers. Every string (keys, values, secrets, path segments) is
+drawn from the whole Unicode range, lone surrogates included: JSON escapes can carry them.
+Every answer must be < 500, an error must be a JSON ``{"detail": ...}`` that left the store
+exactly as it was, and the engine's invariant checker must still pass afterwards.
 """
 
 from __future__ import annotations
@@ -40,16 +42,25 @@ numbers = st.one_of(
     st.sampled_from([0, -1, 1, 2**63, -(2**63), 10**30]),
     st.floats(allow_nan=True, allow_infinity=True),
 )
-scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=20))
+# Every code point, surrogates (category Cs, excluded by default) included.
+any_char = st.characters(exclude_categories=())
+scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(any_char, max_size=20))
 json_values = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.text(max_size=8), children, max_size=4),
+        st.dictionaries(st.text(any_char, max_size=8), children, max_size=4),
     ),
     max_leaves=12,
 )
-texts = st.text(min_size=1, max_size=30)
+texts = st.text(any_char, min_size=1, max_size=30)
+# Header values are bytes on the wire; anything but the line breaks and NUL HTTP itself forbids.
+header_values = st.binary(max_size=40).filter(lambda b: not set(b) & {0, 10, 13})
+
+
+def _segment(value: str) -> str:
+    # A lone surrogate has no UTF-8 form; percent-encode what surrogatepass makes of it.
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
 ids = st.one_of(
     st.sampled_from(["known", "0" * 24, "f" * 24, "ZZ" * 12, "not-an-id", "1" * 25]),
     st.from_regex(r"[0-9a-f]{24}", fullmatch=True),
@@ -104,7 +115,7 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
         "page": draw(st.sampled_from(["1", "0", "-1", "x", str(2**70)]) | st.integers().map(str)),
         "size": draw(st.sampled_from(["10", "0", "-3", "1.5", str(2**70)])),
     }
-    path = endpoint.path.format(**{k: quote(v, safe="") for k, v in params.items()})
+    path = endpoint.path.format(**{k: _segment(v) for k, v in params.items()})
     kwargs: dict[str, Any] = {}
     if endpoint.body is not None:
         mode = draw(st.integers(0, 9))
@@ -137,8 +148,12 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
             body = draw(bodies(endpoint.name))
             kwargs["content"] = json.dumps(body).encode()
             kwargs["headers"] = {"content-type": "application/json"}
-    if draw(st.integers(0, 9)) == 0:
+    header_mode = draw(st.integers(0, 9))
+    if header_mode == 0:
         kwargs.setdefault("headers", {})["x-api-key"] = "wrong"
+    elif header_mode == 1:
+        name = draw(st.sampled_from(["x-api-key", "x-exosphere-request-id", "content-type"]))
+        kwargs.setdefault("headers", {})[name] = draw(header_values)
     return endpoint.method, path, kwargs
 
 

@@ -4,7 +4,10 @@
 conversations recorded against the upstream state manager (commit 08a2e6d, run unmodified); each
 answer upstream gave the same way on two runs is kept, normalised. Every conversation is played
 here against the in-process fake, each answer normalised the same way and compared with the
-recording. A mismatch names the conversation and the answer and shows both sides. Fields where
+recording, twice: in-process (``httpx.ASGITransport``) and served over loopback by uvicorn
+(:meth:`FakeStateManager.serve`, real sockets and HTTP parsing in the test's event loop, so the
+same manual clock drives both). A mismatch names the conversation and the answer and shows both
+sides. Fields where
 the fake deliberately differs from upstream are exempted in ``EXEMPTIONS``, each naming its row
 of ``docs/fidelity.md``.
 """
@@ -15,8 +18,10 @@ import fnmatch
 import json
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -193,7 +198,24 @@ def _report(prefix: str, state: dict[str, Any], act: dict[str, Any]) -> tuple[st
     raise AssertionError(f"unknown drain act {act!r}")
 
 
-async def play(conversation: dict[str, Any], ns: str) -> list[tuple[str, int, Any]]:
+Mode = Literal["in_process", "served"]
+
+
+@asynccontextmanager
+async def _client(sm: FakeStateManager, mode: Mode) -> AsyncIterator[httpx.AsyncClient]:
+    if mode == "in_process":
+        async with sm.client() as client:
+            yield client
+        return
+    async with sm.serve() as uri, httpx.AsyncClient(
+        base_url=uri, headers={"x-api-key": KEY}, timeout=CONVERSATION_TIMEOUT
+    ) as client:
+        yield client
+
+
+async def play(
+    conversation: dict[str, Any], ns: str, mode: Mode = "in_process"
+) -> list[tuple[str, int, Any]]:
     """Play one conversation; return ``(answer name, status, raw JSON body)`` in order."""
     answers: list[tuple[str, int, Any]] = []
     names: dict[str, str] = {"ns": ns}
@@ -207,7 +229,8 @@ async def play(conversation: dict[str, Any], ns: str) -> list[tuple[str, int, An
         answers.append((name, response.status_code, body))
         return body
 
-    async with FakeStateManager(api_key=KEY, clock=clock, seed=0) as sm, sm.client() as client:
+    sm = FakeStateManager(api_key=KEY, clock=clock, seed=0)
+    async with sm, _client(sm, mode) as client:
         for step in conversation["steps"]:
             op = step["op"]
             if op == "http":
@@ -281,11 +304,7 @@ def compare(
 CONVERSATIONS = CORPUS["conversations"]
 
 
-@pytest.mark.parametrize("conversation", CONVERSATIONS, ids=[c["name"] for c in CONVERSATIONS])
-async def test_replay_matches_upstream(conversation: dict[str, Any]) -> None:
-    ns = f"parity-{conversation['name']}-{uuid.uuid4().hex[:8]}"
-    with anyio.fail_after(CONVERSATION_TIMEOUT):
-        answers = await play(conversation, ns)
+def _check(conversation: dict[str, Any], answers: list[tuple[str, int, Any]], ns: str) -> None:
     problems = compare(conversation, answers, ns)
     if problems:
         pytest.fail(
@@ -294,6 +313,24 @@ async def test_replay_matches_upstream(conversation: dict[str, Any]) -> None:
             f"{len(problems)} answer(s) differ from upstream\n" + "\n".join(problems),
             pytrace=False,
         )
+
+
+@pytest.mark.parametrize("conversation", CONVERSATIONS, ids=[c["name"] for c in CONVERSATIONS])
+async def test_replay_matches_upstream(conversation: dict[str, Any]) -> None:
+    ns = f"parity-{conversation['name']}-{uuid.uuid4().hex[:8]}"
+    with anyio.fail_after(CONVERSATION_TIMEOUT):
+        answers = await play(conversation, ns)
+    _check(conversation, answers, ns)
+
+
+# uvicorn runs on asyncio only; the in-process replay above covers trio.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("conversation", CONVERSATIONS, ids=[c["name"] for c in CONVERSATIONS])
+async def test_served_replay_matches_upstream(conversation: dict[str, Any]) -> None:
+    ns = f"parity-{conversation['name']}-{uuid.uuid4().hex[:8]}"
+    with anyio.fail_after(CONVERSATION_TIMEOUT):
+        answers = await play(conversation, ns, mode="served")
+    _check(conversation, answers, ns)
 
 
 def test_every_exemption_names_a_fidelity_row() -> None:

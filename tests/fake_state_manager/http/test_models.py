@@ -129,8 +129,20 @@ def test_register_drops_node_namespace() -> None:
         pytest.param(
             s.UpsertGraphTemplateRequest,
             {"secrets": {}, "nodes": [], "triggers": [{"type": "CRON", "value": {}}]},
-            ("triggers", 0, "value", "expression"),
+            ("triggers", 0, "expression"),
             id="trigger-expression-missing",
+        ),
+        pytest.param(
+            s.UpsertGraphTemplateRequest,
+            {"secrets": {}, "nodes": [], "triggers": [{"type": "CRON"}]},
+            ("triggers", 0, "expression"),
+            id="trigger-value-missing",
+        ),
+        pytest.param(
+            s.UpsertGraphTemplateRequest,
+            {"secrets": {}, "nodes": [], "triggers": [{"type": "CRON", "value": {"x": 1}}]},
+            ("triggers", 0, "value", "x"),
+            id="trigger-value-not-str",
         ),
         pytest.param(s.TriggerGraphRequest, {"inputs": {"a": 1}}, ("inputs", "a"), id="input-int"),
         pytest.param(
@@ -155,14 +167,29 @@ def test_invalid_bodies_report_the_field(
     assert loc in [found for found, _ in errors(model, body)]
 
 
-def test_invalid_cron_expression_message() -> None:
+def test_invalid_cron_expression_is_located_as_upstream_locates_it() -> None:
+    # contract §4.1: upstream checks `value` inside the trigger's own validator, so the loc has
+    # no "value" segment (recorded from the upstream server).
     body = {
         "secrets": {},
         "nodes": [],
         "triggers": [{"type": "CRON", "value": {"expression": "x"}}],
     }
     assert errors(s.UpsertGraphTemplateRequest, body) == [
-        (("triggers", 0, "value", "expression"), "Value error, Invalid cron expression")
+        (("triggers", 0, "expression"), "Value error, Invalid cron expression")
+    ]
+
+
+def test_trigger_value_keeps_extra_keys_as_upstream_stores_them() -> None:
+    body = s.UpsertGraphTemplateRequest.model_validate(
+        {
+            "secrets": {},
+            "nodes": [],
+            "triggers": [{"type": "CRON", "value": {"expression": "@daily", "note": "n"}}],
+        }
+    )
+    assert body.model_dump(mode="json")["triggers"] == [
+        {"type": "CRON", "value": {"expression": "@daily", "note": "n"}}
     ]
 
 

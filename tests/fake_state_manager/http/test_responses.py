@@ -4,6 +4,9 @@
   through every endpoint of ``routes.ENDPOINTS`` and checks each JSON body against the endpoint's
   ``response=`` model: it validates, and every JSON object has exactly the model's keys (by
   alias), recursively (the engine builds these dicts by hand, so nothing else keeps them equal).
+* :func:`test_every_declared_error_status_answers_its_declared_model` provokes every error status
+  ``/openapi.json`` declares for every endpoint (``openapi.response_models``) and checks each
+  body against the declared model the same way.
 * :func:`test_client_and_server_describe_the_same_fields` pairs each body description of
   ``exo_ref._wire`` (the SDK's side) with the fake's response model and compares the field names.
 * The remaining tests feed the two checkers wrong data, so that each check is shown able to fail.
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -21,11 +25,19 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from exo_ref import _wire as w
+from fake_state_manager._engine.engine import Engine
 from fake_state_manager._http import responses as r
+from fake_state_manager._http.app import create_app
+from fake_state_manager._http.openapi import (
+    EXAMPLE_BODIES,
+    EXAMPLE_PARAMETERS,
+    error_statuses,
+    response_models,
+)
 from fake_state_manager._http.routes import ENDPOINTS, Endpoint
 from tests.builders import graph_node
 
-from ..http_support import ok, registration, running
+from ..http_support import KEY, PREFIX, ok, registration, running
 
 # -- the recursive shape checker ----------------------------------------------------------------
 
@@ -187,6 +199,155 @@ async def test_every_endpoint_answers_exactly_its_declared_model() -> None:
     assert not failures, "\n\n".join(failures)
     uncovered = sorted(e.name for e in ENDPOINTS if e not in {e for e, _ in call.answers})
     assert not uncovered, f"endpoints not driven by this scenario (add them): {uncovered}"
+
+
+# -- 1b. every declared error status, one request each -------------------------------------------
+
+
+def assert_declared(endpoint: Endpoint, status: int, body: Any) -> None:
+    """``status`` is declared for ``endpoint`` and ``body`` is exactly its declared model."""
+    label = f"{endpoint.method} {endpoint.path} ({endpoint.name}) {status}"
+    declared = response_models(endpoint)
+    assert status in declared, f"{label}: status not declared (declared: {sorted(declared)})"
+    model = declared[status]
+    problems = error_shape_diff(model, body)
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        problems.append(f"model_validate: {exc}")
+    assert not problems, f"{label} answered unlike {model.__name__}:\n" + "\n".join(problems)
+
+
+def error_shape_diff(model: type[BaseModel], body: Any) -> list[str]:
+    """Like :func:`shape_diff`, but fields with a default may be left out (422 ``ctx``)."""
+    if model is r.ValidationErrorResponse and isinstance(body, Mapping):
+        problems = shape_diff(model, {**body, "detail": []})
+        for i, item in enumerate(body.get("detail") or []):
+            full = {"ctx": {}, **item} if isinstance(item, Mapping) else item
+            problems += shape_diff(r.ValidationErrorDetail, full, f"$.detail[{i}]")
+        return problems
+    return shape_diff(model, body)
+
+
+class ErrorProbe:
+    """Sends one request per (endpoint, error status) and keeps ``(endpoint, status, body)``."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[Endpoint, int, Any]] = []
+
+    async def __call__(
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        status: int,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> Any:
+        endpoint = _BY_NAME[name]
+        url = endpoint.path.format(**(EXAMPLE_PARAMETERS | params))
+        kwargs: dict[str, Any] = {"headers": headers}
+        if content is not None:
+            kwargs["content"] = content
+        elif endpoint.body is not None:
+            kwargs["json"] = EXAMPLE_BODIES[name] if json is None else json
+        response = await client.request(endpoint.method, url, **kwargs)
+        assert response.status_code == status, (name, status, response.text)
+        body = response.json()
+        self.answers.append((endpoint, status, body))
+        return body
+
+
+async def _generic_errors(probe: ErrorProbe) -> None:
+    """401, router 404, body 400 and 422, int-path 422: the statuses every route of a kind has."""
+    async with running() as (_, client):
+        for endpoint in ENDPOINTS:
+            name = endpoint.name
+            await probe(client, name, 401, headers={"x-api-key": "wrong"})
+            if "{namespace_name}" in endpoint.path:
+                await probe(client, name, 404, namespace_name="")  # no route: ".../namespace//..."
+            if endpoint.body is not None:
+                bad_utf8 = {"content-type": "application/json"}
+                await probe(client, name, 400, content=b'{"\xff": 1}', headers=bad_utf8)
+                await probe(client, name, 422, content=b"{", headers=bad_utf8)
+                await probe(client, name, 422, json=["not an object"])
+            if endpoint.int_params:
+                await probe(client, name, 422, page="first")
+
+
+async def _engine_errors(probe: ErrorProbe) -> None:
+    """The engine's own 400, 404 and 409 answers (``Endpoint.errors``)."""
+    async with running() as (sm, client):
+        ns = {"namespace_name": "ns"}
+        example = EXAMPLE_BODIES["upsert_graph_template"]
+        graph = example | {"nodes": [n | {"namespace": "ns"} for n in example["nodes"]]}
+        await probe(client, "upsert_graph_template", 400, json=graph | {"nodes": []}, **ns)
+        await probe(client, "get_graph_template", 404, **ns)
+        await probe(client, "trigger_graph", 404, **ns)
+        # Greet is not registered in "ns" yet: the template is stored INVALID.
+        await ok(client.put(f"{PREFIX}/graph/greet", json=graph), 201)
+        await probe(client, "trigger_graph", 400, **ns)
+        await ok(client.put(f"{PREFIX}/nodes/", json=EXAMPLE_BODIES["register_nodes"]))
+        await ok(client.put(f"{PREFIX}/graph/greet", json=graph), 201)
+        run = await ok(client.post(f"{PREFIX}/graph/greet/trigger", json={}))
+        (created,) = sm.states(run["run_id"])  # CREATED, not claimed: "not queued"
+        created_id = {"state_id": created["id"], **ns}
+        for name in ("executed_state", "errored_state", "prune_state"):
+            await probe(client, name, 400, **created_id)
+        for name in ("executed_state", "errored_state", "prune_state", "re_enqueue_after_state",
+                     "manual_retry_state", "get_secrets"):
+            await probe(client, name, 404, **ns)  # the example id names no state
+        too_late = {"enqueue_after": 2**63}
+        await probe(client, "re_enqueue_after_state", 400, json=too_late, **created_id)
+        retry = {"fanout_id": "f"}
+        await ok(client.post(f"{PREFIX}/state/{created['id']}/manual-retry", json=retry))
+        await probe(client, "manual_retry_state", 409, json=retry, **created_id)
+        await probe(client, "get_runs", 400, page=0, **ns)
+        details = {"graph_name": "greet", "run_id": run["run_id"], **ns}
+        await probe(client, "get_node_run_details", 400, node_id="not-an-id", **details)
+        await probe(client, "get_node_run_details", 404, **details)
+
+
+async def _middleware_errors(probe: ErrorProbe) -> None:
+    """413 (BodyLimitMiddleware, before auth and routing) and 500 (UnhandledExceptions...)."""
+    async with running(max_body_bytes=16) as (_, client):
+        for endpoint in ENDPOINTS:
+            await probe(client, endpoint.name, 413, content=b"[" + b" " * 32 + b"]")
+
+    def boom() -> None:
+        raise RuntimeError("a bug in the fake")
+
+    app = create_app(Engine(), api_key=KEY, before_request=boom)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://fake", headers={"x-api-key": KEY}
+    ) as client:
+        for endpoint in ENDPOINTS:
+            await probe(client, endpoint.name, 500)
+
+
+@pytest.mark.anyio
+async def test_every_declared_error_status_answers_its_declared_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    probe = ErrorProbe()
+    await _generic_errors(probe)
+    await _engine_errors(probe)
+    with caplog.at_level(logging.CRITICAL, logger="fake_state_manager"):  # the 500 tracebacks
+        await _middleware_errors(probe)
+
+    failures = []
+    for endpoint, status, body in probe.answers:
+        try:
+            assert_declared(endpoint, status, body)
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n\n".join(failures)
+    driven = {(e.name, status) for e, status, _ in probe.answers}
+    declared = {(e.name, s) for e in ENDPOINTS for s in error_statuses(e)}
+    assert not declared - driven, f"declared, not driven (add a request): {declared - driven}"
 
 
 # -- 2. client and server name the same fields ---------------------------------------------------
@@ -399,6 +560,22 @@ def test_assert_exact_names_the_endpoint_and_the_keys() -> None:
         assert_exact(endpoint, body)
     assert "$: missing keys ['namespace'] (fields of EnqueueResponse)" in str(info.value)
     assert "model_validate: 1 validation error for EnqueueResponse" in str(info.value)
+
+
+def test_assert_declared_names_undeclared_statuses_and_wrong_bodies() -> None:
+    namespaces = _BY_NAME["list_namespaces"]
+    with pytest.raises(AssertionError, match=r"404: status not declared \(declared: \[200, 401"):
+        assert_declared(namespaces, 404, {"detail": "Not Found"})
+    with pytest.raises(AssertionError, match=r"extra keys \['success'\]"):
+        assert_declared(namespaces, 401, {"detail": "Invalid API key", "success": False})
+    retry = _BY_NAME["manual_retry_state"]
+    missing = {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
+    assert_declared(retry, 422, {"detail": [missing]})  # ctx is optional
+    no_input = {k: v for k, v in missing.items() if k != "input"}
+    with pytest.raises(AssertionError, match=r"\$.detail\[0\]: missing keys \['input'\]"):
+        assert_declared(retry, 422, {"detail": [no_input]})
+    with pytest.raises(AssertionError, match="model_validate"):
+        assert_declared(retry, 500, {"success": True, "detail": "boom"})
 
 
 class _ClientItem(TypedDict):

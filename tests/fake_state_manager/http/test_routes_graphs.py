@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.builders import graph_node
@@ -132,7 +134,8 @@ async def test_structural_error_is_400_and_stores_nothing() -> None:
                 "nodes": [],
                 "triggers": [{"type": "CRON", "value": {"expression": "not cron"}}],
             },
-            ["body", "triggers", 0, "value", "expression"],
+            # upstream's loc, recorded from the server (contract §4.1): no "value" segment
+            ["body", "triggers", 0, "expression"],
             id="bad-cron",
         ),
         pytest.param(
@@ -181,6 +184,24 @@ async def test_state_secrets_gives_every_plaintext_of_the_graph() -> None:
         assert elsewhere.status_code == 404  # upstream: 500 (docs/fidelity.md, §2.13)
         unknown = await client.get(f"{PREFIX}/state/{'f' * 24}/secrets")
         assert (unknown.status_code, unknown.json()) == (404, {"detail": "State not found"})
+
+
+async def test_a_lone_surrogate_in_a_secret_is_stored_and_served_back() -> None:
+    # Upstream answers 500 (the AES encoding is strict UTF-8); no input may give a 5xx here.
+    async with running() as (_, client):
+        await setup_graph(
+            client,
+            [registration("A", secrets=("tok",))],
+            [graph_node("a", "A")],
+            secrets={"tok": "plain"},
+        )
+        # httpx's json= refuses a lone surrogate; json.dumps writes the escape a client may send.
+        body = {"secrets": {"tok": "hunter2\ud800"}, "nodes": [graph_node("a", "A")]}
+        await ok(client.put(f"{PREFIX}/graph/g", content=json.dumps(body)), 201)
+        await trigger(client)
+        (state,) = await claim(client, "A")
+        result = await ok(client.get(f"{PREFIX}/state/{state['state_id']}/secrets"))
+    assert result == {"secrets": {"tok": "hunter2\ud800"}}
 
 
 async def test_trigger_resolves_store_and_overrides_root_inputs() -> None:

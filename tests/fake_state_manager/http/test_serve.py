@@ -8,11 +8,11 @@ import anyio
 import httpx
 import pytest
 
-from fake_state_manager import FakeStateManager, SystemClock
+from fake_state_manager import FakeStateManager, ManualClock, SystemClock
 from fake_state_manager._http.serve import serve_in_thread
 from tests.builders import graph_node
 
-from ..http_support import KEY, PREFIX, ok, registration, setup_graph, trigger
+from ..http_support import KEY, PREFIX, START, claim, ok, registration, setup_graph, trigger
 
 STATES = 120
 CALLERS = 50
@@ -85,4 +85,29 @@ def test_serve_in_thread_reports_a_port_in_use() -> None:
             pytest.raises(RuntimeError, match="could not start"),
             serve_in_thread(sm.app, port=port),
         ):
+            pass
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_serve_in_this_loop_works_with_a_manual_clock() -> None:
+    # FakeStateManager.serve: no thread, so the caller's ManualClock drives what is served.
+    clock = ManualClock(START, auto_advance=False)
+    sm = FakeStateManager(api_key=KEY, clock=clock)
+    headers = {"x-api-key": KEY}
+    async with sm, sm.serve() as uri, httpx.AsyncClient(base_url=uri, headers=headers) as remote:
+        await setup_graph(remote, [registration("A")], [graph_node("a", "A")])
+        await trigger(remote, start_delay=60_000)
+        assert await claim(remote, "A") == []
+        clock.advance(60)
+        assert len(await claim(remote, "A")) == 1
+    with pytest.raises(httpx.ConnectError):  # stopped with the context
+        async with httpx.AsyncClient(base_url=uri) as late:
+            await late.get("/health")
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_serve_in_this_loop_says_it_needs_asyncio() -> None:
+    sm = FakeStateManager(api_key=KEY)
+    with pytest.raises(RuntimeError, match="it needs asyncio"):
+        async with sm.serve():
             pass

@@ -1,0 +1,1 @@
+"""schemathesis against the served fake (tox -e schemathesis); see conftest.py."""
