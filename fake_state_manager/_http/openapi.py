@@ -46,6 +46,7 @@ ERROR_MODELS: dict[int, type[BaseModel]] = {
     413: r.ErrorResponse,
     422: r.ValidationErrorResponse,
     500: r.InternalErrorResponse,
+    503: r.ErrorResponse,
 }
 
 #: Statuses the middleware can answer for any request, whatever the route.
@@ -57,6 +58,8 @@ _DESCRIPTIONS = {
     413: "Request body too large: over the server's limit (an addition of the fake; checked "
     "before the body is read, with or without a key)",
     500: "Internal Server Error (UnhandledExceptionsMiddleware): a bug in the fake",
+    503: "Service Unavailable: with --db, the request (or the cron firing before it) could not"
+    " be saved to the database; nothing was changed (an addition of the fake)",
 }
 
 
@@ -66,9 +69,11 @@ def error_statuses(endpoint: Endpoint) -> tuple[int, ...]:
     The engine's (``endpoint.errors``), plus those its shape brings: 401 for every ``/v0`` route;
     400 (a body that is not UTF-8 or nested too deep) and 422 for a route with a body; 422 for
     ``int`` path parameters; 404 from the router for a path parameter that cannot match (empty,
-    or a ``/`` in it); 413 and 500 from the middleware.
+    or a ``/`` in it); 413 and 500 from the middleware; 503 for every ``/v0`` route, since with
+    ``--db`` each may commit (its own changes, or cron triggers fired before it) and a failed
+    commit answers 503.
     """
-    statuses = {401, *_MIDDLEWARE_STATUSES, *endpoint.errors}
+    statuses = {401, 503, *_MIDDLEWARE_STATUSES, *endpoint.errors}
     if endpoint.body is not None:
         statuses |= {400, 422}
     if endpoint.int_params:

@@ -15,15 +15,18 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NotRequired, TypedDict, Union, get_args, get_origin
 
 import httpx
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from exo_ref import ManualClock
 from exo_ref import _wire as w
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._http import responses as r
@@ -37,7 +40,7 @@ from fake_state_manager._http.openapi import (
 from fake_state_manager._http.routes import ENDPOINTS, Endpoint
 from tests.builders import graph_node
 
-from ..http_support import KEY, PREFIX, ok, registration, running
+from ..http_support import KEY, PREFIX, START, ok, registration, running
 
 # -- the recursive shape checker ----------------------------------------------------------------
 
@@ -328,13 +331,47 @@ async def _middleware_errors(probe: ErrorProbe) -> None:
             await probe(client, endpoint.name, 500)
 
 
+class _FailingCommits:
+    """A sqlite3 connection whose COMMIT fails, as on a full disk."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.inner.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def _storage_errors(probe: ErrorProbe, db: Path) -> None:
+    """503: with --db, a failed commit; here the cron firing that runs before every /v0 call."""
+    clock = ManualClock(START)
+    async with running(db=db, clock=clock) as (sm, client):
+        await ok(client.put(f"{PREFIX}/nodes/", json={"runtime_name": "rt", "nodes": [
+            registration("A")]}))
+        every_minute = [{"type": "CRON", "value": {"expression": "* * * * *"}}]
+        body = {"secrets": {}, "nodes": [graph_node("a", "A")], "triggers": every_minute}
+        await ok(client.put(f"{PREFIX}/graph/cron", json=body), 201)
+        storage = sm.engine.storage
+        assert storage is not None
+        storage.connection = _FailingCommits(storage.connection)  # type: ignore[assignment]
+        clock.advance(60)  # a trigger is due: every request tries to fire (and save) it first
+        for endpoint in ENDPOINTS:
+            await probe(client, endpoint.name, 503)
+    sm.close()
+
+
 @pytest.mark.anyio
 async def test_every_declared_error_status_answers_its_declared_model(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     probe = ErrorProbe()
     await _generic_errors(probe)
     await _engine_errors(probe)
+    await _storage_errors(probe, tmp_path / "fake.db")
     with caplog.at_level(logging.CRITICAL, logger="fake_state_manager"):  # the 500 tracebacks
         await _middleware_errors(probe)
 
