@@ -30,7 +30,7 @@ The root search and upstream's "parents" DFS live in :mod:`.structure`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic_core import InitErrorDetails, ValidationError
@@ -41,7 +41,6 @@ from fake_state_manager._graph.placeholders import STORE, parse
 from fake_state_manager._graph.structure import (
     GraphStructure,
     compute_structure,
-    normalise,
 )
 
 __all__ = [
@@ -87,17 +86,17 @@ def _value_error(loc: tuple[str, ...], value: Any, message: str) -> InitErrorDet
 
 
 def check_graph(
-    nodes: Iterable[NodeTemplate | Mapping[str, Any]],
+    nodes: Sequence[NodeTemplate],
     *,
     secret_names: Iterable[str] = (),
-    store_config: StoreConfigModel | Mapping[str, Any] | None = None,
+    store_config: StoreConfigModel | None = None,
     name: str = "",
     namespace: str = "",
 ) -> GraphStructure:
     """Run every check of contract §4.3 on an upsert body.
 
     Args:
-        nodes: The template's nodes (models, or dicts that validate as ``NodeTemplate``).
+        nodes: The template's nodes, validated (the request model's ``NodeTemplate`` list).
         secret_names: The body's secret names (values are not checked: upstream checks the
             ciphertext, which is never empty).
         store_config: For the ``store.k`` input check; default: no keys.
@@ -110,12 +109,8 @@ def check_graph(
     Raises:
         GraphCheckError: the first failing group, with upstream's text.
     """
-    templates = normalise(nodes)
-    config = (
-        store_config
-        if isinstance(store_config, StoreConfigModel)
-        else StoreConfigModel.model_validate(store_config or {})
-    )
+    templates = list(nodes)
+    config = store_config if store_config is not None else StoreConfigModel()
     names = list(secret_names)
 
     field_errors: list[InitErrorDetails] = []

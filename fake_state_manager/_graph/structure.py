@@ -33,11 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from fake_state_manager._graph.models import NodeTemplate
 
-__all__ = ["GraphStructure", "compute_structure", "find_root", "normalise"]
+__all__ = ["GraphStructure", "compute_structure", "find_root"]
 
 _NONE = -1
 
@@ -222,11 +221,6 @@ class _Decoded(Mapping[str, frozenset[str]]):
         return len(self._structure.nodes)
 
 
-def normalise(nodes: Iterable[NodeTemplate | Mapping[str, Any]]) -> list[NodeTemplate]:
-    """Node templates as ``NodeTemplate`` models (dicts are validated)."""
-    return [n if isinstance(n, NodeTemplate) else NodeTemplate.model_validate(n) for n in nodes]
-
-
 def find_root(nodes: list[NodeTemplate]) -> NodeTemplate:
     """The single node with in-degree zero, else ``ValueError`` (contract §4.3, "Root")."""
     in_degree = {node.identifier: 0 for node in nodes}
@@ -245,7 +239,7 @@ def find_root(nodes: list[NodeTemplate]) -> NodeTemplate:
     return roots[0]
 
 
-def compute_structure(nodes: Iterable[NodeTemplate | Mapping[str, Any]]) -> GraphStructure:
+def compute_structure(nodes: Sequence[NodeTemplate]) -> GraphStructure:
     """Find the root and run upstream's "parents" DFS (contract §4.3), in O(nodes + edges).
 
     Expects identifiers to be unique and every ``next_nodes``/``unites`` target to exist
@@ -257,7 +251,7 @@ def compute_structure(nodes: Iterable[NodeTemplate | Mapping[str, Any]]) -> Grap
         ValueError: ``There should be exactly one root node ...`` or
             ``Error building dependency graph: Graph is disconnected at: {...}``.
     """
-    templates = normalise(nodes)
+    templates = list(nodes)
     root = find_root(templates).identifier
     by_id = {node.identifier: node for node in templates}
     index = {ident: position for position, ident in enumerate(by_id)}

@@ -38,7 +38,7 @@ def _attr(registered: object, name: str) -> Any:
 
 
 def verify_graph(
-    nodes: Iterable[NodeTemplate | Mapping[str, Any]],
+    nodes: Iterable[NodeTemplate],
     secret_names: Iterable[str],
     lookup: RegisteredNodeLookup,
 ) -> list[str]:
@@ -54,7 +54,7 @@ def verify_graph(
     """
     try:
         return _verify(
-            [n if isinstance(n, NodeTemplate) else NodeTemplate.model_validate(n) for n in nodes],
+            list(nodes),
             set(secret_names),
             lookup,
         )

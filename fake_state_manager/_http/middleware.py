@@ -60,9 +60,6 @@ _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode("latin-1")
 INTERNAL_ERROR_DETAIL = (
     "internal server error, please reach out to support team at the exo-ref issue tracker"
 )
-_INTERNAL_ERROR_BODY = json.dumps(
-    {"success": False, "detail": INTERNAL_ERROR_DETAIL}, separators=(",", ":")
-).encode()
 
 # The routes put the parsed JSON body here so the recorder does not parse it a second time.
 BODY_SCOPE_KEY = "fake_state_manager.body"
@@ -130,6 +127,21 @@ def _json_answer(status: int, body: Any) -> tuple[Message, Message]:
     return start, {"type": "http.response.body", "body": data}
 
 
+class _StartTracker:
+    """Wraps ``send`` and remembers whether the response has started (then no error answer fits)."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class BodyTooLarge(Exception):
     """Raised from ``receive`` once a streamed body passes the limit; answered with 413."""
 
@@ -173,7 +185,6 @@ class BodyLimitMiddleware(_HttpMiddleware):
                     return
                 break
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -184,16 +195,11 @@ class BodyLimitMiddleware(_HttpMiddleware):
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracker = _StartTracker(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracker)
         except BodyTooLarge:
-            if started:
+            if tracker.started:
                 raise
             for message in self._too_large():
                 await send(message)
@@ -248,16 +254,9 @@ class UnhandledExceptionsMiddleware(_HttpMiddleware):
     """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracker = _StartTracker(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracker)
         except ClientDisconnect:
             client = scope.get("client")
             who = f"{client[0]}:{client[1]}" if client else "a client"
@@ -268,19 +267,10 @@ class UnhandledExceptionsMiddleware(_HttpMiddleware):
             raise  # answered by BodyLimitMiddleware, outside this one
         except Exception:
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            if started:
+            if tracker.started:
                 raise
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
+            for message in _json_answer(500, {"success": False, "detail": INTERNAL_ERROR_DETAIL}):
+                await send(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from fake_state_manager._graph.checks import (
     check_graph,
     compute_structure,
 )
-from fake_state_manager._graph.models import NodeTemplate
+from fake_state_manager._graph.models import NodeTemplate, StoreConfig
 
 
 def n(
@@ -22,22 +22,25 @@ def n(
     nxt: list[str] | None = None,
     inputs: dict[str, Any] | None = None,
     unites: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "node_name": "Node",
-        "namespace": "ns",
-        "identifier": ident,
-        "inputs": inputs or {},
-        "next_nodes": nxt,
-        "unites": None if unites is None else {"identifier": unites},
-    }
+) -> NodeTemplate:
+    # The checks take validated models, as the request body gives them (contract §4.1).
+    return NodeTemplate.model_validate(
+        {
+            "node_name": "Node",
+            "namespace": "ns",
+            "identifier": ident,
+            "inputs": inputs or {},
+            "next_nodes": nxt,
+            "unites": None if unites is None else {"identifier": unites},
+        }
+    )
 
 
 def out(ident: str, field: str = "x") -> str:
     return f"${{{{ {ident}.outputs.{field} }}}}"
 
 
-def failure(nodes: list[dict[str, Any]], **kwargs: Any) -> GraphCheckError:
+def failure(nodes: list[NodeTemplate], **kwargs: Any) -> GraphCheckError:
     with pytest.raises(GraphCheckError) as info:
         check_graph(nodes, **kwargs)
     return info.value
@@ -193,9 +196,10 @@ def test_input_messages(inputs: dict[str, Any], messages: list[str]) -> None:
 
 def test_store_inputs_accept_required_keys_and_defaults() -> None:
     nodes = [n("r", ["b"], {"a": "${{ store.req }}"}), n("b", inputs={"c": "${{ store.dft }}"})]
-    check_graph(nodes, store_config={"required_keys": ["req"], "default_values": {"dft": "v"}})
+    config = StoreConfig(required_keys=["req"], default_values={"dft": "v"})
+    check_graph(nodes, store_config=config)
     with pytest.raises(GraphCheckError):
-        check_graph(nodes, store_config={"required_keys": ["req"]})
+        check_graph(nodes, store_config=StoreConfig(required_keys=["req"]))
 
 
 def test_root_inputs_may_only_be_literals_or_store() -> None:
@@ -384,7 +388,7 @@ def test_arbitrary_graphs_either_pass_or_raise_graph_check_error(
 ) -> None:
     error: GraphCheckError | None = None
     try:
-        structure = check_graph(nodes, store_config={"required_keys": ["k"]})
+        structure = check_graph(nodes, store_config=StoreConfig(required_keys=["k"]))
     except GraphCheckError as exc:
         error = exc
     if error is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from fake_state_manager._graph.models import NodeTemplate
 from fake_state_manager._graph.verification import verify_graph
 
 STR = {"type": "string", "title": "X"}
@@ -29,15 +30,17 @@ def n(
     inputs: dict[str, Any] | None = None,
     nxt: list[str] | None = None,
     namespace: str = "ns",
-) -> dict[str, Any]:
-    return {
-        "node_name": name,
-        "namespace": namespace,
-        "identifier": ident,
-        "inputs": inputs or {},
-        "next_nodes": nxt,
-        "unites": None,
-    }
+) -> NodeTemplate:
+    return NodeTemplate.model_validate(
+        {
+            "node_name": name,
+            "namespace": namespace,
+            "identifier": ident,
+            "inputs": inputs or {},
+            "next_nodes": nxt,
+            "unites": None,
+        }
+    )
 
 
 def lookup_from(registry: dict[tuple[str, str], Any]) -> Any:
