@@ -65,6 +65,8 @@ class Target:
     transport: httpx.AsyncBaseTransport | None  # None over loopback: a real socket
     # Over loopback: the client's exo_ref HTTP/1.1 transport, for the floor's direct requests.
     direct: httpx.AsyncBaseTransport | None = None
+    # Over loopback: the server process, whose CPU time the drain figures report (_cpu).
+    server_pid: int | None = None
 
     async def requests(self) -> list[Logged]:
         """The fake's request log so far."""
@@ -87,7 +89,7 @@ async def open_target(mode: str, *, record_requests: bool = True) -> AsyncIterat
         async with sm, sm.client() as client:
             yield Target(mode, sm, client, sm.uri, sm.api_key, sm.transport)
     elif mode == "loopback":
-        with _server_process(DEFAULT_API_KEY) as uri:
+        with _server_process(DEFAULT_API_KEY) as (uri, pid):
             headers = {"x-api-key": DEFAULT_API_KEY}
             # The floor and the harness use the runtime's own HTTP/1.1 transport over loopback,
             # so exo_ref/floor compares runtime machinery, not two HTTP stacks.
@@ -95,13 +97,13 @@ async def open_target(mode: str, *, record_requests: bool = True) -> AsyncIterat
             async with httpx.AsyncClient(
                 base_url=uri, headers=headers, timeout=60, transport=http11
             ) as client:
-                yield Target(mode, None, client, uri, DEFAULT_API_KEY, None, http11)
+                yield Target(mode, None, client, uri, DEFAULT_API_KEY, None, http11, pid)
     else:
         raise ValueError(f"unknown target mode {mode!r}: use 'inproc' or 'loopback'")
 
 
 @contextmanager
-def _server_process(key: str) -> Iterator[str]:
+def _server_process(key: str) -> Iterator[tuple[str, int]]:
     with subprocess.Popen(
         [sys.executable, "-m", "benchmarks._server", key],
         stdin=subprocess.DEVNULL,
@@ -115,7 +117,7 @@ def _server_process(key: str) -> Iterator[str]:
             if not uri.startswith("http://"):
                 raise RuntimeError(f"the benchmark server did not start (exit {process.poll()})")
             _wait_until_up(uri)
-            yield uri
+            yield uri, process.pid
         finally:
             process.terminate()
             try:
@@ -128,11 +130,15 @@ def _wait_until_up(uri: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{uri}/health", timeout=5).status_code == 200:
-                return
+            status = httpx.get(f"{uri}/health", timeout=5).status_code
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 raise
+        else:
+            if status == 200:
+                return
+            if time.monotonic() > deadline:  # up, but broken: fail instead of waiting forever
+                raise RuntimeError(f"the benchmark server answers GET /health with {status}")
         time.sleep(0.02)
 
 

@@ -7,20 +7,31 @@ taken from the fake's request log, so every contender is timed the same way, by 
 
 Contenders, all at the same settings (``_harness.DEFAULTS`` = upstream's 16/4/1 s, and ``TUNED``):
 - exo_ref, in-process (ASGI transport) and over loopback (uvicorn in a thread), asyncio and trio;
-- the floor (``_floor``): bare httpx, same requests and concurrency, no runtime machinery;
+- the floor (``_floor``): the runtime's own HTTP path (same requests and concurrency), no runtime
+  machinery;
 - upstream ``exospherehost`` 0.0.3 in a Python 3.12 subprocess, over loopback.
+
+Every figure also carries the CPU time per state, over the same window, of the runtime's process
+(``runtime_cpu_us``: the benchmark's main thread for exo_ref and the floor, which in-process also
+runs the fake; upstream's whole process) and, over loopback, of the server's process
+(``server_cpu_us``), plus the load average when the drain ended (``_cpu``). On a shared machine
+states/s moves with other work; CPU per state barely does, so the runtime targets use it.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
+import httpx
 
-from benchmarks._floor import drain_floor
+from benchmarks._cpu import CpuSampler, load_average, process_clock, thread_clock
+from benchmarks._floor import drain_floor, floor_sender
 from benchmarks._harness import (
     SETTINGS,
     Settings,
@@ -50,6 +61,8 @@ NS = "drain"
 UPSTREAM_N = {"defaults": int(os.environ.get("EXO_BENCH_UPSTREAM_N_DEFAULTS", "1000")),
               "tuned": 1_000}
 UPSTREAM_N_CHECK = 20
+# exo_ref in process with every request through httpx.AsyncClient (_ViaClient).
+VIA_CLIENT = "exo_ref_via_client"
 
 
 def guard(n: int) -> float:
@@ -62,17 +75,58 @@ class Drain:
     n: int
     window: Window
     total_states: int
+    runtime_cpu: float | None = None  # CPU seconds over the window; None where unreadable
+    server_cpu: float | None = None
+    load: list[float] | None = None
 
     @property
     def rate(self) -> float:
         return self.n / self.window.seconds
 
+    def per_state_us(self, seconds: float | None) -> float | None:
+        return None if seconds is None else seconds / self.n * 1e6
 
-async def _drain_exo_ref(mode: str, settings: Settings, n: int) -> Drain:
+
+def _settle() -> None:
+    """Collect garbage before a drain: preparing it made N states in this process (in process,
+    the fake's), and a full collection that lands in one contender's short window but not the
+    next one's would be charged to that contender."""
+    gc.collect()
+
+
+def _sampler(target: Any, runtime: Any) -> CpuSampler:
+    """CPU clocks for a drain: the runtime's (a clock function) and, over loopback, the server's."""
+    server = process_clock(target.server_pid) if target.server_pid is not None else None
+    return CpuSampler({"runtime": runtime, "server": server}, interval=0.002)
+
+
+def _measured(n: int, window: Window, total: int, cpu: CpuSampler) -> Drain:
+    return Drain(
+        n, window, total,
+        runtime_cpu=cpu.between("runtime", window.start, window.end),
+        server_cpu=cpu.between("server", window.start, window.end),
+        load=load_average(),
+    )
+
+
+class _ViaClient(httpx.ASGITransport):
+    """The fake's in-process transport, but not ``httpx.ASGITransport`` itself: the runtime then
+    sends every request through ``httpx.AsyncClient``, as it did for every in-process request
+    before issue 12 (and still does for any transport a user passes)."""
+
+
+async def _drain_exo_ref(
+    mode: str, settings: Settings, n: int, *, via_client: bool = False
+) -> Drain:
     async with open_target(mode) as target:
         await setup_drain_graph(target.client, NS)
         run_id = await prepare_fanout(target.client, NS, n)
+        _settle()
         since = now()
+        transport = target.transport
+        if via_client:
+            assert target.sm is not None, "via_client is an in-process case"
+            transport = _ViaClient(app=target.sm.app)
         runtime = Runtime(
             NS,
             "bench-exo-ref",
@@ -82,7 +136,7 @@ async def _drain_exo_ref(mode: str, settings: Settings, n: int) -> Drain:
             batch_size=settings.batch_size,
             workers=settings.workers,
             poll_interval=settings.poll_interval,
-            transport=target.transport,
+            transport=transport,
         )
 
         async def done() -> dict[str, Any]:
@@ -92,30 +146,38 @@ async def _drain_exo_ref(mode: str, settings: Settings, n: int) -> Drain:
                 interval=0.1,
             )
 
-        counts = await run_runtime_until(runtime, done, limit=guard(n))
-        return Drain(n, drain_window(await target.requests(), NS, since), counts["total_count"])
+        with _sampler(target, thread_clock()) as cpu:
+            counts = await run_runtime_until(runtime, done, limit=guard(n))
+        window = drain_window(await target.requests(), NS, since)
+        return _measured(n, window, counts["total_count"], cpu)
 
 
 async def _drain_floor(mode: str, settings: Settings, n: int) -> Drain:
     async with open_target(mode) as target:
         await setup_drain_graph(target.client, NS)
         run_id = await prepare_fanout(target.client, NS, n)
+        _settle()
         since = now()
-        reported = await drain_floor(
-            target.client, NS, WORK_NODE, batch_size=settings.batch_size,
-            workers=settings.workers, direct=target.direct,
-        )
+        with _sampler(target, thread_clock()) as cpu:
+            reported = await drain_floor(
+                target.client, NS, WORK_NODE, batch_size=settings.batch_size,
+                workers=settings.workers,
+                sender=floor_sender(uri=target.uri, ns=NS, key=target.key, direct=target.direct,
+                                    transport=target.transport),
+            )
         assert reported == n
         counts = await wait_counts(
             target.client, NS, run_id, success=2 * n, total=2 * n, limit=guard(n)
         )
-        return Drain(n, drain_window(await target.requests(), NS, since), counts["total_count"])
+        window = drain_window(await target.requests(), NS, since)
+        return _measured(n, window, counts["total_count"], cpu)
 
 
 async def _drain_upstream(python: str, settings: Settings, n: int) -> Drain:
     async with open_target("loopback") as target:
         await setup_drain_graph(target.client, NS)
         run_id = await prepare_fanout(target.client, NS, n)
+        _settle()
         since = now()
         with tempfile.TemporaryFile() as log:
             process = start_upstream_runtime(
@@ -123,7 +185,8 @@ async def _drain_upstream(python: str, settings: Settings, n: int) -> Drain:
                 workers=settings.workers, poll=settings.poll_interval, log=log,
             )
             try:
-                counts = await _wait_or_exit(process, target, run_id, n)
+                with _sampler(target, process_clock(process.pid)) as cpu:
+                    counts = await _wait_or_exit(process, target, run_id, n)
             except BaseException:
                 log.seek(0)
                 print("upstream runtime stderr:\n" + log.read().decode(errors="replace")[-4000:])
@@ -131,7 +194,8 @@ async def _drain_upstream(python: str, settings: Settings, n: int) -> Drain:
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-        return Drain(n, drain_window(await target.requests(), NS, since), counts["total_count"])
+        window = drain_window(await target.requests(), NS, since)
+        return _measured(n, window, counts["total_count"], cpu)
 
 
 async def _wait_or_exit(process: Any, target: Any, run_id: str, n: int) -> dict[str, Any]:
@@ -161,6 +225,9 @@ def _record(benchmark: Any, contender: str, mode: str, backend: str, settings: S
         n=drain.n,
         seconds=drain.window.seconds,
         polls=drain.window.polls,
+        runtime_cpu_us=drain.per_state_us(drain.runtime_cpu),
+        server_cpu_us=drain.per_state_us(drain.server_cpu),
+        loadavg=drain.load,
         batch_size=settings.batch_size,
         workers=settings.workers,
         poll_interval=settings.poll_interval,
@@ -179,12 +246,18 @@ def test_drain_exo_ref_and_floor(
     mode, n = drain_case
     settings = SETTINGS[drain_settings]
     order = [("exo_ref", "asyncio"), ("floor", "asyncio"), ("floor", "trio"), ("exo_ref", "trio")]
+    if mode == "inproc":
+        # The in-process target (issue 12): the direct path against AsyncClient, same run.
+        order.insert(1, (VIA_CLIENT, "asyncio"))
+    drains = {
+        "exo_ref": _drain_exo_ref,
+        "floor": _drain_floor,
+        VIA_CLIENT: partial(_drain_exo_ref, via_client=True),
+    }
 
     def drain_all() -> list[tuple[str, str, Drain]]:
         return [
-            (contender, backend,
-             run(backend, _drain_exo_ref if contender == "exo_ref" else _drain_floor,
-                 mode, settings, n))
+            (contender, backend, run(backend, drains[contender], mode, settings, n))
             for contender, backend in order
         ]
 

@@ -166,8 +166,10 @@ async def check_sync_node_does_not_stall(
         clock = obs.log.clock
         quick_ids = {c.case_id for c in cases[1:]}
         await obs.log.wait_for(
-            lambda: quick_ids <= _final_case_ids(obs)
-            or bool(obs.probe and obs.probe.sync_gate_timed_out),
+            lambda: (
+                quick_ids <= _final_case_ids(obs)
+                or bool(obs.probe and obs.probe.sync_gate_timed_out)
+            ),
             virtual_deadline=clock.now() + scenario.virtual_horizon,
             real_timeout=block_timeout * 2,
         )

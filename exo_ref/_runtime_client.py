@@ -1,13 +1,26 @@
 """The runtime's HTTP client for the state manager (contract §8.3).
 
 One :class:`StateManagerClient` owns one ``httpx.AsyncClient`` for the runtime's whole life, so
-connections are reused (upstream opened a session per call, contract §8.9 item 1). For a plain
-``http://`` state manager (no proxy) that client runs on
-:class:`~exo_ref._h11_transport.Http11Transport`, and polls and reports are sent on that
-transport directly (:func:`~exo_ref._calls.send_direct`), which halves the CPU per request
-(benchmarks/README.md, "What limits loopback throughput"). Every call has an explicit timeout,
-checks the status before reading JSON (§8.9 item 4), and turns transport failures into
-:mod:`exo_ref._errors` classes whose messages name the request but never the key.
+connections are reused (upstream opened a session per call, contract §8.9 item 1). Every call
+has an explicit timeout, checks the status before reading JSON (§8.9 item 4), and turns
+transport failures into :mod:`exo_ref._errors` classes whose messages name the request but
+never the key.
+
+The hot path (a runtime sends about one request per state): two transports are sent on without
+``AsyncClient``'s per-request layer (URL merging, cookies, auth and redirect hooks, none of which
+a state manager uses), through a :class:`~exo_ref._calls.Sender`:
+
+* the runtime's own :class:`~exo_ref._h11_transport.Http11Transport`, for a plain ``http://``
+  state manager without a proxy: pre-encoded request heads, one deadline per request, no
+  ``httpx`` object per request (:class:`~exo_ref._h11_transport.LeanSender`);
+* an ``httpx.ASGITransport`` passed as ``transport=`` (the in-process fake): its ASGI app is
+  called directly (:class:`~exo_ref._calls.AsgiSender`).
+
+Anything else a user passes (``transport=``, HTTPS, proxies) goes through the one
+``httpx.AsyncClient``, unchanged. Bodies are serialised with ``json.dumps`` of plain values
+(pydantic only where it validates or converts something: registration, prune data), and the
+poll's answer is validated by pydantic in one call (a malformed one is an
+:class:`~exo_ref.InvalidResponseError`).
 
 Retry rules:
 
@@ -34,6 +47,7 @@ idempotent upsert (contract §2.2), so a false alarm costs one request.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -43,7 +57,16 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ._backoff import Backoff, RandomSource
-from ._calls import BorrowedTransport, send, send_direct, status_error
+from ._calls import (
+    Answer,
+    AsgiSender,
+    BorrowedTransport,
+    Reply,
+    Sender,
+    send,
+    status_error,
+    transport_failure,
+)
 from ._clock import Clock
 from ._errors import (
     AuthenticationError,
@@ -54,15 +77,12 @@ from ._errors import (
     StateManagerTLSError,
     StateManagerUnavailableError,
 )
-from ._h11_transport import Http11Transport
+from ._h11_transport import Http11Transport, LeanSender
 from ._wire import (
     ClaimedState,
-    EnqueueBody,
     EnqueueResponse,
-    ErroredBody,
     ExecutedBody,
     PruneBody,
-    ReEnqueueBody,
     RegisterRequest,
     SecretsResponse,
 )
@@ -164,8 +184,9 @@ class StateManagerClient:
         backoff: retry spacing for registration, reports and secrets.
         max_connections: connection-pool size (the runtime passes ``workers`` plus a few).
         owns_transport: close ``transport`` with this client (the runtime's own); otherwise it
-            is borrowed and left open. Polls and reports on an owned :class:`Http11Transport`
-            skip ``AsyncClient``'s per-request layer.
+            is borrowed and left open. Requests on an owned :class:`Http11Transport` or on a
+            borrowed ``httpx.ASGITransport`` skip ``AsyncClient``'s per-request layer (module
+            docstring).
     """
 
     def __init__(
@@ -190,31 +211,39 @@ class StateManagerClient:
         self._backoff = backoff if backoff is not None else Backoff()
         self._key = key
         # Re-registration (module docstring): the last registration body, and the evidence.
-        self._registration: str | None = None
+        self._registration: bytes | None = None
         self._contact_lost = False
         self._lost_registration: str | None = None  # why it seems lost, or None
-        own: httpx.AsyncBaseTransport | None = None
-        # Polls and reports skip AsyncClient's layer on our own plain-HTTP transport (see
-        # exo_ref._calls.send_direct); the client still owns and closes that transport.
-        self._direct: Http11Transport | None = None
-        self._headers = httpx.Headers({"x-api-key": key, "content-type": "application/json"})
-        self._timeouts = {"timeout": timeout.as_dict()}
+        headers = {"x-api-key": key, "content-type": "application/json"}
+        own: httpx.AsyncBaseTransport | None
         if transport is not None and not owns_transport:
             # Borrowed: the runtime may run again with the same transport after this closes.
             own = BorrowedTransport(transport)
         else:
             own = transport
-            if isinstance(transport, Http11Transport):
-                self._direct = transport
         self._http = httpx.AsyncClient(
             transport=own,
             timeout=timeout,
             # Every body we send is JSON; a default header saves a merge per request.
-            headers={"x-api-key": key, "content-type": "application/json"},
+            headers=headers,
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
+        # The hot path without AsyncClient's per-request layer (module docstring), or None.
+        self._lean: Sender | None = _lean_sender(
+            transport, owns_transport, self._prefix, list(headers.items()), timeout
+        )
+
+    @property
+    def requests_yield(self) -> bool:
+        """Whether every request waits on a socket, so yields to the event loop.
+
+        True on the lean HTTP path. In process (or on a transport such as
+        ``httpx.MockTransport``) a request may be answered without a single real wait: the
+        workers then take each state through a checkpoint of their own (exo_ref._workers).
+        """
+        return isinstance(self._lean, LeanSender)
 
     async def __aenter__(self) -> Self:
         return self
@@ -235,7 +264,7 @@ class StateManagerClient:
             RegistrationError: another 4xx (the message carries the server's detail).
         """
         path = "/nodes/"
-        body = request.model_dump_json()
+        body = request.model_dump_json().encode()
         try:
             await self._with_retry("PUT", path, body, None)
             self._registration = body
@@ -282,8 +311,8 @@ class StateManagerClient:
 
     async def enqueue(self, nodes: Sequence[str], batch_size: int) -> list[ClaimedState]:
         """``POST /states/enqueue`` once (contract §2.7); the poller owns the backoff."""
-        body = EnqueueBody(nodes=list(nodes), batch_size=batch_size)
-        response = await self._send("POST", "/states/enqueue", body.model_dump_json())
+        body = _dumps({"nodes": list(nodes), "batch_size": batch_size})
+        response = await self._send("POST", "/states/enqueue", body)
         return _parse(EnqueueResponse, response, "POST", "/states/enqueue").states
 
     async def secrets(self, state_id: str) -> dict[str, str]:
@@ -295,28 +324,34 @@ class StateManagerClient:
     async def report_executed(
         self, state_id: str, outputs: list[dict[str, Any]]
     ) -> ReportOutcome:
-        """``POST /state/{id}/executed`` with the dumped outputs (contract §2.8)."""
-        body = ExecutedBody(outputs=outputs)
-        return await self._report(f"/state/{state_id}/executed", body.model_dump_json())
+        """``POST /state/{id}/executed`` with the dumped outputs (contract §2.8).
+
+        ``outputs`` are ``model_dump(mode="json")`` results: plain JSON values, serialised as
+        they are (pydantic renders anything else, such as a NaN, as before).
+        """
+        try:
+            body = _dumps({"outputs": outputs})
+        except (TypeError, ValueError):
+            body = ExecutedBody(outputs=outputs).model_dump_json().encode()
+        return await self._report(f"/state/{state_id}/executed", body)
 
     async def report_errored(self, state_id: str, error: str) -> ReportOutcome:
         """``POST /state/{id}/errored`` (contract §2.9)."""
-        body = ErroredBody(error=error)
-        return await self._report(f"/state/{state_id}/errored", body.model_dump_json())
+        return await self._report(f"/state/{state_id}/errored", _dumps({"error": str(error)}))
 
     async def report_prune(self, state_id: str, data: dict[str, Any]) -> ReportOutcome:
-        """``POST /state/{id}/prune`` (contract §2.10)."""
-        body = PruneBody(data=data)
-        return await self._report(f"/state/{state_id}/prune", body.model_dump_json())
+        """``POST /state/{id}/prune`` (contract §2.10); pydantic renders the node's data."""
+        body = PruneBody(data=data).model_dump_json().encode()
+        return await self._report(f"/state/{state_id}/prune", body)
 
     async def report_re_enqueue_after(self, state_id: str, delay_ms: int) -> ReportOutcome:
         """``POST /state/{id}/re-enqueue-after`` (contract §2.11); ``delay_ms`` must be > 0."""
-        body = ReEnqueueBody(enqueue_after=max(1, int(delay_ms)))
-        return await self._report(f"/state/{state_id}/re-enqueue-after", body.model_dump_json())
+        body = _dumps({"enqueue_after": max(1, int(delay_ms))})
+        return await self._report(f"/state/{state_id}/re-enqueue-after", body)
 
     # -- machinery ------------------------------------------------------------------------------
 
-    async def _report(self, path: str, body: str) -> ReportOutcome:
+    async def _report(self, path: str, body: bytes) -> ReportOutcome:
         try:
             await self._with_retry("POST", path, body, None)
         except StateManagerError as error:
@@ -343,8 +378,8 @@ class StateManagerClient:
         return ReportOutcome.DELIVERED
 
     async def _with_retry(
-        self, method: str, path: str, body: str | None, max_attempts: int | None
-    ) -> httpx.Response:
+        self, method: str, path: str, body: bytes | None, max_attempts: int | None
+    ) -> Reply:
         """Send until success or a non-retryable error (raised, with ``after_uncertain_attempt``
         set when an earlier attempt may have been applied by the server)."""
         attempt = 0
@@ -368,14 +403,17 @@ class StateManagerClient:
                 log("%s (attempt %d); retrying in %.2fs", error, attempt, delay)
             await self._clock.sleep(delay)
 
-    async def _send(self, method: str, path: str, body: str | None) -> httpx.Response:
+    async def _send(self, method: str, path: str, body: bytes | None) -> Reply:
+        response: Reply
+        lean = self._lean
         try:
-            if self._direct is not None:
-                request = httpx.Request(
-                    method, self._prefix + path, headers=self._headers, content=body,
-                    extensions=self._timeouts,
-                )
-                response = await send_direct(self._direct, request, path, key=self._key)
+            if lean is not None:
+                try:
+                    response = Answer(await lean.send(method, path, body))
+                except httpx.TransportError as error:
+                    raise transport_failure(
+                        method, path, error, key=self._key, url=lean.origin
+                    ) from error
             else:
                 response = await send(
                     self._http, method, self._prefix + path, path, content=body, key=self._key
@@ -383,7 +421,8 @@ class StateManagerClient:
         except StateManagerUnavailableError:
             self._contact_lost = True
             raise
-        if response.status_code >= 500:
+        status = response.status_code
+        if status >= 500:
             self._contact_lost = True
         elif self._contact_lost:
             self._contact_lost = False
@@ -391,9 +430,40 @@ class StateManagerClient:
                 "the state manager answers again after an outage and may have restarted"
                 " without its data"
             )
-        if response.status_code >= 300:
+        if status >= 300:
             raise status_error(method, path, response, key=self._key)
         return response
+
+
+def _lean_sender(
+    transport: httpx.AsyncBaseTransport | None,
+    owned: bool,
+    prefix: str,
+    headers: list[tuple[str, str]],
+    timeout: httpx.Timeout,
+) -> Sender | None:
+    """The hot path's :class:`~exo_ref._calls.Sender` for ``transport``, or ``None``.
+
+    Only the runtime's own :class:`Http11Transport` and an ``httpx.ASGITransport`` itself (not a
+    subclass, which may do more per request) qualify; a key that cannot go in a header as it is
+    leaves the request to httpx, which reports the problem as before.
+    """
+    try:
+        if owned and isinstance(transport, Http11Transport):
+            return LeanSender(transport, prefix, headers, timeout)
+        if type(transport) is httpx.ASGITransport:
+            return AsgiSender(transport, prefix, headers)
+    except ValueError:
+        return None
+    return None
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON of plain values (``TypeError`` / ``ValueError`` for anything else)."""
+    return _ENCODER.encode(value).encode()
 
 
 def _retry_after(error: StateManagerError) -> float:
@@ -407,7 +477,7 @@ def _retry_after(error: StateManagerError) -> float:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _parse(model: type[_M], response: httpx.Response, method: str, path: str) -> _M:
+def _parse(model: type[_M], response: Reply, method: str, path: str) -> _M:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as error:

@@ -12,7 +12,8 @@ Differences, all in the direction of failing clearly (contract §8.9 item 4, §8
   message prefixes) and never contain the API key.
 
 Additions (not in upstream): ``list_runs``, ``get_run_graph``, ``get_node``, ``list_nodes``,
-``list_graphs`` and ``wait_for_run``, the read calls a test or a script needs.
+``list_graphs`` and ``wait_for_run``, the read calls a test or a script needs, and
+``manual_retry`` (the dashboard's retry button, used by ``exo-ref retry``).
 
 Client lifetime: inside ``async with StateManager(...) as sm:`` one ``httpx.AsyncClient`` is
 created on first use and reused until the block ends. Called without the context manager (as
@@ -310,6 +311,19 @@ class StateManager:
         async with self._http() as http:
             return await self._call(
                 http, "GET", "/graphs/", None, failure="Failed to list graphs"
+            )
+
+    async def manual_retry(self, state_id: str, fanout_id: str) -> dict[str, Any]:
+        """Addition: retry a state by hand (contract §2.12, §6.3); returns ``{"id", "status"}``.
+
+        ``id`` is the new state's; the original becomes RETRY_CREATED. ``fanout_id`` must be
+        new for each retry (upstream's dashboard sends a fresh ``str(uuid4())``): a reused one is
+        refused with 409 ``Duplicate retry state detected``.
+        """
+        async with self._http() as http:
+            return await self._call(
+                http, "POST", f"/state/{segment(state_id)}/manual-retry",
+                {"fanout_id": fanout_id}, failure="Failed to retry state",
             )
 
     async def wait_for_run(

@@ -119,6 +119,8 @@ class WorkerPool:
             for node in nodes
         }
         self._threads: anyio.CapacityLimiter | None = None
+        # StateManagerClient.requests_yield (other clients: assume not).
+        self._requests_yield = bool(getattr(client, "requests_yield", False))
         # Masked in every error text besides the state's own secrets (the runtime's API key).
         self._always_masked = tuple(always_masked)
         self._always = Masker(self._always_masked)
@@ -135,9 +137,19 @@ class WorkerPool:
                 tg.start_soon(self._worker, receive)
 
     async def _worker(self, receive: MemoryObjectReceiveStream[ClaimedState]) -> None:
+        # A checkpoint per state (receive() makes one) keeps the poller and stop() going when
+        # a report can be answered without a real wait (in process); when every request waits
+        # on a socket anyway, a waiting state is taken without one.
+        skip_checkpoint = self._requests_yield
         while True:
             try:
-                state = await receive.receive()
+                if skip_checkpoint:
+                    try:
+                        state = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        state = await receive.receive()
+                else:
+                    state = await receive.receive()
             except anyio.EndOfStream:
                 return
             self.backlog.started()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ import uvicorn
 
 from exo_ref import SystemClock
 from fake_state_manager._fake import DEFAULT_API_KEY, FakeStateManager
+from fake_state_manager._http.event_loop import asyncio_options
 from fake_state_manager._http.middleware import DEFAULT_MAX_BODY_BYTES
 from fake_state_manager._http.serve import (
     DEFAULT_LIMIT_CONCURRENCY,
@@ -76,6 +78,29 @@ def _parser() -> argparse.ArgumentParser:
         help="print one line per request: method, path, status, ms, request id (never bodies)",
     )
     parser.add_argument(
+        "--queued-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="treat a state QUEUED this long without a report as errored, so its graph's retry "
+        "policy applies and another runtime can pick it up (default: never, as upstream)",
+    )
+    parser.add_argument(
+        "--retain-runs",
+        type=int,
+        metavar="N",
+        default=None,
+        help="keep at most N finished runs, dropping the earliest-finished with their states "
+        "(default: keep all)",
+    )
+    parser.add_argument(
+        "--retain-hours",
+        type=float,
+        metavar="H",
+        default=None,
+        help="drop a finished run H hours after it finished (default: keep all)",
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
@@ -109,7 +134,10 @@ def _announce(host: str, api_key: str) -> Callable[[int], None]:
         uri = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
         # Printing the key is deliberate: it is the development key the user chose, and a
         # runtime needs it. It is not logged anywhere else.
-        print(f"fake state manager listening on {uri} (Ctrl-C to stop)", flush=True)
+        print(
+            f"fake state manager listening on {uri} (dashboard: {uri}/, Ctrl-C to stop)",
+            flush=True,
+        )
         print(f"EXOSPHERE_STATE_MANAGER_URI={uri}", flush=True)
         print(f"EXOSPHERE_API_KEY={api_key}", flush=True)
 
@@ -144,6 +172,23 @@ def _announce_db(manager: FakeStateManager, path: str) -> None:
     )
 
 
+def _announce_options(args: argparse.Namespace) -> None:
+    log = logging.getLogger("fake_state_manager")
+    if args.queued_timeout is not None:
+        log.info(
+            "a state QUEUED for more than %g s without a report is treated as errored"
+            " (--queued-timeout)",
+            args.queued_timeout,
+        )
+    bounds = []
+    if args.retain_runs is not None:
+        bounds.append(f"at most {args.retain_runs} finished run(s)")
+    if args.retain_hours is not None:
+        bounds.append(f"finished runs for {args.retain_hours:g} h")
+    if bounds:
+        log.info("keeping %s; older finished runs are dropped", " and ".join(bounds))
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -160,6 +205,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(f"--request-timeout must be > 0 seconds, got {args.request_timeout}")
     if args.limit_concurrency < 1:
         _parser().error(f"--limit-concurrency must be at least 1, got {args.limit_concurrency}")
+    if args.queued_timeout is not None and not (
+        math.isfinite(args.queued_timeout) and args.queued_timeout >= 0.001
+    ):
+        _parser().error(f"--queued-timeout must be at least 0.001 s, got {args.queued_timeout}")
+    if args.retain_runs is not None and args.retain_runs < 0:
+        _parser().error(f"--retain-runs must be at least 0, got {args.retain_runs}")
+    if args.retain_hours is not None and not (
+        math.isfinite(args.retain_hours) and args.retain_hours > 0
+    ):
+        _parser().error(f"--retain-hours must be > 0, got {args.retain_hours}")
     try:
         manager = FakeStateManager(
             api_key=api_key,
@@ -168,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             log_requests=args.log_requests,
             db=args.db,
+            queued_timeout=args.queued_timeout,
+            retain_runs=args.retain_runs,
+            retain_hours=args.retain_hours,
         )
     except StorageError as exc:  # one line, no traceback; argparse's code for bad input
         print(f"fake-state-manager: error: {exc}", file=sys.stderr)
@@ -182,12 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr()
     if args.db is not None:
         _announce_db(manager, args.db)
+    _announce_options(args)
     server = _AnnouncingServer(config, _announce(args.host, api_key))
     # uvicorn handles SIGINT/SIGTERM while serving and re-raises them once it has shut down;
     # both then end here as a clean exit.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        anyio.run(_serve, manager, server, backend="asyncio")
+        anyio.run(
+            _serve, manager, server, backend="asyncio", backend_options=asyncio_options()
+        )
     except KeyboardInterrupt:
         pass
     finally:

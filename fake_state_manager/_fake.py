@@ -77,6 +77,14 @@ class FakeStateManager:
             :meth:`close` before opening the same file again in this process. Raises
             :class:`~fake_state_manager.StorageError` (a one-line message) for a file that
             cannot be used.
+        queued_timeout: seconds a state may stay QUEUED without a report before it is treated
+            as errored (its graph's retry policy applies; a late report then gets 400). An
+            addition, like ``--queued-timeout``; ``None`` (default): upstream's behaviour.
+        retain_runs: keep at most this many finished runs (the earliest-finished are dropped
+            with their states; :meth:`run_summary` and :meth:`wait_for_run` then raise
+            ``LookupError`` for them). An addition, like ``--retain-runs``; ``None``: keep all.
+        retain_hours: drop a finished run this many hours after it finished. An addition,
+            like ``--retain-hours``; ``None``: keep all.
 
     Attributes:
         app: the Starlette ASGI application.
@@ -100,12 +108,24 @@ class FakeStateManager:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         log_requests: bool = False,
         db: str | os.PathLike[str] | None = None,
+        queued_timeout: float | None = None,
+        retain_runs: int | None = None,
+        retain_hours: float | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
-        if engine is not None and db is not None:
-            raise ValueError("give FakeStateManager either engine= or db=, not both")
+        options = {
+            "queued_timeout": queued_timeout,
+            "retain_runs": retain_runs,
+            "retain_hours": retain_hours,
+        }
+        given = [name for name, value in options.items() if value is not None]
+        if engine is not None and (db is not None or given):
+            raise ValueError(
+                f"give FakeStateManager either engine= or {', '.join(given or ['db'])}=, not"
+                " both (pass them to Engine instead)"
+            )
         if engine is None:
-            engine = _new_engine(self.clock, random.Random(seed), db)
+            engine = _new_engine(self.clock, random.Random(seed), db, options)
         self.engine = engine
         self._cron_failing = False
         self.api_key = api_key
@@ -171,8 +191,9 @@ class FakeStateManager:
     async def _cron_loop(self) -> None:
         """Fire cron triggers at their due time on the clock (contract §4.7)."""
         while True:
-            if self._fire_due():
-                self._wake_waiters()
+            self._fire_due()
+            # Woken for a cron time, a delayed state or a lease: the run may have changed.
+            self._wake_waiters()
             due = self.engine.next_due_time()
             delay = math.inf if due is None else max(0.0, due - self.clock.now())
             if not isinstance(self.clock, ManualClock):
@@ -338,12 +359,17 @@ class FakeStateManager:
         return f"FakeStateManager(uri={self.uri!r}, clock={self.clock!r})"
 
 
-def _new_engine(clock: Clock, rng: random.Random, db: str | os.PathLike[str] | None) -> Engine:
+def _new_engine(
+    clock: Clock,
+    rng: random.Random,
+    db: str | os.PathLike[str] | None,
+    options: dict[str, Any],
+) -> Engine:
     if db is None:
-        return Engine(clock=clock, rng=rng)
+        return Engine(clock=clock, rng=rng, **options)
     storage = SqliteStorage.open(db)
     try:
-        return Engine(clock=clock, rng=rng, storage=storage)
+        return Engine(clock=clock, rng=rng, storage=storage, **options)
     except BaseException:
         storage.close()
         raise

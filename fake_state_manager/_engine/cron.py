@@ -1,8 +1,10 @@
 """Cron trigger documents and their schedule (contract §4.7 ``DatabaseTriggers``).
 
 The docs live in ``Store.cron`` (by id); :class:`CronSchedule` adds a heap of PENDING docs by
-``trigger_time``, the set of PENDING docs, and the finished docs in expiry order, so that firing,
-re-upserting and expiring never scan the (growing) history of fired docs.
+``trigger_time``, the PENDING docs of each (namespace, graph), and the finished docs in expiry
+order, so that firing, re-upserting and expiring never scan the (growing) history of fired docs,
+and re-upserting one graph never looks at the other graphs' docs (a deploy re-upserting K graphs
+costs O(K), not O(K²)).
 :meth:`CronSchedule.fire_due` walks the due docs; the engine supplies the trigger call.
 """
 
@@ -39,13 +41,14 @@ class CronSchedule:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._heap: list[tuple[float, int, CronDoc]] = []
-        self._pending: dict[str, CronDoc] = {}
+        # (namespace, graph name) -> {doc id: PENDING doc}; no empty inner dicts are kept.
+        self._pending: dict[tuple[str, str], dict[str, CronDoc]] = {}
         self._finished: deque[CronDoc] = deque()  # expires_at is non-decreasing along it
         # A store reloaded from a database (``--db``) already holds docs: index them.
         finished = []
         for doc in store.cron.values():
             if doc.trigger_status == "PENDING":
-                self._pending[doc.id] = doc
+                self._pending.setdefault((doc.namespace, doc.graph_name), {})[doc.id] = doc
                 heapq.heappush(self._heap, (doc.trigger_time, store.next_seq(), doc))
             elif doc.expires_at is not None:
                 finished.append(doc)
@@ -68,7 +71,7 @@ class CronSchedule:
         doc = CronDoc(self._store.new_id(), expression, graph_name, namespace, when)
         self._store.cron[doc.id] = doc
         self._store.note_cron(doc.id)
-        self._pending[doc.id] = doc
+        self._pending.setdefault((namespace, graph_name), {})[doc.id] = doc
         heapq.heappush(self._heap, (when, self._store.next_seq(), doc))
         return doc
 
@@ -76,14 +79,20 @@ class CronSchedule:
         """Delete PENDING docs of a graph's old expressions (§4.7, on upsert of an existing graph).
 
         Upstream's filter omits the namespace; the fake includes it (docs/fidelity.md).
+        O(this graph's PENDING docs).
         """
-        for doc_id, doc in list(self._pending.items()):
-            mine = doc.graph_name == graph_name and doc.namespace == namespace
-            if mine and doc.expression in dropped:
+        key = (namespace, graph_name)
+        pending = self._pending.get(key)
+        if not pending:
+            return
+        for doc_id, doc in list(pending.items()):
+            if doc.expression in dropped:
                 doc.trigger_status = "CANCELLED"  # its heap entry is now stale
-                del self._pending[doc_id]
+                del pending[doc_id]
                 del self._store.cron[doc_id]
                 self._store.note_cron(doc_id)
+        if not pending:
+            del self._pending[key]
 
     def pop_due(self, now: float) -> Iterator[CronDoc]:
         """PENDING docs with ``trigger_time <= now``, oldest first; docs added meanwhile count."""
@@ -91,7 +100,7 @@ class CronSchedule:
         while heap and heap[0][0] <= now:
             _, _, doc = heapq.heappop(heap)
             if doc.trigger_status == "PENDING":
-                del self._pending[doc.id]
+                self._forget(doc)
                 yield doc
 
     def fire_due(self, now: float, fire: Callable[[CronDoc], bool], retention: float) -> int:
@@ -124,6 +133,29 @@ class CronSchedule:
             self.add(doc.expression, doc.graph_name, doc.namespace, when)
         self.expire(now)
         return fired
+
+    def _forget(self, doc: CronDoc) -> None:
+        key = (doc.namespace, doc.graph_name)
+        pending = self._pending[key]
+        del pending[doc.id]
+        if not pending:
+            del self._pending[key]
+
+    def pending(self) -> Iterator[CronDoc]:
+        """Every PENDING doc (for invariant checks and inspection)."""
+        for docs in self._pending.values():
+            yield from docs.values()
+
+    def check(self) -> None:
+        """Raise ``AssertionError`` unless the PENDING index holds exactly the PENDING docs."""
+        indexed = {}
+        for (namespace, graph_name), docs in self._pending.items():
+            assert docs, f"empty PENDING cron index left for {(namespace, graph_name)!r}"
+            for doc_id, doc in docs.items():
+                assert (doc.namespace, doc.graph_name, doc.id) == (namespace, graph_name, doc_id)
+                indexed[doc_id] = doc
+        stored = {i: d for i, d in self._store.cron.items() if d.trigger_status == "PENDING"}
+        assert indexed == stored, "the PENDING cron index disagrees with the cron docs"
 
     def next_due(self) -> float | None:
         """The earliest PENDING trigger time, or ``None``."""

@@ -27,6 +27,12 @@ Conventions shared by every method:
   goes back to the route (see :mod:`fake_state_manager._store.sqlite`). A failed write answers
   503 after the store is reloaded from the file, so memory never runs ahead of the disk.
 - An unknown *or malformed* state id is 404 ``State not found`` (upstream: 500, §2.8-§2.13).
+- Two opt-in additions run as housekeeping at the start of every outermost locked call (and so
+  before every request, and when the clock-driven loop of ``FakeStateManager`` wakes for
+  :meth:`Engine.next_due_time`); without them that step is one attribute test:
+  ``queued_timeout`` (a state QUEUED longer than that without a report is errored through the
+  normal §5 path, so the graph's retry policy applies) and ``retain_runs`` / ``retain_hours``
+  (the earliest-finished runs are dropped, :mod:`.retention`).
 
 The engine is one class, reads included; the rules it applies live beside it in this package:
 :mod:`.nodes` (§2.1-§2.2), :mod:`.templates` (template documents, §4.6 trigger), :mod:`.cron`
@@ -40,6 +46,8 @@ verification §4.4, placeholders §4.2, cron arithmetic) and :mod:`fake_state_ma
 from __future__ import annotations
 
 import functools
+import logging
+import math
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +57,7 @@ from exo_ref import Clock, RetryPolicyModel, SystemClock
 from fake_state_manager._engine import nodes as _nodes
 from fake_state_manager._engine import reports
 from fake_state_manager._engine.cron import CronSchedule, expressions
+from fake_state_manager._engine.retention import RunRetention
 from fake_state_manager._engine.templates import (
     build_template,
     list_item,
@@ -65,14 +74,16 @@ from fake_state_manager._engine.views import (
 from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 from fake_state_manager._graph.verification import verify_graph
-from fake_state_manager._store.documents import CronDoc, State, epoch_ms, iso_utc
+from fake_state_manager._store.documents import ERRORED, CronDoc, State, epoch_ms, iso_utc
 from fake_state_manager._store.secrets import SecretBox
 from fake_state_manager._store.sqlite import SqliteStorage, StorageError, StorageWriteError
 from fake_state_manager._store.store import Store, check_invariants
 
-__all__ = ["TRIGGER_RETENTION_HOURS", "Engine"]
+__all__ = ["TRIGGER_RETENTION_HOURS", "Engine", "queued_timeout_error"]
 
 JsonDict = dict[str, Any]
+
+logger = logging.getLogger("fake_state_manager")
 
 #: §1.5 ``TRIGGER_RETENTION_HOURS`` default: how long finished cron docs are kept.
 TRIGGER_RETENTION_HOURS = 720.0
@@ -93,11 +104,15 @@ def locked(method: F) -> F:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         with self.lock:
             if self.storage is None:
+                if self._housekeeping:
+                    self._tidy()
                 return method(self, *args, **kwargs)
             if self._depth == 0 and self._stale is not None:
                 self._reload()
             self._depth += 1
             try:
+                if self._depth == 1 and self._housekeeping:
+                    self._tidy()
                 return method(self, *args, **kwargs)
             finally:
                 self._depth -= 1
@@ -120,6 +135,13 @@ class Engine:
             the database's with ``storage``.
         storage: an open database: the store is loaded from it (not with ``store``) and every
             call's changes are saved to it before the call returns (an addition, ``--db``).
+        queued_timeout: seconds a state may stay QUEUED without a report; after that it is
+            errored as if its runtime had reported :func:`queued_timeout_error` (an addition,
+            ``--queued-timeout``; ``None``, the default, is upstream's behaviour: no lease).
+        retain_runs: keep at most this many finished runs, dropping the earliest-finished
+            (an addition, ``--retain-runs``; ``None``: keep all).
+        retain_hours: drop a run this many hours after it finished (an addition,
+            ``--retain-hours``; ``None``: keep all).
     """
 
     def __init__(
@@ -131,7 +153,25 @@ class Engine:
         trigger_retention_hours: float = TRIGGER_RETENTION_HOURS,
         secret_box: SecretBox | None = None,
         storage: SqliteStorage | None = None,
+        queued_timeout: float | None = None,
+        retain_runs: int | None = None,
+        retain_hours: float | None = None,
     ) -> None:
+        if queued_timeout is not None and not (
+            math.isfinite(queued_timeout) and epoch_ms(queued_timeout) >= 1
+        ):
+            raise ValueError(f"queued_timeout must be at least 0.001 s, got {queued_timeout!r}")
+        if retain_runs is not None and (isinstance(retain_runs, bool) or retain_runs < 0):
+            raise ValueError(f"retain_runs must be an int >= 0, got {retain_runs!r}")
+        if retain_hours is not None and not (math.isfinite(retain_hours) and retain_hours > 0):
+            raise ValueError(f"retain_hours must be > 0, got {retain_hours!r}")
+        self.queued_timeout = queued_timeout
+        self.retain_runs = retain_runs
+        self.retain_hours = retain_hours
+        self._housekeeping = (
+            queued_timeout is not None or retain_runs is not None or retain_hours is not None
+        )
+        self.retention: RunRetention | None = None
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.rng = rng if rng is not None else random.Random()
         self.storage = storage
@@ -142,11 +182,23 @@ class Engine:
                 raise ValueError("give Engine either store= or storage=, not both")
             store = storage.load(epoch_ms(self.clock.now()))  # StorageError for a bad file
             secret_box = secret_box if secret_box is not None else storage.secret_box
-        self.store = store if store is not None else Store()
         self.lock = threading.RLock()
         self.trigger_retention_hours = trigger_retention_hours
         self.secret_box = secret_box if secret_box is not None else SecretBox()
-        self.cron = CronSchedule(self.store)  # indexes the cron docs of a loaded store
+        self._attach(store if store is not None else Store())
+
+    def _attach(self, store: Store) -> None:
+        """Work on ``store`` (new, given or loaded): index its cron docs, leases and runs."""
+        self.store = store
+        self.cron = CronSchedule(store)  # indexes the cron docs of a loaded store
+        if self.queued_timeout is not None:
+            store.enable_leases(epoch_ms(self.queued_timeout), self._now()[1])
+        if self.retain_runs is not None or self.retain_hours is not None:
+            self.retention = RunRetention(
+                store,
+                max_runs=self.retain_runs,
+                max_age_s=None if self.retain_hours is None else self.retain_hours * 3600.0,
+            )
 
     def _now(self) -> tuple[float, int]:
         now = self.clock.now()
@@ -187,9 +239,46 @@ class Engine:
                 f"The fake state manager's database cannot be read back after {self._stale}:"
                 f" {exc}. Restart it once the database is usable.",
             ) from None
-        self.store = store
-        self.cron = CronSchedule(store)
+        self._attach(store)
         self._stale = None
+
+    # -- housekeeping (``queued_timeout``, ``retain_runs`` / ``retain_hours``) -------------------
+
+    def _tidy(self) -> None:
+        """Expire ended leases, then drop finished runs beyond the bounds (see the module doc)."""
+        now = self.clock.now()
+        if self.queued_timeout is not None:
+            self._expire_leases(now)
+        if self.retention is not None:
+            self.retention.sweep(now)
+
+    def _expire_leases(self, now: float) -> None:
+        timeout = self.queued_timeout
+        assert timeout is not None
+        for state in self.store.pop_expired_leases(epoch_ms(now)):
+            error = queued_timeout_error(timeout)
+            try:
+                answer = reports.errored(
+                    self.store, state, state.namespace_name, error, now, self.rng
+                )
+                outcome = "a retry was created" if answer["retry_created"] else "no retry left"
+            except ApiError as exc:  # no template to read a retry policy from: just ERRORED
+                self.store.set_status(state, ERRORED)
+                state.error = error
+                state.updated_at = now
+                outcome = f"no retry ({exc.detail})"
+            logger.warning(
+                "state %s (node %s, graph %s, run %s) was QUEUED for more than %s s without a"
+                " report: treated as errored, %s (--queued-timeout)",
+                state.id,
+                state.node_name,
+                state.graph_name,
+                state.run_id,
+                f"{timeout:g}",
+                outcome,
+            )
+            if self.retention is not None:
+                self.retention.touch(state.run_id, now)
 
     def close(self) -> None:
         """Close the database, if any (its file is released; later writes answer 503)."""
@@ -258,7 +347,7 @@ class Engine:
             triggers=triggers,
             now=now,
         )
-        self.store.graphs[key] = template
+        self.store.put_graph(template)
         self.store.note_graph(namespace, graph_name)  # validation fields change below, too
         response = template_response(template, status="PENDING", errors=[])
         # Upstream verifies in a background task after the response (§4.4); done right here.
@@ -315,8 +404,9 @@ class Engine:
         return self.cron.fire_due(self.clock.now(), fire, self.trigger_retention_hours * 3600.0)
 
     def next_due_time(self) -> float | None:
-        """Earliest *future* moment (epoch seconds) a delayed state becomes claimable or a cron
-        trigger is due; ``None`` if nothing is waiting. Register with
+        """Earliest *future* moment (epoch seconds) a delayed state becomes claimable, a cron
+        trigger is due or (with ``queued_timeout``) a claimed state's lease ends; ``None`` if
+        nothing is waiting. Register with
         ``ManualClock.add_wakeup_source(engine.next_due_time)``.
 
         States already due are promoted first, so a state time is always in the future; a cron
@@ -331,6 +421,10 @@ class Engine:
             cron_due = self.cron.next_due()
             if cron_due is not None:
                 candidates.append(cron_due)
+            if self.queued_timeout is not None:
+                lease_ms = self.store.next_lease_ms()
+                if lease_ms is not None:
+                    candidates.append(lease_ms / 1000)
             # The delayed heap keeps already-due states until a claim moves them; a past time
             # would make FakeStateManager's cron loop spin on sleep(0) and freeze an
             # auto-advancing ManualClock. Only future moments are wake-up times.
@@ -373,7 +467,11 @@ class Engine:
         Next-state creation (§3.5) runs synchronously right after the status change.
         Errors: 404 ``State not found``, 400 ``State is not queued``.
         """
-        return reports.executed(self.store, self._state(state_id), outputs, self.clock.now())
+        state, now = self._state(state_id), self.clock.now()
+        answer = reports.executed(self.store, state, outputs, now)
+        if self.retention is not None:
+            self.retention.touch(state.run_id, now)
+        return answer
 
     @locked
     def errored(self, namespace: str, state_id: str, *, error: str) -> JsonDict:
@@ -382,8 +480,11 @@ class Engine:
         Errors: 404 ``State not found``, 400 ``State is not queued or executed`` / ``State is
         already executed``, 404 ``Graph template not found`` (looked up in the path namespace).
         """
-        state = self._state(state_id)
-        return reports.errored(self.store, state, namespace, error, self.clock.now(), self.rng)
+        state, now = self._state(state_id), self.clock.now()
+        answer = reports.errored(self.store, state, namespace, error, now, self.rng)
+        if self.retention is not None:
+            self.retention.touch(state.run_id, now)
+        return answer
 
     @locked
     def prune(self, namespace: str, state_id: str, *, data: Mapping[str, Any]) -> JsonDict:
@@ -391,7 +492,11 @@ class Engine:
 
         Errors: 404 ``State not found``, 400 ``State is not queued``.
         """
-        return reports.prune(self.store, self._state(state_id), data, self.clock.now())
+        state, now = self._state(state_id), self.clock.now()
+        answer = reports.prune(self.store, state, data, now)
+        if self.retention is not None:
+            self.retention.touch(state.run_id, now)
+        return answer
 
     @locked
     def re_enqueue_after(self, namespace: str, state_id: str, *, enqueue_after: int) -> JsonDict:
@@ -399,8 +504,11 @@ class Engine:
         ms (> 0, validated by the route).
         Returns ``{"enqueue_after": now_ms + delay, "status": "CREATED"}``.
         """
-        state = self._state(state_id)
-        return reports.re_enqueue_after(self.store, state, enqueue_after, self.clock.now())
+        state, now = self._state(state_id), self.clock.now()
+        answer = reports.re_enqueue_after(self.store, state, enqueue_after, now)
+        if self.retention is not None:
+            self.retention.touch(state.run_id, now)
+        return answer
 
     @locked
     def manual_retry(self, namespace: str, state_id: str, *, fanout_id: str) -> JsonDict:
@@ -409,7 +517,11 @@ class Engine:
         state = self._state(state_id)
         if state.namespace_name != namespace:  # this lookup filters by namespace (§6.3)
             raise ApiError(404, "State not found")
-        return reports.manual_retry(self.store, state, fanout_id, self.clock.now())
+        now = self.clock.now()
+        answer = reports.manual_retry(self.store, state, fanout_id, now)
+        if self.retention is not None:
+            self.retention.touch(state.run_id, now)
+        return answer
 
     @locked
     def state_secrets(self, namespace: str, state_id: str) -> JsonDict:
@@ -459,7 +571,8 @@ class Engine:
     def list_graphs(self, namespace: str) -> JsonDict:
         """GET ``/graphs/`` (§2.5): ``{"namespace", "count", "templates": [...]}`` with ``_id``
         keys and opaque (encrypted) secret values."""
-        templates = [list_item(t) for (ns, _), t in self.store.graphs.items() if ns == namespace]
+        found = self.store.graphs_by_namespace.get(namespace, {})
+        templates = [list_item(t) for t in found.values()]
         return {"namespace": namespace, "count": len(templates), "templates": templates}
 
     # -- reads (§7) ------------------------------------------------------------------------------
@@ -497,3 +610,14 @@ class Engine:
     def check_invariants(self) -> None:
         """Raise ``AssertionError`` if the store's indexes disagree with its states."""
         check_invariants(self.store)
+        self.cron.check()
+        if self.retention is not None:
+            self.retention.check()
+
+
+def queued_timeout_error(timeout: float) -> str:
+    """The ``error`` of a state errored by ``queued_timeout`` (seconds)."""
+    return (
+        f"State was QUEUED for more than {timeout:g} s without a report (queued-timeout);"
+        " treated as errored"
+    )

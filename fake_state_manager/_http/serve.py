@@ -29,6 +29,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from fake_state_manager._http.event_loop import asyncio_options
 from fake_state_manager._http.log_limits import RateLimitFilter
 
 if TYPE_CHECKING:  # uvicorn's protocols are asyncio's; only their types are named here
@@ -219,7 +220,9 @@ def serve_in_thread(
 
     def run() -> None:
         try:
-            anyio.run(_main, server, background, backend="asyncio")
+            anyio.run(
+                _main, server, background, backend="asyncio", backend_options=asyncio_options()
+            )
         except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread below
             failure.append(exc)
         finally:

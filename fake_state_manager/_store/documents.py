@@ -111,6 +111,9 @@ class State:
     state_fingerprint: str = ""
     retry_count: int = 0
     manual_retry_fanout_id: str = ""
+    # Epoch ms of the latest claim (§3.3), kept (and persisted) for ``queued_timeout``; 0: never
+    # claimed, or claimed by a fake that did not record it. Not a contract field: never served.
+    queued_at: int = 0
     heap_token: int = 0  # the _delayed entry that is current for this state (0: none)
 
     def unique_key(self) -> tuple[str, str, str, str, str, int, str]:

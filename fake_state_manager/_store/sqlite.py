@@ -14,7 +14,9 @@ through the same insert methods, which rebuilds every index.
 File format (schema version :data:`SCHEMA_VERSION`, in ``PRAGMA user_version``; the file is
 marked as ours with ``PRAGMA application_id`` = :data:`APPLICATION_ID`): one table per collection,
 each row the document as JSON (ASCII-escaped, so lone surrogates survive), plus a ``meta`` table
-(id prefix and counter, the exo-ref version that wrote it, a secrets-key check value). A newer
+(id prefix and counter, the exo-ref version that wrote it, a secrets-key check value). A state
+row's ``queued_at`` (the moment of its latest claim, for ``--queued-timeout``) may be absent: such
+a row loads as never claimed, and the lease of a QUEUED one then starts at load time. A newer
 exo-ref opens an older file through :data:`MIGRATIONS` (one function per version step, each run
 in the transaction that bumps the version); an older exo-ref refuses a newer file with a message
 naming both versions.
@@ -233,6 +235,7 @@ def _state_doc(s: State) -> str:
             "state_fingerprint": s.state_fingerprint,
             "retry_count": s.retry_count,
             "manual_retry_fanout_id": s.manual_retry_fanout_id,
+            "queued_at": s.queued_at,
         }
     )
 
@@ -635,7 +638,7 @@ class SqliteStorage:
             store.nodes.setdefault(namespace, {})[name] = json.loads(doc)
         for key, doc in conn.execute("SELECT key, doc FROM graphs ORDER BY rowid"):
             namespace, name = json.loads(key)
-            store.graphs[(namespace, name)] = _graph_from(json.loads(doc))
+            store.put_graph(_graph_from(json.loads(doc)))
         for (doc,) in conn.execute("SELECT doc FROM runs ORDER BY seq"):
             fields = json.loads(doc)
             values = fields.pop("store")

@@ -11,7 +11,16 @@ templates, cron trigger docs), with indexes chosen so that no request's cost gro
   ``_ready`` when an enqueue or ``next_due_ms`` looks at the heap.
 - per-run list of states and per-run status counters (runs list, §7.1);
 - per-ancestor status counters (``parents`` values) for unite readiness (§3.5 step 4b);
-- the two unique indexes of §3.1 (unite fingerprint; the 7-tuple) as sets.
+- the two unique indexes of §3.1 (unite fingerprint; the 7-tuple) as sets;
+- ``graphs_by_namespace``: the templates of each namespace (list-graphs, §2.5, without a scan of
+  every namespace's templates), kept in step by :meth:`Store.put_graph`;
+- ``_leases``, only with a lease (``Engine(queued_timeout=...)``, an addition): a heap of
+  ``(deadline_ms, token, queued_at, state)``, one entry per claim. An entry is current while its
+  state is still QUEUED from that claim (``state.queued_at == queued_at``); stale ones are skipped
+  lazily, like ``_delayed``'s. Claims push in O(log n); the in-memory default pushes nothing.
+
+Finished runs can be dropped whole (:meth:`Store.drop_run`, for ``retain_runs`` /
+``retain_hours``): their states, counters, unique keys and store values go with them.
 
 The documents themselves (``State``, ``Run``, ``GraphTemplate``, ``CronDoc``) and the status
 names are defined in :mod:`.documents`.
@@ -31,6 +40,7 @@ method in the same engine call.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import os
@@ -78,6 +88,9 @@ class Store:
         self._descendants: dict[tuple[str, str], dict[str, int]] = {}
         self._fingerprints: set[str] = set()
         self._unique: set[tuple[str, str, str, str, str, int, str]] = set()
+        self.graphs_by_namespace: dict[str, dict[str, GraphTemplate]] = {}
+        self._lease_ms = 0  # 0: no lease (upstream behaviour)
+        self._leases: list[tuple[int, int, int, State]] = []
 
     # -- ids --------------------------------------------------------------------------------------
 
@@ -177,6 +190,7 @@ class Store:
             if (queue := self._ready.get(key := (namespace, name)))
         ]
         claimed: list[State] = []
+        lease_ms = self._lease_ms
         while queues and len(claimed) < limit:
             # Oldest head across the asked-for node names: O(len(node_names)) per claim.
             best = min(queues, key=lambda item: next(iter(item[1].values())).seq)
@@ -186,9 +200,61 @@ class Store:
                 del self._ready[best[0]]
             self._count(state, CREATED, -1)
             state.status = QUEUED
+            state.queued_at = now_ms
             self._count(state, QUEUED, +1)
+            if lease_ms:
+                heapq.heappush(
+                    self._leases, (now_ms + lease_ms, next(self._tokens), now_ms, state)
+                )
             claimed.append(state)
         return claimed
+
+    # -- leases (``queued_timeout``) ----------------------------------------------------------
+
+    def enable_leases(self, lease_ms: int, now_ms: int) -> None:
+        """Give every claim a lease of ``lease_ms`` (> 0), QUEUED states already stored included.
+
+        A stored QUEUED state's lease runs from its ``queued_at`` (a reloaded store keeps it), or
+        from ``now_ms`` when it has none. O(states) once; each later claim is O(log n).
+        """
+        if lease_ms <= 0:
+            raise ValueError(f"a lease must be > 0 ms, got {lease_ms}")
+        self._lease_ms = lease_ms
+        self._leases = []
+        for state in self.states.values():
+            if state.status == QUEUED:
+                start = state.queued_at or now_ms
+                self._leases.append((start + lease_ms, next(self._tokens), state.queued_at, state))
+        heapq.heapify(self._leases)
+
+    def _lease_current(self, entry: tuple[int, int, int, State]) -> bool:
+        state = entry[3]
+        return (
+            state.status == QUEUED
+            and state.queued_at == entry[2]
+            and self.states.get(state.id) is state
+        )
+
+    def pop_expired_leases(self, now_ms: int) -> list[State]:
+        """The QUEUED states whose lease ended at or before ``now_ms``, oldest deadline first.
+
+        Their entries leave the heap; the caller changes their status (else they are not
+        leased any more).
+        """
+        heap = self._leases
+        expired: list[State] = []
+        while heap and heap[0][0] <= now_ms:
+            entry = heapq.heappop(heap)
+            if self._lease_current(entry):
+                expired.append(entry[3])
+        return expired
+
+    def next_lease_ms(self) -> int | None:
+        """The earliest deadline of a current lease (stale entries dropped), or ``None``."""
+        heap = self._leases
+        while heap and not self._lease_current(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def promote_due(self, now_ms: int) -> None:
         """Move delayed states whose time has come to the ready queues."""
@@ -251,6 +317,53 @@ class Store:
         self.runs[run.run_id] = run
         self.runs_by_namespace.setdefault(run.namespace_name, []).append(run)
 
+    def drop_run(self, run_id: str) -> int:
+        """Remove a run with every one of its states and its store values; return the states.
+
+        For finished runs (``retain_runs`` / ``retain_hours``): every index forgets them, and a
+        persistent store deletes their rows. O(states of the run + parents), plus a bisect and
+        a pointer move in the namespace's run list.
+        """
+        run = self.runs.pop(run_id, None)
+        if run is None:
+            return 0
+        states = self.run_states.pop(run_id, [])
+        emptied: set[tuple[str, str]] = set()
+        for state in states:
+            if state.status == CREATED:
+                self._unschedule(state)
+            self._count(state, state.status, -1)
+            for ancestor in state.parents.values():
+                emptied.add((ancestor, state.namespace_name))
+            del self.states[state.id]
+            self._unique.discard(state.unique_key())
+            if state.does_unites and state.state_fingerprint:
+                self._fingerprints.discard(state.state_fingerprint)
+            self.note_state(state)
+        for key in emptied:  # descendants share their ancestors' run: all counters are 0 now
+            counts = self._descendants.get(key)
+            if counts is not None and not any(counts.values()):
+                del self._descendants[key]
+        self.run_counts.pop(run_id, None)
+        self.store_values.pop(run_id, None)
+        runs = self.runs_by_namespace.get(run.namespace_name, [])
+        index = bisect.bisect_left(runs, run.seq, key=_run_seq)  # creation (seq) order
+        if index < len(runs) and runs[index] is run:
+            del runs[index]
+        else:  # not in seq order (never expected): a scan
+            runs[:] = [r for r in runs if r is not run]
+        if not runs:
+            self.runs_by_namespace.pop(run.namespace_name, None)
+        self.note_run(run_id)
+        return len(states)
+
+    # -- graph templates --------------------------------------------------------------------------
+
+    def put_graph(self, template: GraphTemplate) -> None:
+        """Store (insert or replace) a template under its namespace and name."""
+        self.graphs[(template.namespace, template.name)] = template
+        self.graphs_by_namespace.setdefault(template.namespace, {})[template.name] = template
+
     # -- change notes (no-ops in memory; see the module docstring) --------------------------------
 
     def note_state(self, state: State) -> None:
@@ -267,6 +380,10 @@ class Store:
 
     def note_cron(self, doc_id: str) -> None:
         """The cron doc ``doc_id`` was inserted, changed or removed from :attr:`cron`."""
+
+
+def _run_seq(run: Run) -> int:
+    return run.seq
 
 
 def check_invariants(store: Store) -> None:
@@ -324,3 +441,22 @@ def check_invariants(store: Store) -> None:
     assert store._fingerprints == fingerprints, "fingerprint index disagrees with the states"
     for run_id in store.run_states:
         assert run_id in store.runs, f"states of unknown run {run_id}"
+    listed = [run.run_id for runs in store.runs_by_namespace.values() for run in runs]
+    assert sorted(listed) == sorted(store.runs), "runs_by_namespace disagrees with the runs"
+    for runs in store.runs_by_namespace.values():
+        assert runs, "empty run list left for a namespace"
+        assert all(a.seq < b.seq for a, b in itertools.pairwise(runs)), "runs out of order"
+    assert set(store.store_values) <= set(store.runs), "store values of an unknown run"
+    by_namespace = {
+        (namespace, name): template
+        for namespace, templates in store.graphs_by_namespace.items()
+        for name, template in templates.items()
+    }
+    assert by_namespace == store.graphs, "graphs_by_namespace disagrees with the graphs"
+    assert all(store.graphs_by_namespace.values()), "empty graph index left for a namespace"
+    for (namespace, name), template in store.graphs.items():
+        assert (template.namespace, template.name) == (namespace, name)
+    if store._lease_ms:
+        leased = [e[3].id for e in store._leases if store._lease_current(e)]
+        queued = {s.id for s in store.states.values() if s.status == QUEUED}
+        assert set(leased) == queued, "leases disagree with the QUEUED states"

@@ -125,3 +125,11 @@ async def test_tolerating_invalid_nodes_breaks_r3(fake: StateManagerFactory) -> 
         await check_invalid_nodes_refused(
             mutants.tolerates_invalid_nodes(), fake, [SHAPE], problems
         )
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+async def test_a_crashing_poller_breaks_l1(fake: StateManagerFactory) -> None:
+    with pytest.raises(AssertionError, match=r"lifecycle rule L1: run\(\) raised"):
+        await check_idle_poll_spacing(mutants.crashes_while_polling(), fake, poll_interval=1.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,8 +21,10 @@ import pytest
 import exo_ref._runtime
 from exo_ref import (
     AuthenticationError,
+    InvalidResponseError,
     ManualClock,
     Runtime,
+    StateManagerError,
     StateManagerTimeoutError,
     StateManagerUnavailableError,
 )
@@ -293,7 +296,7 @@ async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
     assert response.status_code == 200, response.text
 
 
-# --- the client's direct path on this transport (exo_ref._calls.send_direct) -------------------
+# --- the client's lean path on this transport (exo_ref._h11_transport.LeanSender) ------------
 
 
 def direct_client(uri: str, *, read: float = 5.0) -> StateManagerClient:
@@ -365,3 +368,248 @@ async def test_direct_error_status_is_a_state_manager_error() -> None:
     async with raw_server(refuse) as (uri, _), direct_client(uri) as client:
         with pytest.raises(AuthenticationError, match="401"):
             await client.enqueue(["EchoNode"], 1)
+
+
+# --- the lean path's framing and failures (StateManagerClient on its own Http11Transport) -----
+
+
+def answer_once(response: bytes, *, close: bool = False) -> Serve:
+    """A server answering every request with ``response`` (closing afterwards if ``close``)."""
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
+        while await read_request(stream, buffer):
+            await stream.send(response)
+            if close:
+                return
+
+    return serve
+
+
+EMPTY_POLL = b'{"namespace": "ns", "count": 0, "states": []}'
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        pytest.param(ok(EMPTY_POLL), id="content-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\n" + EMPTY_POLL[:5] + b"\r\n"
+            + b"%x;ext=1\r\n" % (len(EMPTY_POLL) - 5) + EMPTY_POLL[5:] + b"\r\n"
+            b"0\r\nx-trailer: t\r\n\r\n",
+            id="chunked-with-extension-and-trailer",
+        ),
+        pytest.param(
+            b"HTTP/1.1 100 Continue\r\n\r\n" + ok(EMPTY_POLL), id="informational-first"
+        ),
+        pytest.param(
+            b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(EMPTY_POLL), EMPTY_POLL),
+            id="http-1.0",
+        ),
+    ],
+)
+async def test_lean_path_reads_each_framing(response: bytes) -> None:
+    async with raw_server(answer_once(response)) as (uri, _), direct_client(uri) as client:
+        for _ in range(3):
+            assert await client.enqueue(["EchoNode"], 1) == []
+
+
+async def test_lean_path_reads_a_body_delimited_by_close_and_reconnects() -> None:
+    response = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + EMPTY_POLL
+    async with (
+        raw_server(answer_once(response, close=True)) as (uri, connections),
+        direct_client(uri) as client,
+    ):
+        for _ in range(3):
+            assert await client.enqueue(["EchoNode"], 1) == []
+    assert len(connections) == 3
+
+
+async def test_lean_path_keeps_one_connection_across_requests() -> None:
+    async with (
+        raw_server(answer_once(ok(EMPTY_POLL))) as (uri, connections),
+        direct_client(uri) as client,
+    ):
+        for _ in range(5):
+            await client.enqueue(["EchoNode"], 1)
+            await client.report_executed("abc123", [{"text": "x"}])
+    assert len(connections) == 1
+
+
+async def test_lean_path_arrives_in_pieces() -> None:
+    async def trickle(stream: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
+        while await read_request(stream, buffer):
+            for k in range(0, len(data := ok(EMPTY_POLL)), 7):
+                await stream.send(data[k : k + 7])
+                await anyio.sleep(0.001)
+
+    async with raw_server(trickle) as (uri, _), direct_client(uri) as client:
+        assert await client.enqueue(["EchoNode"], 1) == []
+        assert await client.enqueue(["EchoNode"], 1) == []
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", id="truncated"),
+        pytest.param(b"ICY 200 OK\r\n\r\n", id="bad-status-line"),
+        pytest.param(b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", id="bad-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+            id="conflicting-lengths",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", id="bad-chunk"
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\n", id="head-cut-short"),
+    ],
+)
+async def test_lean_path_malformed_answer_is_unavailable_and_not_reused(response: bytes) -> None:
+    async with (
+        raw_server(answer_once(response, close=True)) as (uri, connections),
+        direct_client(uri) as client,
+    ):
+        for _ in range(2):
+            with pytest.raises(StateManagerUnavailableError, match="RemoteProtocolError"):
+                await client.enqueue(["EchoNode"], 1)
+    assert len(connections) == 2
+
+
+async def test_lean_path_error_status_reads_detail_and_retry_after() -> None:
+    body = b'{"detail": "slow down"}'
+    response = (
+        b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+        b"Retry-After: 7\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    async with raw_server(answer_once(response)) as (uri, _), direct_client(uri) as client:
+        with pytest.raises(StateManagerError) as caught:
+            await client.enqueue(["EchoNode"], 1)
+    assert caught.value.status_code == 429
+    assert caught.value.detail == "slow down"
+    assert caught.value.retry_after == "7"
+
+
+async def test_lean_path_malformed_poll_answer_is_invalid_response() -> None:
+    async with (
+        raw_server(answer_once(ok(b'{"states": [{"state_id": 1}]}'))) as (uri, _),
+        direct_client(uri) as client,
+    ):
+        with pytest.raises(InvalidResponseError, match="unexpected body"):
+            await client.enqueue(["EchoNode"], 1)
+
+
+async def test_lean_path_sends_reports_as_json_with_the_state_in_the_path() -> None:
+    seen: list[bytes] = []
+
+    async def record(stream: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
+        while request := await read_request(stream, buffer):
+            seen.append(request)
+            secrets = request.split(b" ", 2)[1].endswith(b"/secrets")
+            await stream.send(ok(b'{"secrets": {"a": "b"}}' if secrets else b'{"status": "OK"}'))
+
+    async with raw_server(record) as (uri, _), direct_client(uri) as client:
+        await client.report_executed("s1", [{"text": "é"}])
+        await client.report_errored("odd id/with space", "boom")
+        await client.report_re_enqueue_after("s3", 0)
+        await client.report_prune("s4", {"n": 1})
+        assert await client.secrets("s5") == {"a": "b"}
+    lines = [request.partition(b"\r\n")[0] for request in seen]
+    assert lines == [
+        b"POST /v0/namespace/ns/state/s1/executed HTTP/1.1",
+        b"POST /v0/namespace/ns/state/odd%20id/with%20space/errored HTTP/1.1",
+        b"POST /v0/namespace/ns/state/s3/re-enqueue-after HTTP/1.1",
+        b"POST /v0/namespace/ns/state/s4/prune HTTP/1.1",
+        b"GET /v0/namespace/ns/state/s5/secrets HTTP/1.1",
+    ]
+    assert b"content-length" not in seen[4].lower()
+    bodies = [json.loads(request.partition(b"\r\n\r\n")[2]) for request in seen[:4]]
+    assert bodies == [
+        {"outputs": [{"text": "é"}]},
+        {"error": "boom"},
+        {"enqueue_after": 1},
+        {"data": {"n": 1}},
+    ]
+
+
+async def test_a_request_the_server_does_not_read_is_a_write_timeout() -> None:
+    # A listening socket nobody accepts from: the connection is made, nothing is ever read.
+    with socket.socket() as deaf:
+        deaf.bind(("127.0.0.1", 0))
+        deaf.listen()
+        uri = f"http://127.0.0.1:{deaf.getsockname()[1]}"
+        async with httpx.AsyncClient(
+            base_url=uri, transport=Http11Transport(), timeout=httpx.Timeout(5.0, read=0.2)
+        ) as client:
+            with pytest.raises(httpx.WriteTimeout):
+                await client.post("/", content=b"x" * 50_000_000)
+
+
+async def test_no_free_connection_is_a_pool_timeout() -> None:
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await anyio.sleep_forever()
+
+    transport = Http11Transport(max_connections=1)
+    async with (
+        raw_server(silent) as (uri, _),
+        httpx.AsyncClient(
+            base_url=uri, transport=transport, timeout=httpx.Timeout(5.0, pool=0.05)
+        ) as client,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(client.get, "/")  # holds the only connection, never answered
+        await anyio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get("/")
+        tg.cancel_scope.cancel()
+
+
+def test_connections_of_an_ended_event_loop_are_not_reused() -> None:
+    transport = Http11Transport()
+
+    origin: list[tuple[str, int]] = []
+
+    async def ask() -> None:
+        # A raw server on a port of its own per run; the transport keeps its idle connection.
+        async with raw_server(keep_alive) as (uri, _):
+            host, port = uri.removeprefix("http://").split(":")
+            origin[:] = [(host, int(port))]
+            request = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
+            timeouts = (5.0, 5.0, 5.0, 5.0)
+            for _ in range(2):
+                status, _, _, body = await transport.exchange(origin[0], request, timeouts)
+                assert (status, body) == (200, b"/a")
+
+    for backend in ("asyncio", "trio", "asyncio"):
+        anyio.run(ask, backend=backend)
+    assert transport.connections_opened == 3  # one per run, reused within it
+    anyio.run(transport.aclose)  # closes the last run's connection, its loop gone
+
+
+async def test_lean_path_notices_an_outage_and_its_end() -> None:
+    # Re-registration evidence (exo_ref._runtime_client): refused while down, then an answer.
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    uri = f"http://127.0.0.1:{port}"
+
+    async with direct_client(uri) as client:
+        client._registration = b"{}"  # as if registered before the outage
+        with pytest.raises(StateManagerUnavailableError):
+            await client.enqueue(["EchoNode"], 1)
+        assert client.registration_lost is None  # still down: nothing to conclude yet
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+        async with listener, anyio.create_task_group() as tg:
+
+            async def handle(stream: anyio.abc.SocketStream) -> None:
+                async with stream:
+                    await answer_once(ok(EMPTY_POLL))(stream)
+
+            tg.start_soon(listener.serve, handle)
+            assert await client.enqueue(["EchoNode"], 1) == []
+            tg.cancel_scope.cancel()
+    assert client.registration_lost is not None
+    assert "after an outage" in client.registration_lost

@@ -26,9 +26,17 @@ from exo_ref import (
 from exo_ref._runtime_client import ReportOutcome, StateManagerClient
 from exo_ref._wire import RegisterRequest
 from fake_state_manager import FakeStateManager, SystemClock
-from tests.builders import NAMESPACE
+from tests.builders import NAMESPACE, graph_node
 
-from .helpers import KEY, EchoNode, Recorder, json_response, make_client, run_clock
+from .helpers import (
+    KEY,
+    EchoNode,
+    Recorder,
+    json_response,
+    make_client,
+    run_clock,
+    start_graph,
+)
 
 NOT_QUEUED = json_response(400, {"detail": "State is not queued"})
 UNAVAILABLE = json_response(503, {"detail": "down"})
@@ -326,3 +334,129 @@ async def test_an_unreachable_server_is_named_with_what_to_check() -> None:
 def test_a_uri_with_the_version_is_refused_with_the_fix(uri: str) -> None:
     with pytest.raises(ConfigurationError, match=r"use 'http://h:8000' \(the version goes in"):
         Runtime(NAMESPACE, "rt", [EchoNode], state_manager_uri=uri, key=KEY)
+
+
+# --- in process: an httpx.ASGITransport's app is called directly (exo_ref._calls.AsgiSender) --
+
+
+def asgi_client(transport: httpx.AsyncBaseTransport) -> StateManagerClient:
+    return StateManagerClient(
+        uri="http://sm.test",
+        namespace=NAMESPACE,
+        key=KEY,
+        version="v0",
+        transport=transport,
+        timeout=httpx.Timeout(5.0),
+        clock=ManualClock(),
+        rng=random.Random(0),
+    )
+
+
+def scope_recorder(body: bytes = b'{"namespace":"ns","count":0,"states":[]}') -> tuple[
+    list[dict[str, object]], object
+]:
+    scopes: list[dict[str, object]] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        message = await receive()  # type: ignore[operator]
+        received = message["body"]
+        while message.get("more_body"):  # httpx sends the body, then an empty last part
+            message = await receive()  # type: ignore[operator]
+            received += message["body"]
+        scopes.append({**scope, "body": received})
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    return scopes, app
+
+
+async def test_in_process_requests_build_the_scope_httpx_would() -> None:
+    direct, direct_app = scope_recorder()
+    via_httpx, httpx_app = scope_recorder()
+
+    class Subclass(httpx.ASGITransport):  # not the exact class: goes through AsyncClient
+        pass
+
+    transports = [
+        httpx.ASGITransport(app=direct_app, root_path="/r", client=("1.2.3.4", 5)),  # type: ignore[arg-type]
+        Subclass(app=httpx_app, root_path="/r", client=("1.2.3.4", 5)),  # type: ignore[arg-type]
+    ]
+    for transport in transports:
+        async with asgi_client(transport) as client:
+            await client.enqueue(["EchoNode"], 2)
+            await client.report_executed("odd id", [{"text": "x"}])
+    assert len(direct) == len(via_httpx) == 2
+    for mine, theirs in zip(direct, via_httpx, strict=True):
+        mine_headers = dict(mine.pop("headers"))  # type: ignore[call-overload]
+        theirs_headers = dict(theirs.pop("headers"))  # type: ignore[call-overload]
+        theirs_headers.pop(b"accept-encoding")  # the body is read here, never compressed
+        assert mine_headers == theirs_headers
+        assert mine == theirs
+
+
+async def test_in_process_runtime_sends_nothing_through_async_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[str] = []
+    original = httpx.AsyncClient.send
+
+    async def counting(self: httpx.AsyncClient, request: httpx.Request, **kwargs: object) -> object:
+        sent.append(request.url.path)
+        return await original(self, request, **kwargs)  # type: ignore[arg-type]
+
+    async with FakeStateManager(clock=ManualClock(auto_advance=True)) as sm:
+        rt = Runtime(NAMESPACE, "rt", [EchoNode], state_manager_uri=sm.uri, key=sm.api_key,
+                     transport=sm.transport, clock=sm.clock, poll_interval=0.01)
+        monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+        async with anyio.create_task_group() as tg:
+            await tg.start(rt.run)
+            run_id = await start_graph(sm, [graph_node("e", "EchoNode", {"text": "hi"})])
+            run = await sm.wait_for_run(run_id)
+            rt.stop()
+    assert run["status"] == "SUCCESS"
+    assert sent  # the test's own requests do go through AsyncClient...
+    assert [p for p in sent if "/graph/" not in p] == []  # ...the runtime's never
+
+
+async def test_in_process_app_errors_follow_raise_app_exceptions() -> None:
+    async def broken(scope: object, receive: object, send: object) -> None:
+        raise RuntimeError("the app broke")
+
+    raising = httpx.ASGITransport(app=broken)  # type: ignore[arg-type]
+    async with asgi_client(raising) as client:
+        with pytest.raises(RuntimeError, match="the app broke"):
+            await client.enqueue(["EchoNode"], 1)
+    quiet = httpx.ASGITransport(app=broken, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with asgi_client(quiet) as client:
+        with pytest.raises(StateManagerError) as caught:
+            await client.enqueue(["EchoNode"], 1)
+    assert caught.value.status_code == 500
+
+
+async def test_in_process_app_listening_for_a_disconnect_gets_it_after_the_answer() -> None:
+    async def streaming(scope: object, receive: object, send: object) -> None:
+        await receive()  # type: ignore[operator]
+        async with anyio.create_task_group() as tg:
+
+            async def listen() -> None:
+                message = await receive()  # type: ignore[operator]
+                assert message["type"] == "http.disconnect"
+
+            tg.start_soon(listen)
+            await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                        "headers": []})
+            for part in (b'{"count":0,', b'"states":[]}'):
+                await send({"type": "http.response.body", "body": part,  # type: ignore[operator]
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    async with asgi_client(httpx.ASGITransport(app=streaming)) as client:  # type: ignore[arg-type]
+        assert await client.enqueue(["EchoNode"], 1) == []
+
+
+async def test_in_process_malformed_poll_answer_is_invalid_response() -> None:
+    _, app = scope_recorder(b'{"count": "many"}')
+    async with asgi_client(httpx.ASGITransport(app=app)) as client:  # type: ignore[arg-type]
+        with pytest.raises(InvalidResponseError, match="unexpected body"):
+            await client.enqueue(["EchoNode"], 1)

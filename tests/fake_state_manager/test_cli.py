@@ -39,7 +39,7 @@ def test_dev_server_prints_its_settings_serves_and_stops_cleanly_on_ctrl_c() -> 
         lines = [process.stdout.readline().strip() for _ in range(3)]
         uri = f"http://127.0.0.1:{port}"
         assert lines == [
-            f"fake state manager listening on {uri} (Ctrl-C to stop)",
+            f"fake state manager listening on {uri} (dashboard: {uri}/, Ctrl-C to stop)",
             f"EXOSPHERE_STATE_MANAGER_URI={uri}",
             "EXOSPHERE_API_KEY=from-env",
         ], process.stderr.read() if process.stderr else ""

@@ -1,4 +1,4 @@
-"""The fake's layers import one way only: HTTP -> engine -> graph rules / store (README, Layout).
+"""The fake's layers import one way only: HTTP -> dashboard -> engine -> graph rules / store.
 
 An AST walk over every module of the package (imports inside functions included), so a lower
 layer that reaches up, or a package that reaches into another's private modules, fails here
@@ -19,8 +19,10 @@ ROOT = TREE / "fake_state_manager"
 
 #: The rank of each layer; a module may import layers of a lower rank and its own subpackage.
 #: ``_graph`` and ``_store`` share a rank but are separate rooms: neither imports the other.
-RANKS = {"_errors": 0, "_graph": 1, "_store": 1, "_engine": 2, "_http": 3}
-TOP = 4  # __init__, __main__, _cli, _fake: the facade, free to use every layer
+#: ``_dashboard`` is at the HTTP level, under the app that mounts it: it uses the engine (never
+#: the API's routes), ``_http.app`` mounts it, and nothing below reaches up to it.
+RANKS = {"_errors": 0, "_graph": 1, "_store": 1, "_engine": 2, "_dashboard": 3, "_http": 4}
+TOP = 5  # __init__, __main__, _cli, _fake: the facade, free to use every layer
 
 
 def layer(module: str) -> str:
