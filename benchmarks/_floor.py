@@ -1,6 +1,6 @@
 """The floor: a bare HTTP loop that drains like a runtime, with no runtime machinery.
 
-One poller task and ``workers`` reporter tasks share one sender (below). The poller keeps
+One poller task and ``workers`` reporter tasks share one way to send (below). The poller keeps
 the buffer of claimed states from running dry: whenever fewer than ``workers`` are waiting it asks
 for ``batch_size`` minus what is waiting, and it never sleeps. Each reporter takes a state and
 reports it executed with one output. The requests are the same as a runtime's (contract §8.3:
@@ -8,40 +8,92 @@ reports it executed with one output. The requests are the same as a runtime's (c
 no validation, no node instance, no retry and no logging, so no runtime can beat it by much on
 the same transport.
 
-With ``sender`` the requests go out the way exo_ref's own polls and reports do, without
-``AsyncClient``'s per-request layer: :class:`exo_ref._h11_transport.LeanSender` over loopback,
-:class:`exo_ref._calls.AsgiSender` in process (:func:`floor_sender` makes the one that suits a
-target), so the floor uses the same HTTP path as the runtime it bounds. Without one it goes
-through the harness's ``httpx.AsyncClient``.
+With ``sender`` (:func:`floor_post`) the requests go out the way exo_ref's own polls and reports
+do, without ``httpx.AsyncClient``'s per-request layer, through public API only: encoded by hand
+and sent with :meth:`exo_ref.Http11Transport.exchange` over loopback (what the runtime's
+``LeanSender`` does), the fake's ASGI app called directly in process (what its ``AsgiSender``
+does). So the floor uses the same HTTP path as the runtime it bounds. Without one it goes through
+the harness's ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import httpx
 
-from exo_ref._calls import AsgiSender, Sender
-from exo_ref._h11_transport import Http11Transport, LeanSender
+from exo_ref import Http11Transport
 
-JSON_HEADERS = [("content-type", "application/json")]
+#: ``post(path under /v0/namespace/{ns}, JSON body) -> (status, body)``.
+Post = Callable[[str, bytes], Awaitable[tuple[int, bytes]]]
 
 
-def floor_sender(
+def floor_post(
     *, uri: str, ns: str, key: str, direct: httpx.AsyncBaseTransport | None,
     transport: httpx.AsyncBaseTransport | None,
-) -> Sender | None:
-    """The runtime's hot-path sender for a benchmark target (None: use the ``AsyncClient``)."""
-    prefix = f"{uri}/v0/namespace/{ns}"
-    headers = [("x-api-key", key), *JSON_HEADERS]
+) -> Post | None:
+    """The runtime's hot path for a benchmark target (None: use the ``AsyncClient``)."""
+    url = httpx.URL(f"{uri}/v0/namespace/{ns}")
+    prefix = url.raw_path.rstrip(b"/")
     if isinstance(direct, Http11Transport):
-        return LeanSender(direct, prefix, headers, httpx.Timeout(60))
+        return _lean_post(direct, url, prefix, key)
     if type(transport) is httpx.ASGITransport:
-        return AsgiSender(transport, prefix, headers)
+        return _asgi_post(transport, url, prefix, key)
     return None
+
+
+def _lean_post(transport: Http11Transport, url: httpx.URL, prefix: bytes, key: str) -> Post:
+    origin = (url.host, url.port or 80)
+    fixed = b"host: %s\r\nx-api-key: %s\r\ncontent-type: application/json\r\n" % (
+        url.netloc, key.encode("ascii"))
+    timeouts = (60.0, 60.0, 60.0, 60.0)  # connect, answer, pool, write
+
+    async def post(path: str, body: bytes) -> tuple[int, bytes]:
+        data = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n%s" % (
+            prefix + path.encode("ascii"), fixed, len(body), body)
+        status, _, _, content = await transport.exchange(origin, data, timeouts)
+        return status, content
+
+    return post
+
+
+def _asgi_post(transport: httpx.ASGITransport, url: httpx.URL, prefix: bytes, key: str) -> Post:
+    app = transport.app
+    headers = [(b"host", url.netloc), (b"x-api-key", key.encode("ascii")),
+               (b"content-type", b"application/json")]
+
+    async def post(path: str, body: bytes) -> tuple[int, bytes]:
+        raw_path = prefix + path.encode("ascii")
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": url.scheme, "path": raw_path.decode("ascii"),
+            "raw_path": raw_path, "query_string": b"", "server": (url.host, url.port),
+            "client": transport.client, "root_path": transport.root_path,
+            "headers": [*headers, (b"content-length", b"%d" % len(body))],
+        }
+        unread = [body]
+        status = [500]
+        parts: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            if unread:
+                return {"type": "http.request", "body": unread.pop(), "more_body": False}
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+
+        await app(scope, receive, send)
+        return status[0], b"".join(parts)
+
+    return post
 
 
 async def drain_floor(
@@ -51,7 +103,7 @@ async def drain_floor(
     *,
     batch_size: int,
     workers: int,
-    sender: Sender | None = None,
+    sender: Post | None = None,
 ) -> int:
     """Drain every claimable ``node`` state of ``ns``; return how many were reported."""
     prefix = f"/v0/namespace/{ns}"
@@ -61,7 +113,7 @@ async def drain_floor(
             response = await client.post(prefix + path, json=body)
             response.raise_for_status()
             return response.json()
-        status, _, _, content = await sender.send("POST", path, json.dumps(body).encode())
+        status, content = await sender(path, json.dumps(body).encode())
         if status >= 300:
             raise AssertionError(f"POST {path} answered {status}: {content[:200]!r}")
         return json.loads(content)

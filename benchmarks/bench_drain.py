@@ -31,7 +31,7 @@ import anyio
 import httpx
 
 from benchmarks._cpu import CpuSampler, load_average, process_clock, thread_clock
-from benchmarks._floor import drain_floor, floor_sender
+from benchmarks._floor import drain_floor, floor_post
 from benchmarks._harness import (
     SETTINGS,
     Settings,
@@ -162,8 +162,8 @@ async def _drain_floor(mode: str, settings: Settings, n: int) -> Drain:
             reported = await drain_floor(
                 target.client, NS, WORK_NODE, batch_size=settings.batch_size,
                 workers=settings.workers,
-                sender=floor_sender(uri=target.uri, ns=NS, key=target.key, direct=target.direct,
-                                    transport=target.transport),
+                sender=floor_post(uri=target.uri, ns=NS, key=target.key, direct=target.direct,
+                                  transport=target.transport),
             )
         assert reported == n
         counts = await wait_counts(

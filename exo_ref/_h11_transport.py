@@ -626,8 +626,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
     ) -> RawAnswer:
         """Send ``data`` (a whole encoded request) to ``origin`` and read the whole answer.
 
-        One deadline covers writing and reading (``timeouts[1]``); a pool wait and a new
-        connection get their own only when they happen.
+        The lean path without ``httpx`` objects: the runtime's :class:`LeanSender` uses it, and
+        so may anyone who encodes requests themselves (the benchmarks' floor does).
+        ``timeouts`` is ``(connect, answer, pool, write)`` in seconds (``None``: no limit); one
+        deadline, the answer timeout, covers writing and reading; a pool wait and a new
+        connection get their own only when they happen. Returns ``(status, reason, headers,
+        body)``; the headers are the head's field lines (:func:`header_fields` splits them).
 
         Raises:
             httpx.PoolTimeout, httpx.ConnectError, httpx.ConnectTimeout, httpx.WriteError,
