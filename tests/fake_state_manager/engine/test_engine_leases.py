@@ -9,9 +9,8 @@ one (``storage=``), where the lease must also survive a restart.
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from exo_ref._clock import ManualClock
 from fake_state_manager._engine.engine import Engine, queued_timeout_error
 from fake_state_manager._errors import ApiError
-from fake_state_manager._store.sqlite import SqliteStorage, snapshot
+from fake_state_manager._store.sqlite import SqliteStorage
 from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
     START,
@@ -36,30 +35,7 @@ MESSAGE = (
     "State was QUEUED for more than 30 s without a report (queued-timeout); treated as errored"
 )
 
-MakeEngine = Callable[..., Engine]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeEngine]:
-    """``make(clock, **options)``: an engine on memory or on a database file (reopened per call)."""
-    made: list[Engine] = []
-
-    def build(clock: ManualClock, **options: object) -> Engine:
-        storage = None
-        if request.param == "sqlite":
-            for engine in made:
-                engine.close()
-            storage = SqliteStorage.open(tmp_path / "leases.db")
-        engine = Engine(clock=clock, rng=random.Random(0), storage=storage, **options)  # type: ignore[arg-type]
-        made.append(engine)
-        return engine
-
-    yield build
-    for engine in made:
-        if engine.storage is not None and not engine.storage.closed:
-            reloaded = engine.storage.load(int(engine.clock.now() * 1000))
-            assert snapshot(reloaded) == snapshot(engine.store)  # the file holds what was served
-        engine.close()
+MakeEngine = Callable[..., Engine]  # the `make` fixture (conftest.py)
 
 
 def _graph(engine: Engine, max_retries: int = 1) -> str:

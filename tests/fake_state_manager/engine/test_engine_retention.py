@@ -7,8 +7,7 @@ store and on the SQLite one, and checks the store's invariants after the drops.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from exo_ref._clock import ManualClock
 from fake_state_manager._engine import retention
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._errors import ApiError
-from fake_state_manager._store.sqlite import SqliteStorage, snapshot
+from fake_state_manager._store.sqlite import SqliteStorage
 from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
     START,
@@ -28,30 +27,7 @@ from tests.fake_state_manager.engine_helpers import (
     upsert_valid,
 )
 
-MakeEngine = Callable[..., Engine]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeEngine]:
-    """``make(clock, **options)``: an engine on memory or on a database file (reopened per call)."""
-    made: list[Engine] = []
-
-    def build(clock: ManualClock, **options: object) -> Engine:
-        storage = None
-        if request.param == "sqlite":
-            for engine in made:
-                engine.close()
-            storage = SqliteStorage.open(tmp_path / "retention.db")
-        engine = Engine(clock=clock, rng=random.Random(0), storage=storage, **options)  # type: ignore[arg-type]
-        made.append(engine)
-        return engine
-
-    yield build
-    for engine in made:
-        if engine.storage is not None and not engine.storage.closed:
-            reloaded = engine.storage.load(int(engine.clock.now() * 1000))
-            assert snapshot(reloaded) == snapshot(engine.store)  # drops were written too
-        engine.close()
+MakeEngine = Callable[..., Engine]  # the `make` fixture (conftest.py)
 
 
 def _graph(engine: Engine) -> None:
