@@ -8,19 +8,20 @@ reports it executed with one output. The requests are the same as a runtime's (c
 no validation, no node instance, no retry and no logging, so no runtime can beat it by much on
 the same transport.
 
-With ``sender`` (:func:`floor_post`) the requests go out the way exo_ref's own polls and reports
-do, without ``httpx.AsyncClient``'s per-request layer, through public API only: encoded by hand
-and sent with :meth:`exo_ref.Http11Transport.exchange` over loopback (what the runtime's
-``LeanSender`` does), the fake's ASGI app called directly in process (what its ``AsgiSender``
-does). So the floor uses the same HTTP path as the runtime it bounds. Without one it goes through
-the harness's ``httpx.AsyncClient``.
+It sends with a :data:`Post`. :func:`floor_post` picks the way exo_ref's own polls and reports
+go, without ``httpx.AsyncClient``'s per-request layer, through public API only: encoded by hand
+and sent with :meth:`exo_ref.Http11Transport.exchange` over loopback (:func:`lean_post`, what the
+runtime's ``LeanSender`` does), the fake's ASGI app called directly in process
+(:func:`asgi_post`, what its ``AsgiSender`` does). So the floor uses the same HTTP path as the
+runtime it bounds. Elsewhere it goes through the harness's ``httpx.AsyncClient``
+(:func:`client_post`). ``bench_fake_served.py`` drives the dev server with the same loop.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -34,19 +35,31 @@ Post = Callable[[str, bytes], Awaitable[tuple[int, bytes]]]
 
 def floor_post(
     *, uri: str, ns: str, key: str, direct: httpx.AsyncBaseTransport | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Post | None:
-    """The runtime's hot path for a benchmark target (None: use the ``AsyncClient``)."""
-    url = httpx.URL(f"{uri}/v0/namespace/{ns}")
-    prefix = url.raw_path.rstrip(b"/")
+    transport: httpx.AsyncBaseTransport | None, client: httpx.AsyncClient,
+) -> Post:
+    """The runtime's hot path for a benchmark target (else through ``client``)."""
     if isinstance(direct, Http11Transport):
-        return _lean_post(direct, url, prefix, key)
+        return lean_post(direct, uri=uri, ns=ns, key=key)
     if type(transport) is httpx.ASGITransport:
-        return _asgi_post(transport, url, prefix, key)
-    return None
+        return asgi_post(transport, uri=uri, ns=ns, key=key)
+    return client_post(client, ns)
 
 
-def _lean_post(transport: Http11Transport, url: httpx.URL, prefix: bytes, key: str) -> Post:
+def client_post(client: httpx.AsyncClient, ns: str) -> Post:
+    """POST through ``httpx.AsyncClient`` (its base URL and headers)."""
+    prefix = f"/v0/namespace/{ns}"
+    headers = {"content-type": "application/json"}
+
+    async def post(path: str, body: bytes) -> tuple[int, bytes]:
+        response = await client.post(prefix + path, content=body, headers=headers)
+        return response.status_code, response.content
+
+    return post
+
+
+def lean_post(transport: Http11Transport, *, uri: str, ns: str, key: str) -> Post:
+    """POST with :meth:`exo_ref.Http11Transport.exchange`, encoded by hand (``LeanSender``)."""
+    url, prefix = _namespace_url(uri, ns)
     origin = (url.host, url.port or 80)
     fixed = b"host: %s\r\nx-api-key: %s\r\ncontent-type: application/json\r\n" % (
         url.netloc, key.encode("ascii"))
@@ -61,7 +74,9 @@ def _lean_post(transport: Http11Transport, url: httpx.URL, prefix: bytes, key: s
     return post
 
 
-def _asgi_post(transport: httpx.ASGITransport, url: httpx.URL, prefix: bytes, key: str) -> Post:
+def asgi_post(transport: httpx.ASGITransport, *, uri: str, ns: str, key: str) -> Post:
+    """Call ``transport``'s ASGI app directly, no HTTP client (``AsgiSender``)."""
+    url, prefix = _namespace_url(uri, ns)
     app = transport.app
     headers = [(b"host", url.netloc), (b"x-api-key", key.encode("ascii")),
                (b"content-type", b"application/json")]
@@ -84,7 +99,7 @@ def _asgi_post(transport: httpx.ASGITransport, url: httpx.URL, prefix: bytes, ke
                 return {"type": "http.request", "body": unread.pop(), "more_body": False}
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             elif message["type"] == "http.response.body":
@@ -96,31 +111,25 @@ def _asgi_post(transport: httpx.ASGITransport, url: httpx.URL, prefix: bytes, ke
     return post
 
 
-async def drain_floor(
-    client: httpx.AsyncClient,
-    ns: str,
-    node: str,
-    *,
-    batch_size: int,
-    workers: int,
-    sender: Post | None = None,
-) -> int:
-    """Drain every claimable ``node`` state of ``ns``; return how many were reported."""
-    prefix = f"/v0/namespace/{ns}"
+def _namespace_url(uri: str, ns: str) -> tuple[httpx.URL, bytes]:
+    url = httpx.URL(f"{uri}/v0/namespace/{ns}")
+    return url, url.raw_path.rstrip(b"/")
 
-    async def post(path: str, body: dict[str, Any]) -> Any:
-        if sender is None:
-            response = await client.post(prefix + path, json=body)
-            response.raise_for_status()
-            return response.json()
-        status, content = await sender(path, json.dumps(body).encode())
+
+async def drain_floor(post: Post, node: str, *, batch_size: int, workers: int) -> int:
+    """Drain every claimable ``node`` state of the namespace ``post`` sends to; return how many
+    were reported."""
+
+    async def call(path: str, body: bytes) -> Any:
+        status, content = await post(path, body)
         if status >= 300:
             raise AssertionError(f"POST {path} answered {status}: {content[:200]!r}")
         return json.loads(content)
 
-    send, receive = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+    send, receive = anyio.create_memory_object_stream[str](math.inf)
     room = anyio.Event()
     reported = 0
+    report = json.dumps({"outputs": [{"o": "done"}]}).encode()
 
     def waiting() -> int:
         return receive.statistics().current_buffer_used
@@ -133,18 +142,18 @@ async def drain_floor(
                     room = anyio.Event()
                     await room.wait()
                 body = {"nodes": [node], "batch_size": batch_size - waiting()}
-                states = (await post("/states/enqueue", body))["states"]
+                states = (await call("/states/enqueue", json.dumps(body).encode()))["states"]
                 if not states:
                     return  # everything was prepared up front: nothing more will appear
                 for state in states:
-                    send.send_nowait(state)
+                    send.send_nowait(state["state_id"])
 
     async def reporter() -> None:
         nonlocal reported
-        async for state in receive:  # ends when the poller closes `send` and it is empty
+        async for state_id in receive:  # ends when the poller closes `send` and it is empty
             if waiting() < workers:
                 room.set()
-            await post(f"/state/{state['state_id']}/executed", {"outputs": [{"o": "done"}]})
+            await call(f"/state/{state_id}/executed", report)
             reported += 1
 
     async with receive, anyio.create_task_group() as tg:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +104,20 @@ async def open_target(mode: str, *, record_requests: bool = True) -> AsyncIterat
 
 @contextmanager
 def _server_process(key: str) -> Iterator[tuple[str, int]]:
+    with server_process(["-m", "benchmarks._server", key]) as (uri, pid):
+        _wait_until_up(uri)
+        yield uri, pid
+
+
+@contextmanager
+def server_process(args: Sequence[str], *, announce: str = "") -> Iterator[tuple[str, int]]:
+    """Run ``python ARGS`` from the checkout while the block runs; yield ``(its URI, its pid)``.
+
+    The server announces its base URI on stdout: on the first line that starts with
+    ``announce`` (the rest of that line). It is terminated (killed after 30 s) on exit.
+    """
     with subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._server", key],
+        [sys.executable, *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
@@ -113,10 +125,15 @@ def _server_process(key: str) -> Iterator[tuple[str, int]]:
     ) as process:
         try:
             assert process.stdout is not None
-            uri = process.stdout.readline().strip()
+            uri = ""
+            for line in process.stdout:
+                if line.startswith(announce):
+                    uri = line[len(announce):].strip()
+                    break
             if not uri.startswith("http://"):
-                raise RuntimeError(f"the benchmark server did not start (exit {process.poll()})")
-            _wait_until_up(uri)
+                raise RuntimeError(
+                    f"`python {' '.join(args)}` did not start a server (exit {process.poll()})"
+                )
             yield uri, process.pid
         finally:
             process.terminate()

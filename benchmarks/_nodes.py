@@ -1,8 +1,8 @@
 """exo_ref node classes for the benchmarks.
 
-Every drain node is named ``Work`` (the node name is the class name, contract §8.2) with
-``Inputs.i: str`` and ``Outputs.o: str``, the shape ``_workload.setup_drain_graph`` registers and
-the upstream runner uses, so one prepared fan-out can be drained by any of them.
+Every drain node is named ``Work`` (the node name is the class name, contract §8.2) with the
+models of ``_work_shape`` (``Inputs.i: str``, ``Outputs.o: str``), which the upstream runner
+uses too, so one prepared fan-out can be drained by any of them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
+from benchmarks import _work_shape
 from exo_ref import BaseNode
 
 HASH_BUFFER = bytes(range(256)) * (16 * 4096)  # 16 MiB: sha256 releases the GIL over it
@@ -31,14 +32,15 @@ def spin(loops: int) -> int:
 class _WorkShape(BaseNode):
     """The shared shape of every ``Work`` node (abstract: subclasses define ``execute``)."""
 
-    class Inputs(BaseModel):
-        i: str
+    # Subclasses (not the shared classes themselves) so that they override BaseNode's own.
+    class Inputs(_work_shape.Inputs):
+        """``i: str``."""
 
-    class Outputs(BaseModel):
-        o: str
+    class Outputs(_work_shape.Outputs):
+        """``o: str``."""
 
-    class Secrets(BaseModel):
-        pass
+    class Secrets(_work_shape.Secrets):
+        """None."""
 
 
 def work_node(kind: str) -> type[BaseNode]:

@@ -27,7 +27,9 @@ UPSTREAM_REQUIREMENT = "exospherehost==0.0.3"
 # Outside the checkout, so that recreating .tox or a fresh clone on the same machine keeps it.
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 VENV = Path(os.environ.get("EXO_BENCH_UPSTREAM_VENV") or _CACHE / "exo-ref" / "upstream-py312")
-RUNNER = Path(__file__).resolve().parent / "_upstream_runner.py"
+#: Run as a module from the checkout, so that it can import ``benchmarks._work_shape``.
+RUNNER = "benchmarks._upstream_runner"
+ROOT = Path(__file__).resolve().parent.parent
 _PY312_CANDIDATES = ("python3.12", "/root/.pyenv/versions/3.12.1/bin/python")
 
 
@@ -112,7 +114,8 @@ def start_upstream_runtime(
     """Start the upstream runner (its stderr goes to ``log``); the caller terminates it."""
     env = dict(os.environ, EXOSPHERE_LOG_LEVEL="WARNING")
     return subprocess.Popen(
-        [python, str(RUNNER), uri, key, ns, str(batch_size), str(workers), str(poll)],
+        [python, "-m", RUNNER, uri, key, ns, str(batch_size), str(workers), str(poll)],
+        cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log,

@@ -160,10 +160,9 @@ async def _drain_floor(mode: str, settings: Settings, n: int) -> Drain:
         since = now()
         with _sampler(target, thread_clock()) as cpu:
             reported = await drain_floor(
-                target.client, NS, WORK_NODE, batch_size=settings.batch_size,
-                workers=settings.workers,
-                sender=floor_post(uri=target.uri, ns=NS, key=target.key, direct=target.direct,
-                                  transport=target.transport),
+                floor_post(uri=target.uri, ns=NS, key=target.key, direct=target.direct,
+                           transport=target.transport, client=target.client),
+                WORK_NODE, batch_size=settings.batch_size, workers=settings.workers,
             )
         assert reported == n
         counts = await wait_counts(

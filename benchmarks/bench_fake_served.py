@@ -1,7 +1,7 @@
 """The fake's CPU per state served (issue #12): the dev server over loopback, and in-process.
 
 **Served**: the dev server (``python -m fake_state_manager``) in its own process, N fanned-out
-``Work`` states drained over loopback by a floor-like client (as ``_floor.py``: 64 workers,
+``Work`` states drained over loopback by the floor's loop (``_floor.py``: 64 workers,
 batch 64, sent straight on exo_ref's keep-alive HTTP/1.1 transport with a connection per worker,
 so no connection is opened during the drain). The figure is the server process's CPU time
 during the drain (its CPU clock: all threads, user + system) divided by N: one ``executed`` per
@@ -25,8 +25,6 @@ import importlib.util
 import json
 import math
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +35,8 @@ import httpx
 
 from benchmarks._cpu import load_average, process_clock
 from benchmarks._dev_server import URI_PREFIX
-from benchmarks._harness import ROOT, record, run
+from benchmarks._floor import Post, asgi_post, drain_floor, lean_post
+from benchmarks._harness import record, run, server_process
 from benchmarks._workload import WORK_NODE, prepare_fanout, run_counts, setup_drain_graph
 from exo_ref import Http11Transport
 from fake_state_manager import DEFAULT_API_KEY, FakeStateManager, create_app
@@ -59,32 +58,11 @@ def _dev_server(variant: str) -> Iterator[tuple[str, Callable[[], float]]]:
                    "--api-key", DEFAULT_API_KEY]
     else:
         command = ["-m", "benchmarks._dev_server", variant, DEFAULT_API_KEY]
-    with subprocess.Popen(
-        [sys.executable, *command],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    ) as process:
-        try:
-            assert process.stdout is not None
-            uri = ""
-            for line in process.stdout:
-                if line.startswith(URI_PREFIX):
-                    uri = line[len(URI_PREFIX):].strip()
-                    break
-            if not uri:
-                raise RuntimeError(f"the dev server did not start (exit {process.poll()})")
-            clock = process_clock(process.pid)
-            if clock is None:
-                raise RuntimeError("cannot read the server process's CPU clock (not Linux?)")
-            yield uri, clock
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with server_process(command, announce=URI_PREFIX) as (uri, pid):
+        clock = process_clock(pid)
+        if clock is None:
+            raise RuntimeError("cannot read the server process's CPU clock (not Linux?)")
+        yield uri, clock
 
 
 def _transport() -> Http11Transport:
@@ -92,68 +70,9 @@ def _transport() -> Http11Transport:
     return Http11Transport(max_connections=WORKERS + 2, max_keepalive_connections=WORKERS + 2)
 
 
-class _Poster:
+def _post(uri: str, transport: Http11Transport) -> Post:
     """POSTs straight on the transport (no ``AsyncClient`` layer), as exo_ref's runtime sends."""
-
-    def __init__(self, uri: str, transport: Http11Transport) -> None:
-        self.uri = uri
-        self.transport = transport
-        self.headers = httpx.Headers(
-            {"x-api-key": DEFAULT_API_KEY, "content-type": "application/json"}
-        )
-        self.timeouts = {"timeout": httpx.Timeout(120).as_dict()}
-
-    async def __call__(self, path: str, body: bytes) -> bytes:
-        request = httpx.Request("POST", self.uri + path, headers=self.headers, content=body,
-                                extensions=self.timeouts)
-        response = await self.transport.handle_async_request(request)
-        data = await response.aread()
-        assert response.status_code == 200, (response.status_code, data[:200])
-        return data
-
-
-async def _drain(post: _Poster) -> int:
-    """Claim and report every claimable state like the floor (``_floor.py``); return how many.
-
-    One poller keeps ``WORKERS`` states waiting (asking for what is missing, never sleeping);
-    ``WORKERS`` reporters take one each and report it executed.
-    """
-    send, receive = anyio.create_memory_object_stream[str](math.inf)
-    room = anyio.Event()
-    reported = 0
-
-    def waiting() -> int:
-        return receive.statistics().current_buffer_used
-
-    async def poller() -> None:
-        nonlocal room
-        async with send:
-            while True:
-                while waiting() >= WORKERS:
-                    room = anyio.Event()
-                    await room.wait()
-                body = json.dumps({"nodes": [WORK_NODE], "batch_size": BATCH - waiting()})
-                answer = await post(f"/v0/namespace/{NS}/states/enqueue", body.encode())
-                states = json.loads(answer)["states"]
-                if not states:
-                    return
-                for state in states:
-                    send.send_nowait(state["state_id"])
-
-    async def reporter() -> None:
-        nonlocal reported
-        body = json.dumps({"outputs": [{"o": "done"}]}).encode()
-        async for state_id in receive:
-            if waiting() < WORKERS:
-                room.set()
-            await post(f"/v0/namespace/{NS}/state/{state_id}/executed", body)
-            reported += 1
-
-    async with receive, anyio.create_task_group() as tg:
-        tg.start_soon(poller)
-        for _ in range(WORKERS):
-            tg.start_soon(reporter)
-    return reported
+    return lean_post(transport, uri=uri, ns=NS, key=DEFAULT_API_KEY)
 
 
 async def _drain_served(uri: str, clock: Callable[[], float], n: int) -> float:
@@ -166,7 +85,8 @@ async def _drain_served(uri: str, clock: Callable[[], float], n: int) -> float:
         await setup_drain_graph(client, NS)
         run_id = await prepare_fanout(client, NS, n)
         before = clock()
-        done = await _drain(_Poster(uri, http11))
+        done = await drain_floor(_post(uri, http11), WORK_NODE, batch_size=BATCH,
+                                 workers=WORKERS)
         used = clock() - before
         assert done == n
         counts = await run_counts(client, NS, run_id)
@@ -177,16 +97,17 @@ async def _drain_served(uri: str, clock: Callable[[], float], n: int) -> float:
 async def _load_served(uri: str, clock: Callable[[], float], n: int) -> float:
     """Server CPU µs per state's worth of requests (``n`` executed, ``n / BATCH`` polls)."""
     http11 = _transport()
-    post = _Poster(uri, http11)
+    post = _post(uri, http11)
     poll = json.dumps({"nodes": [WORK_NODE], "batch_size": BATCH}).encode()
     report = json.dumps({"outputs": [{"o": "done"}]}).encode()
-    jobs = [(f"/v0/namespace/{NS}/states/enqueue", poll)] * math.ceil(n / BATCH)
-    jobs += [(f"/v0/namespace/{NS}/state/{k:024x}/executed", report) for k in range(n)]
+    jobs = [("/states/enqueue", poll)] * math.ceil(n / BATCH)
+    jobs += [(f"/state/{k:024x}/executed", report) for k in range(n)]
     jobs.reverse()
 
     async def worker() -> None:
         while jobs:
-            await post(*jobs.pop())
+            status, data = await post(*jobs.pop())
+            assert status == 200, (status, data[:200])
 
     async with http11:
         before = clock()
@@ -235,33 +156,6 @@ def test_fake_server_cpu_per_state_served(benchmark: Any, full: bool) -> None:
 # -- in-process -----------------------------------------------------------------------------
 
 
-def _scope(path: str, body: bytes) -> dict[str, Any]:
-    headers = [
-        (b"host", b"fake-state-manager"), (b"accept", b"*/*"),
-        (b"x-api-key", DEFAULT_API_KEY.encode()), (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-            "query_string": b"", "root_path": "", "headers": headers,
-            "client": ("127.0.0.1", 50000), "server": ("fake-state-manager", 80)}
-
-
-async def _post(app: Any, path: str, body: bytes) -> bytes:
-    message = {"type": "http.request", "body": body, "more_body": False}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return message
-
-    async def send(out: dict[str, Any]) -> None:
-        sent.append(out)
-
-    await app(_scope(path, body), receive, send)
-    assert sent[0]["status"] == 200, sent
-    return bytes(sent[1]["body"])
-
-
 async def _inprocess_round(variant: str, n: int) -> float:
     sm = FakeStateManager(record_requests=True)
     if variant == "normal":
@@ -272,6 +166,13 @@ async def _inprocess_round(variant: str, n: int) -> float:
     async with sm, sm.client() as client:
         await setup_drain_graph(client, NS)
         await prepare_fanout(client, NS, n)
+        post = asgi_post(sm.transport, uri=sm.uri, ns=NS, key=sm.api_key)
+
+        async def call(path: str, body: bytes) -> Any:
+            status, answer = await post(path, body)
+            assert status == 200, (status, answer[:200])
+            return json.loads(answer)
+
         poll = json.dumps({"nodes": [WORK_NODE], "batch_size": BATCH}).encode()
         report = json.dumps({"outputs": [{"o": "done"}]}).encode()
         done = 0
@@ -286,11 +187,9 @@ async def _inprocess_round(variant: str, n: int) -> float:
                 for state in states:
                     sm.engine.executed(NS, state["state_id"], outputs=[{"o": "done"}])
             else:
-                answer = await _post(sm.app, f"/v0/namespace/{NS}/states/enqueue", poll)
-                states = json.loads(answer)["states"]
+                states = (await call("/states/enqueue", poll))["states"]
                 for state in states:
-                    await _post(sm.app, f"/v0/namespace/{NS}/state/{state['state_id']}/executed",
-                                report)
+                    await call(f"/state/{state['state_id']}/executed", report)
             assert states
             done += len(states)
         return (time.process_time() - start) / n * 1e6

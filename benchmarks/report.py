@@ -1,7 +1,11 @@
-"""Write ``benchmarks/RESULTS.md`` from one pytest-benchmark JSON file.
+"""Write ``benchmarks/RESULTS.md`` and its chart from one pytest-benchmark JSON file.
 
 Usage: ``python -m benchmarks.report BENCH_JSON [RESULTS_MD]`` (``tox -e bench`` runs it after
-``pytest benchmarks --benchmark-enable --benchmark-json=BENCH_JSON``).
+``pytest benchmarks --benchmark-enable --benchmark-quiet --benchmark-json=BENCH_JSON``). It
+writes RESULTS_MD (default ``benchmarks/RESULTS.md``), the chart ``results.svg`` next to it
+(states/s and CPU per state by settings, exo_ref against the floor and upstream), and prints the
+targets table and the drain table to stdout, in place of pytest-benchmark's table of whole-test
+timings, which ``--benchmark-quiet`` turns off.
 
 Every figure comes from ``extra_info["figures"]`` of that one run, and every ratio is computed
 from figures of that same run. A ratio whose inputs are absent is MISSING (with the reason when
@@ -13,12 +17,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from benchmarks._chart import Group, Panel, Series, grouped_bars
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
+CHART_NAME = "results.svg"  # written next to RESULTS.md, which embeds it
 
 # What limits a ratio when it misses its target (printed only for MISSED rows). Kept short and
 # factual; see the analysis section of RESULTS.md for the profile behind each.
@@ -87,11 +94,30 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+class Row(NamedTuple):
+    """One row of the targets table."""
+
+    what: str
+    value: str
+    target: str
+    verdict: str  # MET, MISSED, MISSING or "no target"
+    detail: str = ""  # MISSED: what limits it; MISSING: the reason, when the run recorded one
+
+    @property
+    def cell(self) -> str:
+        """The verdict with its detail, as RESULTS.md prints it."""
+        if self.verdict == "MISSED":
+            return f"MISSED ({self.detail})"
+        if self.verdict == "MISSING" and self.detail:
+            return f"MISSING: {self.detail}"
+        return self.verdict
+
+
 class Verdicts:
     """Rows of the targets table."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str, str]] = []
+        self.rows: list[Row] = []
         self.missed: set[str] = set()
 
     def add(
@@ -105,15 +131,15 @@ class Verdicts:
         digits: int = 2,
     ) -> None:
         if value is None:
-            verdict = "MISSING" + (f": {reason}" if reason else "")
+            verdict, detail = "MISSING", reason
         elif target == "(info)":
-            verdict = "no target"
+            verdict, detail = "no target", ""
         elif ok(value):
-            verdict = "MET"
+            verdict, detail = "MET", ""
         else:
-            verdict = f"MISSED ({LIMITS[limit]})"
+            verdict, detail = "MISSED", LIMITS[limit]
             self.missed.add(limit)
-        self.rows.append((what, fmt(value, digits), target, verdict, limit))
+        self.rows.append(Row(what, fmt(value, digits), target, verdict, detail))
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -125,6 +151,40 @@ def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return [*lines, ""]
+
+
+def section(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[Any]], *notes: str,
+    intro: str = "", missing: str = "",
+) -> list[str]:
+    """One ``## title`` section of RESULTS.md: ``intro``, the table, then each note.
+
+    With ``missing`` (a figure key prefix), a section without rows says that no such figures
+    were recorded in this run instead of printing an empty table.
+    """
+    lines = [f"## {title}", ""] + ([intro, ""] if intro else [])
+    if not rows and missing:
+        return [*lines, f"MISSING: no `{missing}...` figures in this run.", ""]
+    lines += table(header, rows)
+    for note in notes:
+        lines += [note, ""]
+    return lines
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A plain-text table for the console: columns padded, numbers right-aligned."""
+    cells = [list(map(str, header)), *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(header))]
+
+    def numeric(cell: str) -> bool:
+        return cell == "n/a" or cell.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
+
+    def line(row: list[str]) -> str:
+        pairs = zip(row, widths, strict=True)
+        padded = [c.rjust(w) if numeric(c) else c.ljust(w) for c, w in pairs]
+        return "  ".join(padded).rstrip()
+
+    return [line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])]
 
 
 def _drain_rows(figs: Figures) -> list[list[Any]]:
@@ -254,12 +314,10 @@ def _targets(figs: Figures) -> Verdicts:
     return v
 
 
-def render(data: dict[str, Any]) -> str:
+def render(data: dict[str, Any], *, chart: str | None = CHART_NAME) -> str:
+    """RESULTS.md; ``chart``: the chart's file name next to it, embedded (None: no chart)."""
     figs = Figures(data)
-    machine = data.get("machine_info", {})
-    context = data.get("exo_ref", {})
-    cpu = machine.get("cpu", {})
-    when = data.get("datetime") or datetime.now(UTC).isoformat()
+    verdicts = _targets(figs)
     lines = [
         "# exo-ref benchmark results",
         "",
@@ -268,7 +326,64 @@ def render(data: dict[str, Any]) -> str:
         "hand. Every ratio below is computed from figures of this same run. Methods: "
         "`benchmarks/README.md`.",
         "",
-        f"- Date (UTC): {when}",
+        *_run_lines(data),
+        "",
+    ]
+    lines += section("Targets", ["ratio", "value", "target", "verdict"],
+                     [[r.what, r.value, r.target, r.cell] for r in verdicts.rows])
+    if chart is not None:
+        lines += [
+            "## Chart",
+            "",
+            "![Drain throughput and CPU per state by settings: exo_ref, the floor and upstream "
+            f"0.0.3]({chart})",
+            "",
+            "States/s and CPU µs per state (of the runtime's process and of the loopback "
+            "server's) of the asyncio drains of N = 1,000 in the table below, by settings; a "
+            "bar that is absent was not measured in this run.",
+            "",
+        ]
+    lines += _drain_section(figs)
+    lines += _latency_section(figs)
+    lines += _fake_section(figs)
+    lines += _persistence_section(figs)
+    lines += _graph_upsert_section(figs)
+    lines += _graph_index_section(figs)
+    lines += _served_section(figs)
+    lines += _idle_section(figs)
+    lines += _sync_section(figs)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def console(data: dict[str, Any]) -> str:
+    """What ``tox -e bench`` prints at the end: the run, the targets and the drain table."""
+    figs = Figures(data)
+    verdicts = _targets(figs)
+    lines = ["exo-ref benchmark results", "", *_run_lines(data), "",
+             "Targets (verdicts of this run; RESULTS.md says what limits each MISSED row)", ""]
+    lines += text_table(["ratio", "value", "target", "verdict"],
+                        [[r.what, r.value, r.target, r.verdict] for r in verdicts.rows])
+    lines += [f"MISSING {key}: {reason}" for key, reason in sorted(figs.missing.items())]
+    lines += ["", "Drain throughput", ""]
+    lines += text_table(DRAIN_HEADER, _drain_rows(figs)) if figs.matching("drain/") else [
+        "MISSING: no `drain/...` figures in this run."]
+    return "\n".join(lines) + "\n"
+
+
+def _run_lines(data: dict[str, Any]) -> list[str]:
+    """When and where the run was made, and how busy the machine was."""
+    machine = data.get("machine_info", {})
+    context = data.get("exo_ref", {})
+    cpu = machine.get("cpu", {})
+    when = data.get("datetime") or datetime.now(UTC).isoformat()
+    started, finished = context.get("started"), context.get("finished")
+    took = ""
+    if started and finished:
+        seconds = finished - started
+        took = f" (the run took {seconds / 60:.0f} min)" if seconds >= 120 else (
+            f" (the run took {seconds:.0f} s)")
+    return [
+        f"- Date (UTC): {when}{took}",
         f"- Machine: {context.get('cpu_count', '?')} cores, {cpu.get('brand_raw', '?')}, "
         f"{machine.get('system', '?')} {machine.get('release', '?')}",
         f"- Python: {machine.get('python_implementation', '?')} "
@@ -277,20 +392,87 @@ def render(data: dict[str, Any]) -> str:
         f"- Load average (1/5/15 min) at start: {_load(context.get('loadavg_start'))}; at end: "
         f"{_load(context.get('loadavg_end'))} (other work on the machine makes figures noisy)",
         *_load_warning(context),
-        "",
-        "## Targets",
-        "",
     ]
-    verdicts = _targets(figs)
-    lines += table(["ratio", "value", "target", "verdict"], [r[:4] for r in verdicts.rows])
-    lines += ["## Drain throughput", "",
-              "N trivial `Work` states fanned out before the contender starts; figure = N / "
-              "(first poll to last `executed`, from the server's request log). Settings are "
-              "batch_size/workers/poll_interval.", ""]
-    lines += table(["contender", "transport", "backend", "settings", "N", "states/s",
-                    "runtime CPU µs/state", "server CPU µs/state", "s", "polls", "load"],
-                   _drain_rows(figs))
-    lines += [
+
+
+# -- the chart --------------------------------------------------------------------------------
+
+CHART_SERIES = (
+    Series("exo_ref", "exo_ref", "#0072B2"),
+    Series("floor", "floor (the same requests, no runtime)", "#9A9A9A"),
+    Series("upstream", "upstream exospherehost 0.0.3", "#E69F00"),
+)
+_MODES = {"inproc": "in-process", "loopback": "loopback"}
+
+
+def chart(data: dict[str, Any]) -> str:
+    """The SVG chart: states/s and CPU per state of the asyncio drains at N = 1,000, by settings
+    (in-process and loopback, defaults and tuned), exo_ref against the floor and upstream."""
+    figs = Figures(data)
+    context = data.get("exo_ref", {})
+    subtitle = [
+        f"One run: {str(data.get('datetime', '?'))[:16].replace('T', ' ')} UTC, "
+        f"{context.get('cpu_count', '?')} cores, load "
+        f"average {_load(context.get('loadavg_start'))} at start, "
+        f"{_load(context.get('loadavg_end'))} at end.",
+        "Every bar is one drain of that run, as in benchmarks/RESULTS.md; a bar not drawn was "
+        "not measured.",
+    ]
+    if _load_warning(context):
+        subtitle.append("WARNING: the machine was busy: states/s are unreliable in this run; "
+                        "CPU per state holds up better.")
+    panels = [
+        _chart_panel(figs, "Drain throughput, states/s (higher is better)", "value", 0),
+        _chart_panel(figs, "Runtime process CPU per state, µs (lower is better; in process it "
+                     "includes the fake, which runs in the same thread)", "runtime_cpu_us", 0),
+        _chart_panel(figs, "Server process CPU per state, µs (loopback; lower is better)",
+                     "server_cpu_us", 0),
+    ]
+    return grouped_bars("Drain of N = 1,000 trivial states, asyncio: exo_ref, the floor and "
+                        "upstream", subtitle, CHART_SERIES, panels)
+
+
+def _chart_panel(figs: Figures, title: str, field: str, digits: int) -> Panel:
+    groups = []
+    for mode in _MODES:
+        for settings in ("defaults", "tuned"):
+            found = {s.key: _chart_figure(figs, s.key, mode, settings) for s in CHART_SERIES}
+            values = {key: float(f[field]) for key, f in found.items()
+                      if f is not None and f.get(field) is not None}
+            groups.append(Group(_chart_label(found, mode, settings), values))
+    return Panel(title, groups, digits)
+
+
+def _chart_figure(figs: Figures, contender: str, mode: str, settings: str) -> dict[str, Any] | None:
+    if contender == "upstream":
+        key = _upstream_key(figs, settings) if mode == "loopback" else None
+    else:
+        key = f"drain/{contender}/{mode}/asyncio/{settings}/1000"
+    return figs.get(key) if key else None
+
+
+def _chart_label(found: dict[str, dict[str, Any] | None], mode: str, settings: str
+                 ) -> tuple[str, ...]:
+    present = [f for f in found.values() if f is not None]
+    if not present:
+        return (f"{_MODES[mode]}, {settings}",)
+    f = present[0]
+    detail = f"{f['batch_size']}/{f['workers']}/{f['poll_interval']} s"
+    upstream = found.get("upstream")
+    if upstream is not None and upstream.get("n") not in (None, 1000):
+        detail += f" (upstream N = {upstream['n']:,})"
+    return f"{_MODES[mode]}, {settings}", detail
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+DRAIN_HEADER = ["contender", "transport", "backend", "settings", "N", "states/s",
+                "runtime CPU µs/state", "server CPU µs/state", "s", "polls", "load"]
+
+
+def _drain_section(figs: Figures) -> list[str]:
+    return section(
+        "Drain throughput", DRAIN_HEADER, _drain_rows(figs),
         "CPU µs/state: CPU time over the drain's window divided by N (`benchmarks/_cpu.py`), "
         "of the runtime's process (exo_ref and the floor: the benchmark's main thread, which "
         "in process also runs the fake; upstream: its whole process) and of the loopback "
@@ -298,9 +480,6 @@ def render(data: dict[str, Any]) -> str:
         "`exo_ref_via_client`: exo_ref in process on a transport that is not "
         "`httpx.ASGITransport` itself, so every request goes through `httpx.AsyncClient`, as "
         "all did before issue 12.",
-        "",
-    ]
-    lines += [
         "In-process: the fake runs in the same event loop (`httpx.ASGITransport`; exo_ref and "
         "the floor call its ASGI app directly). Loopback: the "
         "fake is served by uvicorn (with `httptools`, a dependency) in a "
@@ -308,40 +487,47 @@ def render(data: dict[str, Any]) -> str:
         "process over exo_ref's HTTP/1.1 keep-alive client (`exo_ref/_h11_transport.py`, "
         "without `AsyncClient`'s per-request layer), and "
         "upstream (aiohttp) in its own Python 3.12 process "
-        "with `EXOSPHERE_LOG_LEVEL=WARNING`. Loopback runs at N = 1,000 only, to fit the time "
-        "budget. Upstream at its defaults drains a flat ~batch_size/poll_interval states/s "
+        "with `EXOSPHERE_LOG_LEVEL=WARNING`. The loopback targets compare the drains of "
+        "N = 1,000. Upstream at its defaults drains a flat ~batch_size/poll_interval states/s "
         "(contract §8.9 item 6), so it runs a smaller N.",
-        "",
-    ]
-    for settings, reason in sorted(figs.missing.items()):
-        lines += [f"- MISSING `{settings}`: {reason}", ""]
-    lines += ["## Trigger-to-execution-start latency (in-process, real clock)", ""]
+        *[f"- MISSING `{key}`: {reason}" for key, reason in sorted(figs.missing.items())],
+        intro="N trivial `Work` states fanned out before the contender starts; figure = N / "
+        "(first poll to last `executed`, from the server's request log). Settings are "
+        "batch_size/workers/poll_interval.",
+        missing="drain/",
+    )
+
+
+def _latency_section(figs: Figures) -> list[str]:
     rows = []
     for f in figs.matching("latency/"):
         if f["key"].endswith("/p50"):
             p99 = figs.value(f["key"][:-3] + "p99")
             _, backend, poll, _ = f["key"].split("/")
             rows.append([backend, poll.split("=")[1], fmt(f["value"]), fmt(p99), f["samples"]])
-    lines += table(["backend", "poll_interval s", "p50 ms", "p99 ms", "samples"], rows)
-    lines += ["## The fake state manager's costs (in-process)", ""]
-    lines += table(["figure", "median", "p99", "samples"], _fake_rows(figs))
+    return section("Trigger-to-execution-start latency (in-process, real clock)",
+                   ["backend", "poll_interval s", "p50 ms", "p99 ms", "samples"], rows,
+                   missing="latency/")
+
+
+def _fake_section(figs: Figures) -> list[str]:
     memory = figs.get("fake/memory_per_state")
-    if memory:
-        lines += [f"Memory: {fmt(memory['value'], 0)} bytes per stored state "
-                  f"({memory['stored']:,} states, {memory['bytes_total'] / 2**20:.1f} MiB).", ""]
-    lines += _persistence_section(figs)
-    lines += _graph_upsert_section(figs)
-    lines += _graph_index_section(figs)
-    lines += _served_section(figs)
-    lines += ["## Idle runtime (poll_interval=1, loopback)", ""]
+    notes = [] if memory is None else [
+        f"Memory: {fmt(memory['value'], 0)} bytes per stored state ({memory['stored']:,} "
+        f"states, {memory['bytes_total'] / 2**20:.1f} MiB)."]
+    return section("The fake state manager's costs (in-process)",
+                   ["figure", "median", "p99", "samples"], _fake_rows(figs), *notes)
+
+
+def _idle_section(figs: Figures) -> list[str]:
     rows = []
     for f in figs.matching("idle/"):
         _, backend, scope = f["key"].split("/")
         rows.append([backend, scope.replace("_", " "), fmt(f["value"], 3), fmt(f["seconds"], 1),
                      f["polls"]])
-    lines += table(["backend", "measured", "% of a core", "seconds", "polls"], rows)
-    lines += _sync_section(figs)
-    return "\n".join(lines).rstrip() + "\n"
+    return section("Idle runtime (poll_interval=1, loopback)",
+                   ["backend", "measured", "% of a core", "seconds", "polls"], rows,
+                   missing="idle/")
 
 
 def _load_warning(context: dict[str, Any]) -> list[str]:
@@ -408,7 +594,6 @@ def _fastpath_targets(v: Verdicts, figs: Figures) -> None:
 
 def _served_section(figs: Figures) -> list[str]:
     """Server CPU per state served and in-process, fast path or not (bench_fake_served.py)."""
-    lines = ["## The fake's CPU per state: served by the dev server, and in-process", ""]
     labels = {
         "fake/served/fast": "dev server (`fake-state-manager`), fast path",
         "fake/served/normal": "the same, fast path off",
@@ -429,29 +614,25 @@ def _served_section(figs: Figures) -> list[str]:
             context = f
         samples = ", ".join(fmt(x) for x in f.get("samples_us", []))
         rows.append([label, fmt(f["value"]), fmt(f.get("min_us")), samples])
-    if not rows:
-        return [*lines, "MISSING: no `fake/served/...` figures in this run.", ""]
-    lines += table(["CPU per state (µs)", "median", "min", "rounds"], rows)
-    if context is not None:
-        lines += [
-            f"Served: N = {context['n']:,} fanned-out states drained over loopback by a "
-            f"floor-like client ({context['workers']} workers, batch {context['batch_size']}, "
-            "a keep-alive connection per worker), the server process's CPU clock (user + "
-            "system, all threads) over the drain divided by N: one `executed` and 1/"
-            f"{context['batch_size']} of a poll per state. Variants alternate, "
-            f"{context['rounds']} rounds. Parser: {context['parser']}; orjson: "
-            f"{'yes' if context['orjson'] else 'no'}; uvloop installed: "
-            f"{'yes' if context['uvloop'] else 'no'} (the dev server runs asyncio's loop). "
-            f"Load average at start {_load(context.get('loadavg_start'))}, at end "
-            f"{_load(context.get('loadavg_end'))}.",
-            "",
-        ]
-    return lines
+    notes = [] if context is None else [
+        f"Served: N = {context['n']:,} fanned-out states drained over loopback by the floor's "
+        f"loop ({context['workers']} workers, batch {context['batch_size']}, "
+        "a keep-alive connection per worker), the server process's CPU clock (user + "
+        "system, all threads) over the drain divided by N: one `executed` and 1/"
+        f"{context['batch_size']} of a poll per state. Variants alternate, "
+        f"{context['rounds']} rounds. Parser: {context['parser']}; orjson: "
+        f"{'yes' if context['orjson'] else 'no'}; uvloop installed: "
+        f"{'yes' if context['uvloop'] else 'no'} (the dev server runs asyncio's loop). "
+        f"Load average at start {_load(context.get('loadavg_start'))}, at end "
+        f"{_load(context.get('loadavg_end'))}."
+    ]
+    return section("The fake's CPU per state: served by the dev server, and in-process",
+                   ["CPU per state (µs)", "median", "min", "rounds"], rows, *notes,
+                   missing="fake/served/")
 
 
 def _graph_upsert_section(figs: Figures) -> list[str]:
     """One large graph upserted (bench_graph_size.py): wall time and peak allocations."""
-    lines = ["## Graph upsert: one large template (in-process HTTP, wall time)", ""]
     rows = []
     for f in figs.matching("fake/graph_upsert/"):
         _, _, shape, size, kind = f["key"].split("/")
@@ -464,48 +645,39 @@ def _graph_upsert_section(figs: Figures) -> list[str]:
             fmt(peak["value"]) if peak else "MISSING",
             f"{fmt(peak.get('target_mib'), 0)} MiB" if peak else "",
         ])
-    if not rows:
-        return [*lines, "MISSING: no `fake/graph_upsert/...` figures in this run.", ""]
-    lines += table(["shape", "nodes", "edges", "PUT s (best of 3)", "target", "peak MiB",
-                    "target"], rows)
-    lines += [
+    return section(
+        "Graph upsert: one large template (in-process HTTP, wall time)",
+        ["shape", "nodes", "edges", "PUT s (best of 3)", "target", "peak MiB", "target"], rows,
         "`PUT /v0/namespace/{ns}/graph/{name}` (§2.3) of one graph, then GET: it must be VALID "
         "(structural checks §4.3 and verification §4.4 both ran). Peak: Python allocations "
         "(tracemalloc) during one more PUT.",
-        "",
-    ]
-    return lines
+        missing="fake/graph_upsert/",
+    )
 
 
 def _graph_index_section(figs: Figures) -> list[str]:
     """Re-upsert and list by number of stored graphs (bench_graph_index.py), CPU time."""
-    lines = ["## Graph templates by number of stored graphs (engine calls, CPU time)", ""]
-    rows = []
+    found = []
     for f in figs.matching("fake/graph_index/reupsert/"):
         size = f["key"].rsplit("/", 1)[1]
         listed = figs.value(f"fake/graph_index/list/{size}")
-        rows.append([int(size), f"{f.get('namespaces', 0):,}",
-                     f"{f.get('pending_cron_docs', 0):,}", fmt(f["value"]), fmt(listed)])
-    if not rows:
-        return [*lines, "MISSING: no `fake/graph_index/...` figures in this run.", ""]
-    rows.sort()
-    lines += table(["graphs", "namespaces", "PENDING cron docs", "re-upsert µs",
-                    "list one namespace µs"],
-                   [[f"{r[0]:,}", *r[1:]] for r in rows])
-    lines += [
+        found.append((int(size), f"{f.get('namespaces', 0):,}",
+                      f"{f.get('pending_cron_docs', 0):,}", fmt(f["value"]), fmt(listed)))
+    return section(
+        "Graph templates by number of stored graphs (engine calls, CPU time)",
+        ["graphs", "namespaces", "PENDING cron docs", "re-upsert µs", "list one namespace µs"],
+        [[f"{size:,}", *rest] for size, *rest in sorted(found)],
         "`time.process_time()` per engine call, best of five batches of 200 calls spread over "
         "the stored graphs; 10 graphs per namespace, each with one cron trigger. The PENDING "
         "cron docs are indexed by (namespace, graph) and the templates by namespace, so neither "
         "call looks at other graphs (before: a re-upsert scanned every PENDING doc, 1.7 ms at "
         "10k graphs and 8.7 ms at 30k on the machine of issue #12).",
-        "",
-    ]
-    return lines
+        missing="fake/graph_index/",
+    )
 
 
 def _persistence_section(figs: Figures) -> list[str]:
     """``--db`` against the in-memory store: CPU time per state (bench_persistence.py)."""
-    lines = ["## The cost of `--db` (SQLite persistence) per state, CPU time", ""]
     labels = {
         "fanout": "state created by a fan-out (one `executed` with N outputs)",
         "http": "enqueue + executed, in-process HTTP",
@@ -520,19 +692,17 @@ def _persistence_section(figs: Figures) -> list[str]:
         states = found["states"] if found else states
         added = None if memory is None or sqlite is None else sqlite - memory
         rows.append([label, fmt(memory), fmt(sqlite), fmt(added), fmt(ratio(sqlite, memory), 2)])
-    lines += table(["per state", "in-memory µs", "--db µs", "added µs", "x in-memory"], rows)
-    lines += [
+    return section(
+        "The cost of `--db` (SQLite persistence) per state, CPU time",
+        ["per state", "in-memory µs", "--db µs", "added µs", "x in-memory"], rows,
         "`time.process_time()` (user + system CPU of the benchmark process) over "
         f"{states if states is not None else 'N'} states per row, both stores in the same run; "
         "the added time is JSON encoding of the changed documents and one SQLite transaction "
         "per request (WAL, `synchronous=NORMAL`), not disk waits.",
-        "",
-    ]
-    return lines
+    )
 
 
 def _sync_section(figs: Figures) -> list[str]:
-    lines = ["## Synchronous nodes (in-process, asyncio, batch 16, poll 0.05 s)", ""]
     rows = []
     for kind, label in (("sha256", "sha256 over 16 MiB (releases the GIL)"),
                         ("python", "pure-Python loop (holds the GIL)")):
@@ -542,30 +712,32 @@ def _sync_section(figs: Figures) -> list[str]:
             value = None if f is None else f["value"]
             extra = f" ({fmt(f['mib_per_s'])} MiB/s)" if f and "mib_per_s" in f else ""
             rows.append([label, workers, fmt(value) + extra, fmt(ratio(value, base), 2)])
-    lines += table(["node", "workers", "states/s", "x workers=1"], rows)
     stall = figs.get("sync/stall/max_poll_gap")
-    if stall:
-        lines += [
-            f"Stall check: one state spun in pure Python for {fmt(stall['spin_s'], 2)} s "
-            f"(workers=2, poll_interval {fmt(stall['poll_interval_ms'])} ms). Meanwhile the other "
-            f"worker ran {stall['quick_states_done_during_spin']} of {stall['quick_states']} "
-            f"quick sync states; in the {fmt(stall.get('idle_window_s'), 2)} s after they were "
-            f"done the runtime polled {stall.get('idle_polls_during_spin')} times (gap p50 "
-            f"{fmt(stall.get('gap_p50_ms'))} ms, max {fmt(stall['value'])} ms).",
-            "",
-        ]
-    return lines
+    notes = [] if stall is None else [
+        f"Stall check: one state spun in pure Python for {fmt(stall['spin_s'], 2)} s "
+        f"(workers=2, poll_interval {fmt(stall['poll_interval_ms'])} ms). Meanwhile the other "
+        f"worker ran {stall['quick_states_done_during_spin']} of {stall['quick_states']} "
+        f"quick sync states; in the {fmt(stall.get('idle_window_s'), 2)} s after they were "
+        f"done the runtime polled {stall.get('idle_polls_during_spin')} times (gap p50 "
+        f"{fmt(stall.get('gap_p50_ms'))} ms, max {fmt(stall['value'])} ms)."
+    ]
+    return section("Synchronous nodes (in-process, asyncio, batch 16, poll 0.05 s)",
+                   ["node", "workers", "states/s", "x workers=1"], rows, *notes)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write RESULTS.md and the chart next to it, and print the targets and drain tables."""
     args = sys.argv[1:] if argv is None else argv
     if not args or len(args) > 2:
         print("usage: python -m benchmarks.report BENCH_JSON [RESULTS_MD]", file=sys.stderr)
         return 2
-    data = json.loads(Path(args[0]).read_text())
+    data = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     output = Path(args[1]) if len(args) == 2 else DEFAULT_OUTPUT
-    output.write_text(render(data))
-    print(f"wrote {output}", file=sys.stderr)
+    svg = output.with_name(CHART_NAME)
+    output.write_text(render(data, chart=svg.name), encoding="utf-8")
+    svg.write_text(chart(data), encoding="utf-8")
+    print(console(data), end="")
+    print(f"\nwrote {output} and {svg}", file=sys.stderr)
     return 0
 
 

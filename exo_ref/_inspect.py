@@ -133,32 +133,26 @@ def add_commands(
     runs.add_argument("--size", type=positive_int, default=DEFAULT_PAGE_SIZE, metavar="N",
                       help="runs per page (default: %(default)s)")
 
-    run = commands.add_parser(
-        "run", parents=[common], help="show a run's states as a tree",
-        description=(
-            "The run's states along their parent -> child edges, with status, error, retry "
-            "number and timing (+start after the run's first state, and how long it took)."
-        ),
+    # The commands that take one identifier: (name, help, description, its metavar).
+    single = (
+        ("run", "show a run's states as a tree",
+         "The run's states along their parent -> child edges, with status, error, retry "
+         "number and timing (+start after the run's first state, and how long it took).",
+         "run_id"),
+        ("retry", "retry a state by hand (a new state is created)",
+         "Call the manual-retry endpoint with a fresh fanout id: a copy of the state is "
+         "created (with a fresh retry budget) and the original becomes RETRY_CREATED.",
+         "state_id"),
+        ("graph", "show a graph template and its validation",
+         "The template's validation status and errors, its nodes, triggers, retry policy "
+         "and the names of its secrets (never their values).",
+         "name"),
     )
-    run.add_argument("run_id", metavar="RUN_ID")
-
-    retry = commands.add_parser(
-        "retry", parents=[common], help="retry a state by hand (a new state is created)",
-        description=(
-            "Call the manual-retry endpoint with a fresh fanout id: a copy of the state is "
-            "created (with a fresh retry budget) and the original becomes RETRY_CREATED."
-        ),
-    )
-    retry.add_argument("state_id", metavar="STATE_ID")
-
-    graph = commands.add_parser(
-        "graph", parents=[common], help="show a graph template and its validation",
-        description=(
-            "The template's validation status and errors, its nodes, triggers, retry policy "
-            "and the names of its secrets (never their values)."
-        ),
-    )
-    graph.add_argument("name", metavar="NAME")
+    for name, summary, description, argument in single:
+        command = commands.add_parser(
+            name, parents=[common], help=summary, description=description
+        )
+        command.add_argument(argument, metavar=argument.upper())
 
 
 # -- running a command ---------------------------------------------------------------------------

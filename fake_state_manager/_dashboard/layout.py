@@ -35,7 +35,6 @@ __all__ = [
     "unites_edges",
 ]
 
-JsonDict = dict[str, Any]
 
 NODE_W = 184
 NODE_H = 58

@@ -50,10 +50,10 @@ from fake_state_manager._dashboard.views import (
 )
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._errors import ApiError
+from fake_state_manager._json import JsonDict
 
 __all__ = ["PREFIX", "Refused", "build_dashboard"]
 
-JsonDict = dict[str, Any]
 Handler = Callable[[Request], Awaitable[Response]]
 
 PREFIX = "/dashboard"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fake_state_manager._dashboard.layout import Layout, layout, retry_links, unites_edges
+from fake_state_manager._json import JsonDict
 
 __all__ = [
     "MAX_DRAWN_STATES",
@@ -32,7 +33,6 @@ __all__ = [
     "run_view",
 ]
 
-JsonDict = dict[str, Any]
 
 #: A run's statuses as the runs list computes them (§7.1): the status filter's choices.
 RUN_STATUSES = ("PENDING", "SUCCESS", "FAILED")

@@ -74,6 +74,7 @@ from fake_state_manager._engine.views import (
 from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 from fake_state_manager._graph.verification import verify_graph
+from fake_state_manager._json import JsonDict
 from fake_state_manager._store.documents import ERRORED, CronDoc, State, epoch_ms, iso_utc
 from fake_state_manager._store.secrets import SecretBox
 from fake_state_manager._store.sqlite import SqliteStorage, StorageError, StorageWriteError
@@ -81,7 +82,6 @@ from fake_state_manager._store.store import Store, check_invariants
 
 __all__ = ["TRIGGER_RETENTION_HOURS", "Engine", "queued_timeout_error"]
 
-JsonDict = dict[str, Any]
 
 logger = logging.getLogger("fake_state_manager")
 
@@ -277,8 +277,7 @@ class Engine:
                 f"{timeout:g}",
                 outcome,
             )
-            if self.retention is not None:
-                self.retention.touch(state.run_id, now)
+            self._touched(state.run_id, now)
 
     def close(self) -> None:
         """Close the database, if any (its file is released; later writes answer 503)."""
@@ -288,6 +287,18 @@ class Engine:
 
     def _registered_node(self, node_name: str, namespace: str) -> object | None:
         return self.store.nodes.get(namespace, {}).get(node_name)
+
+    def _report(self, state: State, apply: Callable[[State, float], JsonDict]) -> JsonDict:
+        """Apply one report or retry to ``state`` at the clock's now (one reading for the change
+        and for retention, which counts a run's age from its last change)."""
+        now = self.clock.now()
+        answer = apply(state, now)
+        self._touched(state.run_id, now)
+        return answer
+
+    def _touched(self, run_id: str, now: float) -> None:
+        if self.retention is not None:
+            self.retention.touch(run_id, now)
 
     def _state(self, state_id: str) -> State:
         # §2.8-§2.13: upstream answers 500 for a malformed id; the fake answers 404 (fidelity.md).
@@ -467,11 +478,9 @@ class Engine:
         Next-state creation (§3.5) runs synchronously right after the status change.
         Errors: 404 ``State not found``, 400 ``State is not queued``.
         """
-        state, now = self._state(state_id), self.clock.now()
-        answer = reports.executed(self.store, state, outputs, now)
-        if self.retention is not None:
-            self.retention.touch(state.run_id, now)
-        return answer
+        return self._report(
+            self._state(state_id), lambda s, now: reports.executed(self.store, s, outputs, now)
+        )
 
     @locked
     def errored(self, namespace: str, state_id: str, *, error: str) -> JsonDict:
@@ -480,11 +489,10 @@ class Engine:
         Errors: 404 ``State not found``, 400 ``State is not queued or executed`` / ``State is
         already executed``, 404 ``Graph template not found`` (looked up in the path namespace).
         """
-        state, now = self._state(state_id), self.clock.now()
-        answer = reports.errored(self.store, state, namespace, error, now, self.rng)
-        if self.retention is not None:
-            self.retention.touch(state.run_id, now)
-        return answer
+        return self._report(
+            self._state(state_id),
+            lambda s, now: reports.errored(self.store, s, namespace, error, now, self.rng),
+        )
 
     @locked
     def prune(self, namespace: str, state_id: str, *, data: Mapping[str, Any]) -> JsonDict:
@@ -492,11 +500,9 @@ class Engine:
 
         Errors: 404 ``State not found``, 400 ``State is not queued``.
         """
-        state, now = self._state(state_id), self.clock.now()
-        answer = reports.prune(self.store, state, data, now)
-        if self.retention is not None:
-            self.retention.touch(state.run_id, now)
-        return answer
+        return self._report(
+            self._state(state_id), lambda s, now: reports.prune(self.store, s, data, now)
+        )
 
     @locked
     def re_enqueue_after(self, namespace: str, state_id: str, *, enqueue_after: int) -> JsonDict:
@@ -504,11 +510,10 @@ class Engine:
         ms (> 0, validated by the route).
         Returns ``{"enqueue_after": now_ms + delay, "status": "CREATED"}``.
         """
-        state, now = self._state(state_id), self.clock.now()
-        answer = reports.re_enqueue_after(self.store, state, enqueue_after, now)
-        if self.retention is not None:
-            self.retention.touch(state.run_id, now)
-        return answer
+        return self._report(
+            self._state(state_id),
+            lambda s, now: reports.re_enqueue_after(self.store, s, enqueue_after, now),
+        )
 
     @locked
     def manual_retry(self, namespace: str, state_id: str, *, fanout_id: str) -> JsonDict:
@@ -517,11 +522,9 @@ class Engine:
         state = self._state(state_id)
         if state.namespace_name != namespace:  # this lookup filters by namespace (§6.3)
             raise ApiError(404, "State not found")
-        now = self.clock.now()
-        answer = reports.manual_retry(self.store, state, fanout_id, now)
-        if self.retention is not None:
-            self.retention.touch(state.run_id, now)
-        return answer
+        return self._report(
+            state, lambda s, now: reports.manual_retry(self.store, s, fanout_id, now)
+        )
 
     @locked
     def state_secrets(self, namespace: str, state_id: str) -> JsonDict:

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fake_state_manager._engine.templates import plain
+from fake_state_manager._json import JsonDict
 from fake_state_manager._store.documents import iso_utc
 from fake_state_manager._store.store import Store
 
 __all__ = ["list_nodes", "namespaces", "register_nodes"]
 
-JsonDict = dict[str, Any]
 
 
 def register_nodes(

@@ -17,6 +17,7 @@ from fake_state_manager._engine.next_states import create_next_states, fingerpri
 from fake_state_manager._engine.retry import retry_delay_ms
 from fake_state_manager._engine.templates import plain
 from fake_state_manager._errors import ApiError, DuplicateKeyError
+from fake_state_manager._json import JsonDict
 from fake_state_manager._store.documents import (
     CREATED,
     ERRORED,
@@ -32,7 +33,6 @@ from fake_state_manager._store.store import Store
 
 __all__ = ["errored", "executed", "manual_retry", "prune", "re_enqueue_after"]
 
-JsonDict = dict[str, Any]
 
 
 def executed(

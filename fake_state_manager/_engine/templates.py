@@ -17,6 +17,7 @@ from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.checks import GraphCheckError, check_graph
 from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
 from fake_state_manager._graph.placeholders import STORE, PlaceholderError, parse
+from fake_state_manager._json import JsonDict
 from fake_state_manager._store.documents import (
     MAX_ENQUEUE_AFTER_MS,
     GraphTemplate,
@@ -36,7 +37,6 @@ __all__ = [
     "template_response",
 ]
 
-JsonDict = dict[str, Any]
 
 
 def plain(value: Any) -> Any:

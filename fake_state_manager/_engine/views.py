@@ -7,9 +7,9 @@ store's per-run counters or per-run state lists, never from a scan of all states
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fake_state_manager._errors import ApiError
+from fake_state_manager._json import JsonDict
 from fake_state_manager._store.documents import (
     ALL_STATUSES,
     CREATED,
@@ -31,7 +31,6 @@ __all__ = ["OBJECT_ID", "list_runs", "node_details", "run_graph", "run_summary"]
 #: A 24-hex MongoDB ObjectId string (§1.1).
 OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 
-JsonDict = dict[str, Any]
 
 
 def run_summary(store: Store, run: Run) -> JsonDict:

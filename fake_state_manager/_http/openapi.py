@@ -20,6 +20,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from exo_ref import VERSION
 from fake_state_manager._http import responses as r
 from fake_state_manager._http.routes import ENDPOINTS, Endpoint
+from fake_state_manager._json import JsonDict
 
 __all__ = [
     "ERROR_MODELS",
@@ -32,7 +33,6 @@ __all__ = [
     "response_models",
 ]
 
-JsonDict = dict[str, Any]
 _REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"{(\w+)}")
 
@@ -92,31 +92,31 @@ def response_models(endpoint: Endpoint) -> dict[int, type[BaseModel]]:
     return models
 
 
+#: Per status with endpoint-dependent causes: its title, then (applies to the endpoint?, cause)
+#: in the order the app checks them.
+_CAUSES: dict[int, tuple[str, tuple[tuple[Callable[[Endpoint], bool], str], ...]]] = {
+    400: ("Bad Request", (
+        (lambda e: e.body is not None, "a body that is not UTF-8 or nests deeper than 100 levels"),
+        (lambda e: 400 in e.errors, "a request the state manager refuses (see the contract)"),
+    )),
+    404: ("Not Found", (
+        (lambda e: bool(_PARAM.search(e.path)),
+         'no route matches (a path parameter is empty or contains "/")'),
+        (lambda e: 404 in e.errors, "the resource does not exist in this namespace"),
+    )),
+    422: ("Validation Error", (
+        (lambda e: e.body is not None, "a body that is not JSON (checked before the key)"),
+        (lambda e: bool(e.int_params), "a path parameter that is not an integer"),
+        (lambda e: e.body is not None, "a body that does not match its schema"),
+    )),
+}
+
+
 def _description(endpoint: Endpoint, status: int) -> str:
-    if status == 400:
-        reasons = []
-        if endpoint.body is not None:
-            reasons.append("a body that is not UTF-8 or nests deeper than 100 levels")
-        if 400 in endpoint.errors:
-            reasons.append("a request the state manager refuses (see the contract)")
-        return "Bad Request: " + ", or ".join(reasons)
-    if status == 404:
-        reasons = []
-        if _PARAM.search(endpoint.path):
-            reasons.append('no route matches (a path parameter is empty or contains "/")')
-        if 404 in endpoint.errors:
-            reasons.append("the resource does not exist in this namespace")
-        return "Not Found: " + ", or ".join(reasons)
-    if status == 422:
-        reasons = []
-        if endpoint.body is not None:
-            reasons.append("a body that is not JSON (checked before the key)")
-        if endpoint.int_params:
-            reasons.append("a path parameter that is not an integer")
-        if endpoint.body is not None:
-            reasons.append("a body that does not match its schema")
-        return "Validation Error: " + ", or ".join(reasons)
-    return _DESCRIPTIONS[status]
+    if status not in _CAUSES:
+        return _DESCRIPTIONS[status]
+    title, causes = _CAUSES[status]
+    return title + ": " + ", or ".join(cause for applies, cause in causes if applies(endpoint))
 
 
 def _json_content(schema: JsonDict) -> JsonDict:

@@ -21,6 +21,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fake_state_manager._json import JsonDict
+
 __all__ = [
     "MAX_JSON_DEPTH",
     "MISSING",
@@ -31,7 +33,6 @@ __all__ = [
     "validate_int_path",
 ]
 
-JsonDict = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
 
 

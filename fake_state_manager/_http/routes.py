@@ -32,10 +32,10 @@ from fake_state_manager._http.parsing import (
     validate_body,
     validate_int_path,
 )
+from fake_state_manager._json import JsonDict
 
 __all__ = ["ENDPOINTS", "Endpoint", "build_routes", "key_bytes", "key_matches"]
 
-JsonDict = dict[str, Any]
 Params = dict[str, Any]
 Handler = Callable[[Engine, Params, Any], JsonDict]
 

@@ -50,6 +50,8 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,9 @@ __all__ = [
 __version__: str = exo_ref.__version__  # written into the file, and named in refusals
 
 #: The current file format. Bump it together with a new :data:`MIGRATIONS` entry.
-SCHEMA_VERSION = 1
+#: v2: state rows may carry ``queued_at``; an exo-ref that reads only v1 refuses such a file
+#: (naming both versions) instead of failing on the unknown field.
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of every exo-ref database: ``"EXOR"``.
 APPLICATION_ID = 0x45584F52
 #: The environment variable that may hold the secrets key (instead of ``PATH.key``).
@@ -85,8 +89,16 @@ KEY_ENV = "EXO_REF_SECRETS_KEY"
 
 Migration = Callable[[sqlite3.Connection], None]
 #: ``{N: upgrade}``: ``upgrade(connection)`` turns a version-N file into version N+1. It runs
-#: inside the transaction that then sets ``user_version = N + 1``. Empty while there is only v1.
+#: inside the transaction that then sets ``user_version = N + 1``.
 MIGRATIONS: dict[int, Migration] = {}
+
+
+def _v1_to_v2(connection: sqlite3.Connection) -> None:
+    """Nothing to rewrite: a v1 state row is a v2 row without ``queued_at`` (read as never
+    claimed, so a QUEUED state's lease starts at load time)."""
+
+
+MIGRATIONS[1] = _v1_to_v2
 
 _KEY_BYTES = 32
 _KEY_CHECK = "exo-ref secrets key check"
@@ -210,97 +222,41 @@ class JournaledStore(Store):
 _dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 
+def _persisted(cls: type[Any], *, derived: frozenset[str] = frozenset()) -> Callable[[Any], Any]:
+    """``document -> dict`` of the dataclass fields a row holds (all but the ``derived`` ones,
+    which the store rebuilds on load). ``attrgetter`` reads them in one C call, not
+    ``dataclasses.asdict``, which deep-copies: this runs for every changed state."""
+    names = tuple(f.name for f in fields(cls) if f.name not in derived)
+    read = attrgetter(*names)
+    return lambda document: dict(zip(names, read(document), strict=True))
+
+
+_state_fields = _persisted(State, derived=frozenset({"heap_token"}))
+_run_fields = _persisted(Run)
+_graph_fields = _persisted(GraphTemplate, derived=frozenset({"by_identifier", "root_identifier"}))
+_cron_fields = _persisted(CronDoc)
+
+
 def _state_doc(s: State) -> str:
-    # Spelled out (not dataclasses.asdict, which deep-copies): this runs for every changed state.
-    return _dumps(
-        {
-            "id": s.id,
-            "seq": s.seq,
-            "node_name": s.node_name,
-            "namespace_name": s.namespace_name,
-            "identifier": s.identifier,
-            "graph_name": s.graph_name,
-            "run_id": s.run_id,
-            "status": s.status,
-            "inputs": s.inputs,
-            "parents": s.parents,
-            "enqueue_after": s.enqueue_after,
-            "fanout_id": s.fanout_id,
-            "created_at": s.created_at,
-            "updated_at": s.updated_at,
-            "outputs": s.outputs,
-            "data": s.data,
-            "error": s.error,
-            "does_unites": s.does_unites,
-            "state_fingerprint": s.state_fingerprint,
-            "retry_count": s.retry_count,
-            "manual_retry_fanout_id": s.manual_retry_fanout_id,
-            "queued_at": s.queued_at,
-        }
-    )
+    return _dumps(_state_fields(s))
 
 
 def _run_doc(run: Run, store_values: dict[str, str] | None) -> str:
-    return _dumps(
-        {
-            "run_id": run.run_id,
-            "graph_name": run.graph_name,
-            "namespace_name": run.namespace_name,
-            "created_at": run.created_at,
-            "seq": run.seq,
-            "store": store_values if store_values is not None else {},
-        }
-    )
+    return _dumps({**_run_fields(run), "store": store_values if store_values is not None else {}})
 
 
 def _graph_doc(t: GraphTemplate) -> str:
-    return _dumps(
-        {
-            "id": t.id,
-            "name": t.name,
-            "namespace": t.namespace,
-            "nodes": t.nodes,
-            "secrets": t.secrets,  # SecretBox ciphertexts, never plaintext (§4.5)
-            "retry_policy": t.retry_policy.model_dump(mode="json"),
-            "store_config": t.store_config,
-            "triggers": t.triggers,
-            "created_at": t.created_at,
-            "updated_at": t.updated_at,
-            "validation_status": t.validation_status,
-            "validation_errors": t.validation_errors,
-        }
-    )
+    # ``secrets`` are SecretBox ciphertexts, never plaintext (§4.5).
+    return _dumps({**_graph_fields(t), "retry_policy": t.retry_policy.model_dump(mode="json")})
 
 
 def _graph_from(doc: dict[str, Any]) -> GraphTemplate:
-    return GraphTemplate(
-        id=doc["id"],
-        name=doc["name"],
-        namespace=doc["namespace"],
-        nodes=doc["nodes"],
-        secrets=doc["secrets"],
-        retry_policy=RetryPolicyModel.model_validate(doc["retry_policy"]),
-        store_config=doc["store_config"],
-        triggers=doc["triggers"],
-        created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
-        validation_status=doc["validation_status"],
-        validation_errors=doc["validation_errors"],
-    )
+    retry_policy = RetryPolicyModel.model_validate(doc["retry_policy"])
+    return GraphTemplate(**{**doc, "retry_policy": retry_policy})
 
 
 def _cron_doc(d: CronDoc) -> str:
-    return _dumps(
-        {
-            "id": d.id,
-            "expression": d.expression,
-            "graph_name": d.graph_name,
-            "namespace": d.namespace,
-            "trigger_time": d.trigger_time,
-            "trigger_status": d.trigger_status,
-            "expires_at": d.expires_at,
-        }
-    )
+    return _dumps(_cron_fields(d))
 
 
 def snapshot(store: Store) -> dict[str, Any]:
@@ -640,10 +596,10 @@ class SqliteStorage:
             namespace, name = json.loads(key)
             store.put_graph(_graph_from(json.loads(doc)))
         for (doc,) in conn.execute("SELECT doc FROM runs ORDER BY seq"):
-            fields = json.loads(doc)
-            values = fields.pop("store")
-            store.insert_run(Run(**fields))
-            store.store_values[fields["run_id"]] = values
+            row = json.loads(doc)
+            values = row.pop("store")
+            store.insert_run(Run(**row))
+            store.store_values[row["run_id"]] = values
         for (doc,) in conn.execute("SELECT doc FROM states ORDER BY seq"):
             store.insert_state(State(**json.loads(doc)), now_ms)
         for (doc,) in conn.execute("SELECT doc FROM cron ORDER BY rowid"):

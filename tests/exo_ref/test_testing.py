@@ -257,14 +257,16 @@ async def test_run_node_checks_the_class_as_the_runtime_does() -> None:
 
 # --- ExoEnv: runs --------------------------------------------------------------------------------
 
+# Spread fans out one Echo state per comma-separated item of its input.
+FAN = [
+    graph_node("spread", Spread, inputs={"items": "x"}, next_nodes=["echo"]),
+    graph_node("echo", Echo, inputs={"text": "${{ spread.outputs.text }}"}),
+]
+
 
 async def test_env_runs_a_fan_out_graph_and_reads_outputs_by_identifier(exo_env: ExoEnv) -> None:
     await exo_env.start_runtime(Spread, Echo)
-    graph = [
-        graph_node("spread", Spread, inputs={"items": "x"}, next_nodes=["echo"]),
-        graph_node("echo", Echo, inputs={"text": "${{ spread.outputs.text }}"}),
-    ]
-    await exo_env.upsert_graph("fan", graph)
+    await exo_env.upsert_graph("fan", FAN)
     run = await exo_env.run("fan", {"items": "a,b,c"})
     assert_run_succeeded(run)
     assert_outputs(run, "echo", [{"text": "c"}, {"text": "a"}, {"text": "b"}])
@@ -312,6 +314,33 @@ async def test_env_stop_runtime_waits_until_it_has_stopped(exo_env: ExoEnv) -> N
     assert not runtime.is_running
 
 
+async def test_env_runtimes_call_the_fakes_app_without_async_client(
+    exo_env: ExoEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runtime calls an httpx.ASGITransport's app directly (exo_ref._calls.AsgiSender) and
+    # sends through any other transport with httpx.AsyncClient, at about three times the CPU
+    # per state: the environment's claim tracking must not push its runtimes off that path.
+    sent: list[str] = []
+    original = httpx.AsyncClient.send
+
+    async def counting(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> Any:
+        sent.append(request.url.path)
+        return await original(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+    await exo_env.start_runtime(Spread, Echo)
+    await exo_env.upsert_graph("fan", FAN)
+    run = await exo_env.run("fan", {"items": "a,b"})
+    assert_outputs(run, "echo", [{"text": "a"}, {"text": "b"}])
+    received = [r.path for r in exo_env.sm.requests]
+    assert any(path.endswith("/nodes/") for path in received)
+    assert any(path.endswith("/states/enqueue") for path in received)
+    assert sum(path.endswith("/executed") for path in received) == 3  # spread, echo x2
+    assert sent  # the environment's own client (graphs, triggers) does use AsyncClient...
+    assert [path for path in sent if "/graph/" not in path] == []  # ...its runtimes never
+    assert type(exo_env.transport) is httpx.ASGITransport  # and runtimes built on it neither
+
+
 async def test_env_wires_the_runtime_itself(exo_env: ExoEnv) -> None:
     with pytest.raises(TypeError, match="wires clock, transport itself"):
         await exo_env.start_runtime(Echo, transport=exo_env.sm.transport, clock=exo_env.clock)
@@ -330,11 +359,7 @@ async def _stuck_on_unserved_echo(env: ExoEnv) -> RunStuckError:
     """A graph whose second node's runtime stopped after registering it (for the upsert)."""
     registrar = await env.start_runtime(Echo, name="registrar")
     await env.start_runtime(Spread, name="spreader")
-    graph = [
-        graph_node("spread", Spread, inputs={"items": "x"}, next_nodes=["echo"]),
-        graph_node("echo", Echo, inputs={"text": "${{ spread.outputs.text }}"}),
-    ]
-    await env.upsert_graph("fan", graph)
+    await env.upsert_graph("fan", FAN)
     await env.stop_runtime(registrar)
     with pytest.raises(RunStuckError) as caught:
         await env.run("fan", {"items": "a,b"})

@@ -30,6 +30,7 @@ def test_the_dashboard_uses_the_engine_only() -> None:
         "fake_state_manager._dashboard",
         "fake_state_manager._engine.engine",
         "fake_state_manager._errors",
+        "fake_state_manager._json",
     )
     found = [
         f"{path.name}:{line}: {target}"

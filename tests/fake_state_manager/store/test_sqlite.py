@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import sqlite3
@@ -325,8 +326,8 @@ BAD_FILES = {
     "another application's database": (_foreign, "database of another application"),
     "a newer schema": (
         _newer,
-        r"schema version 99 \(written by exo-ref 9.9.9\); this exo-ref .* reads versions up to 1"
-        ": upgrade exo-ref",
+        r"schema version 99 \(written by exo-ref 9.9.9\); this exo-ref .* reads versions up to "
+        f"{persistence.SCHEMA_VERSION}: upgrade exo-ref",
     ),
     "garbled pages": (_garbled, "is corrupt"),
 }
@@ -372,29 +373,55 @@ def test_an_empty_file_becomes_a_new_database(db: Path) -> None:
 def test_an_older_schema_is_migrated_step_by_step(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    current = persistence.SCHEMA_VERSION
     engine = Engine(clock=ManualClock(START), storage=SqliteStorage.open(db))
     register(engine, "R")
     engine.close()
     steps: list[int] = []
 
-    def to_v2(conn: sqlite3.Connection) -> None:
-        steps.append(2)
-        conn.execute("CREATE TABLE added_in_v2 (x)")
+    def step_up(conn: sqlite3.Connection) -> None:
+        steps.append(current + 1)
+        conn.execute("CREATE TABLE added_in_next (x)")
 
-    monkeypatch.setattr(persistence, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(persistence, "MIGRATIONS", {1: to_v2})
+    monkeypatch.setattr(persistence, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(persistence, "MIGRATIONS", {**persistence.MIGRATIONS, current: step_up})
     engine = Engine(clock=ManualClock(START), storage=SqliteStorage.open(db))
     assert engine.list_nodes(NAMESPACE)["count"] == 1
     engine.close()
-    SqliteStorage.open(db).close()  # already at v2: nothing to do
-    assert steps == [2]
+    SqliteStorage.open(db).close()  # already at the new version: nothing to do
+    assert steps == [current + 1]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == current + 1
+    conn.close()
+    monkeypatch.setattr(persistence, "SCHEMA_VERSION", current + 2)
+    monkeypatch.setattr(persistence, "MIGRATIONS", {})
+    with pytest.raises(StorageError, match=f"has no migration from it to version {current + 2}"):
+        SqliteStorage.open(db)
+
+
+def test_a_version_1_file_without_queued_at_opens_as_version_2(db: Path) -> None:
+    """v1 files (before ``--queued-timeout``) hold state rows without ``queued_at``."""
+    clock = ManualClock(START)
+    engine = Engine(clock=clock, storage=SqliteStorage.open(db))
+    fan_in_graph(engine, "r", "ALL_DONE", {"max_retries": 0})
+    run = engine.trigger(NAMESPACE, "g")["run_id"]
+    root = claim_one(engine, "R")
+    engine.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 1")
+        for state_id, doc in conn.execute("SELECT id, doc FROM states").fetchall():
+            fields = json.loads(doc)
+            assert fields.pop("queued_at") is not None  # the claim above set it
+            conn.execute("UPDATE states SET doc = ? WHERE id = ?", (json.dumps(fields), state_id))
+    conn.close()
+    engine = Engine(clock=clock, storage=SqliteStorage.open(db))
+    assert statuses(engine, run, "r") == ["QUEUED"]
+    engine.executed(NAMESPACE, root["state_id"], outputs=[{"v": "root"}])
+    assert statuses(engine, run, "r") == ["SUCCESS"]
+    engine.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     conn.close()
-    monkeypatch.setattr(persistence, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(persistence, "MIGRATIONS", {})
-    with pytest.raises(StorageError, match="has no migration from it to version 3"):
-        SqliteStorage.open(db)
 
 
 def test_a_document_that_cannot_be_read_back_is_refused(db: Path) -> None:
