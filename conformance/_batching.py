@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 from conformance._harness import Observation
-from conformance._outcomes import TERMINAL_KINDS, claimed_states, reports_by_state, state_case
+from conformance._outcomes import claim_counts, reports_by_state, state_case
+from conformance._recording import TERMINAL_KINDS
 from conformance._rules import fail, require_healthy_run
 
 __all__ = ["assert_batching"]
@@ -37,7 +38,7 @@ def assert_batching(obs: Observation) -> None:
     claimed = 0
     allowance = batch_size + obs.settings.workers
     for exchange in enqueues:
-        claimed += len(claimed_states(exchange))
+        claimed += len(exchange.claimed())
         done = exchange.done_seq or 0
         started = sum(1 for seq in starts if seq < done)
         if claimed - started > allowance:
@@ -53,12 +54,8 @@ def assert_batching(obs: Observation) -> None:
 
 def _assert_one_terminal_report(obs: Observation) -> None:
     cases = state_case(obs.log)
-    claims: dict[str, int] = {}
-    for exchange in obs.log.layer("server", "enqueue"):
-        for state in claimed_states(exchange):
-            state_id = str(state.get("state_id"))
-            claims[state_id] = claims.get(state_id, 0) + 1
-    applied = reports_by_state(obs.log, "server", applied_only=True)
+    claims = claim_counts(obs.log.layer("server", "enqueue"))
+    applied = reports_by_state(obs.log.layer("server"), applied_only=True)
     for state_id, exchanges in applied.items():
         if state_id not in claims:
             fail("batching", "B3", f"state {state_id} was reported without being claimed", obs)

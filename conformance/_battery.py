@@ -13,7 +13,7 @@ import json
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from conformance._blackbox import (
@@ -155,6 +155,10 @@ class RuleResult:
     def status(self) -> str:
         return {True: "pass", False: "FAIL", None: "not run"}[self.passed]
 
+    def to_json(self) -> dict[str, Any]:
+        """Every field (JSON-ready), and :attr:`status` for readers that want one word."""
+        return {**asdict(self), "scenarios": list(self.scenarios), "status": self.status}
+
 
 @dataclass
 class BatteryReport:
@@ -196,18 +200,7 @@ class BatteryReport:
             "passed": self.passed,
             "failed": self.failed,
             "environment": self.environment,
-            "rules": [
-                {
-                    "rule": r.rule,
-                    "area": r.area,
-                    "title": r.title,
-                    "status": r.status,
-                    "passed": r.passed,
-                    "reason": r.reason,
-                    "scenarios": list(r.scenarios),
-                }
-                for r in self.rules
-            ],
+            "rules": [r.to_json() for r in self.rules],
             "scenarios": [
                 {
                     "name": o.scenario.name,

@@ -54,7 +54,9 @@ from conformance._catalogue import (
     node_spec,
     read_records,
 )
-from conformance._tap import ServerTap, TapExchange
+from conformance._recording import Exchange
+from conformance._seeding import graph_body, registration_body, trigger_body, unexpected
+from conformance._tap import ServerTap
 from conformance.service import ENV
 
 __all__ = [
@@ -165,7 +167,7 @@ class BlackBoxObservation:
     command: str
     namespace: str
     runtime_name: str
-    exchanges: list[TapExchange]
+    exchanges: list[Exchange]
     server_log: list[Any]
     executions: list[ExecutionRecord]
     runs: dict[str, str]
@@ -182,7 +184,7 @@ class BlackBoxObservation:
     duration: float = 0.0
 
     @property
-    def polls(self) -> list[TapExchange]:
+    def polls(self) -> list[Exchange]:
         """The runtime's enqueue requests, in arrival order."""
         return [x for x in self.exchanges if x.kind == "enqueue"]
 
@@ -200,18 +202,10 @@ class BlackBoxObservation:
         return lines[-1][:300] if lines else ""
 
 
-def _schema(fields: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "title": "Model",
-        "properties": {f: {"title": f, "type": "string"} for f in fields},
-        "required": list(fields),
-    }
-
-
 def _expect(reply: httpx.Response, status: int, what: str) -> None:
-    if reply.status_code != status:
-        raise HarnessError(f"could not {what}: HTTP {reply.status_code} {reply.text[:300]}")
+    problem = unexpected(reply, status)
+    if problem is not None:
+        raise HarnessError(f"could not {what}: {problem}")
 
 
 def _graph_name(case: ServiceCase) -> str:
@@ -221,39 +215,18 @@ def _graph_name(case: ServiceCase) -> str:
 def _seed(client: httpx.Client, namespace: str, cases: Sequence[ServiceCase]) -> dict[str, str]:
     """Register the catalogue, upsert one graph per (node, retries), trigger each case."""
     base = f"/v0/namespace/{namespace}"
-    nodes = [
-        {
-            "name": s.name,
-            "inputs_schema": _schema(s.inputs),
-            "outputs_schema": _schema(s.outputs),
-            "secrets": list(s.secrets),
-        }
-        for s in CATALOGUE
-    ]
-    reply = client.put(f"{base}/nodes/", json={"runtime_name": "conformance-seed", "nodes": nodes})
+    reply = client.put(f"{base}/nodes/", json=registration_body("conformance-seed", CATALOGUE))
     _expect(reply, 200, "register the catalogue")
     for graph in sorted({_graph_name(c) for c in cases}):
         case = next(c for c in cases if _graph_name(c) == graph)
         spec = node_spec(case.node)
-        body = {
-            "secrets": {name: SECRET_VALUE for name in spec.secrets},
-            "nodes": [
-                {
-                    "node_name": spec.name,
-                    "namespace": namespace,
-                    "identifier": "only",
-                    "inputs": {f: "" for f in spec.inputs},
-                    "next_nodes": None,
-                    "unites": None,
-                }
-            ],
+        body = graph_body(
+            namespace,
+            spec,
+            secrets={name: SECRET_VALUE for name in spec.secrets},
             # FIXED 50 ms: a retried case costs little real time (contract §5).
-            "retry_policy": {
-                "max_retries": case.retries,
-                "strategy": "FIXED",
-                "backoff_factor": 50,
-            },
-        }
+            retry_policy={"max_retries": case.retries, "strategy": "FIXED", "backoff_factor": 50},
+        )
         _expect(client.put(f"{base}/graph/{graph}", json=body), 201, f"upsert graph {graph}")
         deadline = time.monotonic() + 30.0
         while True:  # verification is asynchronous on a real server (contract §4.4)
@@ -271,16 +244,16 @@ def _seed(client: httpx.Client, namespace: str, cases: Sequence[ServiceCase]) ->
     for case in cases:
         reply = client.post(
             f"{base}/graph/{_graph_name(case)}/trigger",
-            json={"inputs": case.trigger_inputs(), "store": {}, "start_delay": 0},
+            json=trigger_body(case.trigger_inputs()),
         )
         _expect(reply, 200, f"trigger case {case.case_id}")
         runs[case.case_id] = str(reply.json()["run_id"])
     return runs
 
 
-def _idle(x: TapExchange) -> bool:
+def _idle(x: Exchange) -> bool:
     """An answered poll that handed out nothing."""
-    return x.kind == "enqueue" and x.ok and x.answered is not None and not x.claimed()
+    return x.kind == "enqueue" and x.ok and x.done_at is not None and not x.claimed()
 
 
 def _tail(path: Path, limit: int = 20_000) -> str:
@@ -305,7 +278,7 @@ class _Waiter:
         self.guard = guard
 
     def until(
-        self, done: Callable[[list[TapExchange]], bool], *, timeout: float | None = None
+        self, done: Callable[[list[Exchange]], bool], *, timeout: float | None = None
     ) -> bool:
         """Wait until ``done(exchanges)``; False when the process exits first or time runs out.
 
@@ -340,9 +313,7 @@ def run_blackbox(
 
     clock = SystemClock()
     sm = FakeStateManager(clock=clock, seed=0, api_key=f"key-{uuid.uuid4().hex}")
-    tap = ServerTap(sm.app, clock.now)
-    # serve_in_thread serves `sm.app`: put the tap in front of the fake's app.
-    sm.app = tap  # type: ignore[assignment]
+    tap = sm.wrap(lambda app: ServerTap(app, clock.now))
     begun = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         folder = Path(tmp)
@@ -438,13 +409,13 @@ def _drive(
         obs.reached = waiter.until(lambda xs: sum(map(_idle, xs)) >= scenario.idle_polls)
     else:
 
-        def finished(_: list[TapExchange]) -> bool:
+        def finished(_: list[Exchange]) -> bool:
             return all(_status(sm, run) != "PENDING" for run in obs.runs.values())
 
-        def settled(xs: list[TapExchange]) -> bool:
+        def settled(xs: list[Exchange]) -> bool:
             # Idle polls after the last claim or report: alive with nothing left to do. A runtime
             # that went silent altogether gets three times as long before it is given up on.
-            last = max((x.arrived for x in xs if not _idle(x)), default=obs.started_at)
+            last = max((x.sent_at for x in xs if not _idle(x)), default=obs.started_at)
             quiet = time.time() - last
             return finished(xs) or (
                 quiet > scenario.settle and (_polling(xs, last) or quiet > 3 * scenario.settle)
@@ -471,9 +442,9 @@ def _drive(
     obs.exit_seconds = time.time() - obs.stop_at
 
 
-def _polling(xs: list[TapExchange], since: float) -> bool:
+def _polling(xs: list[Exchange], since: float) -> bool:
     """The runtime polled (idly) after ``since``: it is alive and has nothing left to do."""
-    return any(_idle(x) and x.arrived > since for x in xs)
+    return any(_idle(x) and x.sent_at > since for x in xs)
 
 
 def _stop_after_idle_poll(obs: BlackBoxObservation, waiter: _Waiter) -> None:
@@ -488,14 +459,14 @@ def _stop_after_idle_poll(obs: BlackBoxObservation, waiter: _Waiter) -> None:
     for _ in range(20):
         seen = sum(map(_idle, waiter.tap.snapshot()))
 
-        def another(xs: list[TapExchange], seen: int = seen) -> bool:
+        def another(xs: list[Exchange], seen: int = seen) -> bool:
             return sum(map(_idle, xs)) > seen
 
         if not waiter.until(another, timeout=10 * interval + 5):
             return
         last = [x for x in waiter.tap.snapshot() if _idle(x)][-1]
-        assert last.answered is not None
-        late = time.time() - last.answered
+        assert last.done_at is not None
+        late = time.time() - last.done_at
         if late < interval / 4:
             obs.stop_after_poll = late
             return

@@ -35,18 +35,7 @@ def exo_ref_target(
     cls: type[Any] = runtime_class or exo_ref.Runtime
 
     def make(nodes: Sequence[type[Any]], s: RuntimeSettings) -> RuntimeHandle:
-        runtime: RuntimeHandle = cls(
-            s.namespace,
-            s.name,
-            list(nodes),
-            state_manager_uri=s.state_manager_uri,
-            key=s.key,
-            batch_size=s.batch_size,
-            workers=s.workers,
-            poll_interval=s.poll_interval,
-            transport=s.transport,
-            clock=s.clock,
-        )
+        runtime: RuntimeHandle = cls(nodes=list(nodes), **s.as_kwargs())
         return runtime
 
     def requeue(delay: timedelta) -> BaseException:

@@ -207,6 +207,10 @@ class Expected:
     def kinds(self) -> tuple[str, ...]:
         return tuple(kind for kind, _ in self.reports)
 
+    @property
+    def bodies(self) -> tuple[Any, ...]:
+        return tuple(body for _, body in self.reports)
+
 
 def expected_reports(case: ServiceCase) -> Expected:
     """The reports a correct runtime makes for ``case`` (contract §8.3, §6), over all its states."""

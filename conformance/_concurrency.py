@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from conformance._harness import Observation, Scenario, run_scenario
 from conformance._nodes import Behaviour, Case, NodeShape
-from conformance._outcomes import TERMINAL_KINDS, reports_by_state, state_case
+from conformance._outcomes import reports_by_state, state_case
+from conformance._recording import TERMINAL_KINDS
 from conformance._rules import fail, require_healthy_run
 from conformance._targets import RuntimeTarget, StateManagerFactory
 
@@ -113,7 +114,7 @@ def _final_case_ids(obs: Observation) -> set[str | None]:
     cases = state_case(obs.log)
     return {
         cases.get(s)
-        for s, xs in reports_by_state(obs.log, "server", applied_only=True).items()
+        for s, xs in reports_by_state(obs.log.layer("server"), applied_only=True).items()
         if any(x.kind in TERMINAL_KINDS for x in xs)
     }
 

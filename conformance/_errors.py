@@ -17,19 +17,16 @@ from typing import Any
 
 from conformance._harness import Observation
 from conformance._nodes import expected_outcome
-from conformance._outcomes import REPORT_KINDS, TERMINAL_KINDS, reports_by_state, state_case
-from conformance._recording import Exchange
+from conformance._outcomes import (
+    collapse_requeues,
+    reports_by_state,
+    same_report_body,
+    state_case,
+)
+from conformance._recording import REPORT_KINDS, TERMINAL_KINDS, Exchange
 from conformance._rules import fail, require_healthy_run
 
 __all__ = ["assert_outcomes"]
-
-
-def _same_body(kind: str, got: Any, want: Any) -> bool:
-    if kind == "re-enqueue-after" and isinstance(got, dict):
-        delay = got.get("enqueue_after")
-        wanted = want["enqueue_after"]
-        return isinstance(delay, int) and wanted - 1 <= delay <= wanted
-    return bool(got == want)
 
 
 def _describe(exchanges: list[Exchange]) -> str:
@@ -47,8 +44,8 @@ def assert_outcomes(obs: Observation) -> None:
     require_healthy_run(obs)
     rule = "E2" if obs.fault_actions else "E1"
     cases_of = state_case(obs.log)
-    applied = reports_by_state(obs.log, "server", applied_only=True)
-    sent = reports_by_state(obs.log, "runtime", applied_only=False)
+    applied = reports_by_state(obs.log.layer("server"), applied_only=True)
+    sent = reports_by_state(obs.log.layer("runtime"), applied_only=False)
     per_case: dict[str, list[Exchange]] = {}
     for state_id, exchanges in applied.items():
         per_case.setdefault(cases_of.get(state_id, "?"), []).extend(exchanges)
@@ -56,28 +53,18 @@ def assert_outcomes(obs: Observation) -> None:
         shape = obs.scenario.shape(case.node)
         expected = expected_outcome(shape, case)
         got = sorted(per_case.get(case.case_id, []), key=lambda x: x.done_seq or 0)
-        # A retried re-enqueue-after may be applied twice (it has no precondition, §2.11).
-        collapsed: list[Exchange] = []
-        for exchange in got:
-            if (
-                collapsed
-                and exchange.kind == "re-enqueue-after"
-                and collapsed[-1].kind == exchange.kind
-                and collapsed[-1].request == exchange.request
-            ):
-                continue
-            collapsed.append(exchange)
+        collapsed = collapse_requeues(got)
         kinds = tuple(x.kind for x in collapsed)
         attempts = [x for s, xs in sent.items() if cases_of.get(s) == case.case_id for x in xs]
         if kinds != expected.kinds or not all(
-            _same_body(x.kind, x.request, want)
+            same_report_body(x.kind, x.request, want)
             for x, want in zip(collapsed, expected.bodies, strict=False)
         ):
             fail(
                 "error-reporting",
                 rule,
                 f"case {case.case_id} ({case.behaviour.kind}) should end in"
-                f" {list(zip(expected.kinds, expected.bodies, strict=True))};"
+                f" {list(expected.reports)};"
                 f" applied: {_describe(collapsed)}; sent: {_describe(attempts)}",
                 obs,
             )

@@ -29,7 +29,7 @@ from enum import StrEnum
 
 import httpx
 
-from conformance._recording import EventLog, request_kind
+from conformance._recording import REPORT_KINDS, EventLog, request_kind
 
 __all__ = ["FaultAction", "FaultKind", "FaultPlan", "FaultTransport"]
 
@@ -50,7 +50,6 @@ class FaultKind(StrEnum):
         return self in (FaultKind.TIMEOUT, FaultKind.LOST_RESPONSE)
 
 
-REPORT_KINDS = frozenset({"executed", "errored", "prune", "re-enqueue-after"})
 DEFAULT_TARGETS = frozenset({"register", "enqueue", "secrets", *REPORT_KINDS})
 
 

@@ -23,6 +23,7 @@ from conformance._faults import FaultAction, FaultPlan, FaultTransport
 from conformance._nodes import Case, NodeShape, Probe, build_nodes, secret_value
 from conformance._outcomes import all_cases_final
 from conformance._recording import EventLog, RecordingClock, RecordingTransport
+from conformance._seeding import graph_body, registration_body, trigger_body, unexpected
 from conformance._targets import (
     RuntimeSettings,
     RuntimeTarget,
@@ -30,7 +31,13 @@ from conformance._targets import (
     StateManagerHandle,
 )
 
-__all__ = ["Observation", "Scenario", "run_scenario"]
+__all__ = [
+    "Observation",
+    "Scenario",
+    "run_scenario",
+    "run_until_polls",
+    "runtime_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,28 @@ class Scenario:
         return 2 + math.ceil(longest / self.poll_interval)
 
 
+def runtime_settings(
+    scenario: Scenario,
+    sm: StateManagerHandle,
+    namespace: str,
+    transport: httpx.AsyncBaseTransport,
+    log: EventLog,
+) -> RuntimeSettings:
+    """What the runtime under test is built with: the scenario's knobs, ``sm``'s address, and
+    ``sm``'s clock wrapped so that every sleep it makes is in ``log`` (rule T2 reads them)."""
+    return RuntimeSettings(
+        namespace=namespace,
+        name="conformance-runtime",
+        batch_size=scenario.batch_size,
+        workers=scenario.workers,
+        poll_interval=scenario.poll_interval,
+        state_manager_uri=sm.uri,
+        key=sm.key,
+        transport=transport,
+        clock=RecordingClock(sm.clock, log),
+    )
+
+
 @dataclass
 class Observation:
     """What a run recorded, handed to the rule evaluations."""
@@ -102,34 +131,11 @@ async def _seed(sm: StateManagerHandle, scenario: Scenario, namespace: str) -> N
         shapes = [s for s in scenario.shapes if s.name in used]
         if not shapes:
             return
-        # Schemas as the runtime would send them are not needed for seeding: verification only
-        # looks at field names and their `str` type (contract §4.4).
-        nodes = [
-            {
-                "name": s.name,
-                "inputs_schema": _schema(s.inputs),
-                "outputs_schema": _schema(s.outputs),
-                "secrets": list(s.secrets),
-            }
-            for s in shapes
-        ]
-        reply = await client.put(f"{base}/nodes/", json={"runtime_name": "seed", "nodes": nodes})
+        reply = await client.put(f"{base}/nodes/", json=registration_body("seed", shapes))
         _expect(reply, 200, "register the scenario's nodes")
         for s in shapes:
-            graph = {
-                "secrets": {name: secret_value(name) for name in s.secrets},
-                "nodes": [
-                    {
-                        "node_name": s.name,
-                        "namespace": namespace,
-                        "identifier": "only",
-                        "inputs": {f: "" for f in s.inputs},
-                        "next_nodes": None,
-                        "unites": None,
-                    }
-                ],
-                "retry_policy": {"max_retries": 0},
-            }
+            secrets = {name: secret_value(name) for name in s.secrets}
+            graph = graph_body(namespace, s, secrets=secrets, retry_policy={"max_retries": 0})
             reply = await client.put(f"{base}/graph/g-{s.name}", json=graph)
             _expect(reply, 201, f"upsert graph g-{s.name}")
             for _ in range(600):
@@ -146,25 +152,15 @@ async def _seed(sm: StateManagerHandle, scenario: Scenario, namespace: str) -> N
             inputs = {f: case.case_id for f in scenario.shape(case.node).inputs}
             reply = await client.post(
                 f"{base}/graph/g-{case.node}/trigger",
-                json={"inputs": inputs, "store": {}, "start_delay": 0},
+                json=trigger_body(inputs),
             )
             _expect(reply, 200, f"trigger case {case.case_id}")
 
 
-def _schema(fields: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "title": "Model",
-        "properties": {f: {"title": f, "type": "string"} for f in fields},
-        "required": list(fields),
-    }
-
-
 def _expect(reply: httpx.Response, status: int, what: str) -> None:
-    if reply.status_code != status:
-        raise AssertionError(
-            f"harness: could not {what}: HTTP {reply.status_code} {reply.text[:300]}"
-        )
+    problem = unexpected(reply, status)
+    if problem is not None:
+        raise AssertionError(f"harness: could not {what}: {problem}")
 
 
 async def run_scenario(
@@ -194,17 +190,7 @@ async def run_scenario(
         inner: httpx.AsyncBaseTransport = RecordingTransport(base, log, "server")
         faults = FaultTransport(inner, scenario.faults, log) if scenario.faults.active else None
         transport = RecordingTransport(faults or inner, log, "runtime")
-        settings = RuntimeSettings(
-            namespace=namespace,
-            name="conformance-runtime",
-            batch_size=scenario.batch_size,
-            workers=scenario.workers,
-            poll_interval=scenario.poll_interval,
-            state_manager_uri=sm.uri,
-            key=sm.key,
-            transport=transport,
-            clock=RecordingClock(sm.clock, log),
-        )
+        settings = runtime_settings(scenario, sm, namespace, transport, log)
         obs = Observation(
             scenario,
             target,
@@ -260,3 +246,19 @@ async def run_scenario(
     if server_log is not None:
         obs.server_requests = list(server_log())
     return obs
+
+
+async def run_until_polls(
+    target: RuntimeTarget, state_manager: StateManagerFactory, scenario: Scenario, polls: int
+) -> Observation:
+    """Run ``scenario`` until the runtime has sent ``polls`` polls (or gave up), then stop it.
+
+    For the checks that judge polling itself rather than the work: the caller decides what
+    fewer polls than asked for means.
+    """
+    return await run_scenario(
+        target,
+        state_manager,
+        scenario,
+        until=lambda o: len(o.log.layer("runtime", "enqueue")) >= polls,
+    )

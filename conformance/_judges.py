@@ -17,7 +17,8 @@ Timing tolerances are real-clock ones and deliberately generous, each justified 
 defined: the suite must pass a correct runtime on a loaded two-core machine twenty runs in a row,
 and every mutant it must catch misses its rule by a wide margin (tests/conformance/mutants.py).
 
-Each judge returns a :class:`Verdict` or None when the scenario gives it nothing to judge.
+Each judge returns ``(passed, reason)``, or None when the scenario gives it nothing to judge;
+:func:`judge` makes the :class:`Verdict`, so a rule's id is written once, in ``_JUDGES``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ from typing import Any
 
 from conformance._blackbox import BlackBoxObservation
 from conformance._catalogue import CATALOGUE, INVALID_NODE, expected_reports
-from conformance._tap import TapExchange
+from conformance._outcomes import (
+    claim_counts,
+    collapse_requeues,
+    reports_by_state,
+    same_report_body,
+)
+from conformance._recording import REPORT_KINDS, TERMINAL_KINDS, Exchange
 
 __all__ = ["RULES", "Rule", "Verdict", "judge"]
-
-TERMINAL = frozenset({"executed", "errored", "prune"})
-REPORTS = frozenset({*TERMINAL, "re-enqueue-after"})
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,18 @@ class Verdict:
         return f"{self.area} rule {self.rule}: {self.reason}"
 
 
+_Finding = tuple[bool, str]
+"""What one judge found: passed or not, and why."""
+
+
+def _no(reason: str) -> _Finding:
+    return False, reason
+
+
+def _yes(reason: str) -> _Finding:
+    return True, reason
+
+
 # -- tolerances ---------------------------------------------------------------------------------
 
 
@@ -153,26 +169,7 @@ def _state_cases(obs: BlackBoxObservation) -> dict[str, str]:
     return mapping
 
 
-def _reports(obs: BlackBoxObservation, *, applied: bool) -> dict[str, list[TapExchange]]:
-    """Report exchanges per state id in arrival order (only ones the fake applied if
-    ``applied``)."""
-    out: dict[str, list[TapExchange]] = {}
-    for x in obs.exchanges:
-        if x.kind in REPORTS and x.state_id is not None and (x.ok or not applied):
-            out.setdefault(x.state_id, []).append(x)
-    return out
-
-
-def _claims(obs: BlackBoxObservation) -> dict[str, int]:
-    claims: dict[str, int] = {}
-    for poll in obs.polls:
-        for state in poll.claimed():
-            sid = str(state.get("state_id"))
-            claims[sid] = claims.get(sid, 0) + 1
-    return claims
-
-
-def _describe(exchanges: Iterable[TapExchange]) -> str:
+def _describe(exchanges: Iterable[Exchange]) -> str:
     parts = [
         f"{x.kind} {json.dumps(x.request, sort_keys=True)[:120]} -> {x.status}"
         + (f" ({x.fault})" if x.fault else "")
@@ -181,8 +178,8 @@ def _describe(exchanges: Iterable[TapExchange]) -> str:
     return "; ".join(parts) or "nothing"
 
 
-def _before_stop(obs: BlackBoxObservation, xs: Iterable[TapExchange]) -> list[TapExchange]:
-    return [x for x in xs if obs.stop_at is None or x.arrived < obs.stop_at]
+def _before_stop(obs: BlackBoxObservation, xs: Iterable[Exchange]) -> list[Exchange]:
+    return [x for x in xs if obs.stop_at is None or x.sent_at < obs.stop_at]
 
 
 def _has_faults(obs: BlackBoxObservation) -> bool:
@@ -209,63 +206,53 @@ def _string_schema(schema: Any, fields: tuple[str, ...]) -> str | None:
     return None
 
 
-def _r1(obs: BlackBoxObservation) -> Verdict | None:
+def _r1(obs: BlackBoxObservation) -> _Finding | None:
     if obs.scenario.invalid_node:
         return None
-    first_poll = next((x.seq for x in obs.polls), None)
+    first_poll = next((x.sent_seq for x in obs.polls), None)
     regs = [
         x
         for x in obs.exchanges
-        if x.kind == "register" and (first_poll is None or x.seq < first_poll)
+        if x.kind == "register" and (first_poll is None or x.sent_seq < first_poll)
     ]
     if not regs:
-        return _no("R1", obs, "no PUT .../nodes/ reached the server before the first poll")
+        return _no("no PUT .../nodes/ reached the server before the first poll")
     good = [x for x in regs if x.ok]
     if not good:
-        return _no("R1", obs, f"registration before the first poll was refused: {_describe(regs)}")
+        return _no(f"registration before the first poll was refused: {_describe(regs)}")
     reg = good[0]
     body = reg.request if isinstance(reg.request, dict) else {}
     expected_path = f"/v0/namespace/{obs.namespace}/nodes"
     if reg.path.rstrip("/") != expected_path:
-        return _no("R1", obs, f"registered at {reg.path}, not {expected_path}/")
+        return _no(f"registered at {reg.path}, not {expected_path}/")
     if body.get("runtime_name") != obs.runtime_name:
-        return _no(
-            "R1", obs, f"runtime_name {body.get('runtime_name')!r}, expected {obs.runtime_name!r}"
-        )
+        return _no(f"runtime_name {body.get('runtime_name')!r}, expected {obs.runtime_name!r}")
     if body.get("runtime_namespace", obs.namespace) != obs.namespace:
-        return _no(
-            "R1", obs, f"runtime_namespace {body.get('runtime_namespace')!r} is not the namespace"
-        )
+        return _no(f"runtime_namespace {body.get('runtime_namespace')!r} is not the namespace")
     nodes = body.get("nodes")
     if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
-        return _no("R1", obs, f"the registration's nodes are {nodes!r}, not a list of objects")
+        return _no(f"the registration's nodes are {nodes!r}, not a list of objects")
     names = sorted(str(n.get("name")) for n in nodes)
     want = sorted(s.name for s in CATALOGUE)
     if names != want:
-        return _no("R1", obs, f"registered nodes {names}, expected the catalogue {want}")
+        return _no(f"registered nodes {names}, expected the catalogue {want}")
     for node in nodes:
         spec = next(s for s in CATALOGUE if s.name == node["name"])
         if node.get("namespace", obs.namespace) != obs.namespace:
-            return _no(
-                "R1", obs, f"node {spec.name} was sent with namespace {node.get('namespace')!r}"
-            )
+            return _no(f"node {spec.name} was sent with namespace {node.get('namespace')!r}")
         for key, fields in (("inputs_schema", spec.inputs), ("outputs_schema", spec.outputs)):
             problem = _string_schema(node.get(key), fields)
             if problem:
-                return _no("R1", obs, f"node {spec.name}: {key} {problem}")
+                return _no(f"node {spec.name}: {key} {problem}")
         secrets = node.get("secrets")
         if not isinstance(secrets, list) or sorted(secrets) != sorted(spec.secrets):
-            return _no(
-                "R1", obs, f"node {spec.name}: secrets {secrets!r}, expected {list(spec.secrets)}"
-            )
+            return _no(f"node {spec.name}: secrets {secrets!r}, expected {list(spec.secrets)}")
     return _yes(
-        "R1",
-        obs,
         f"registered the {len(want)} catalogue nodes as {obs.runtime_name!r} before its first poll",
     )
 
 
-def _r2(obs: BlackBoxObservation) -> Verdict | None:
+def _r2(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.polls:
         return None
     want = sorted(s.name for s in CATALOGUE)
@@ -273,36 +260,28 @@ def _r2(obs: BlackBoxObservation) -> Verdict | None:
         asked = poll.request.get("nodes") if isinstance(poll.request, dict) else None
         if not isinstance(asked, list) or sorted(asked) != want:
             return _no(
-                "R2",
-                obs,
                 f"a poll named nodes {asked!r}, expected the {len(want)} registered {want}",
             )
-    return _yes(
-        "R2", obs, f"all {len(obs.polls)} polls named exactly the {len(want)} registered nodes"
-    )
+    return _yes(f"all {len(obs.polls)} polls named exactly the {len(want)} registered nodes")
 
 
-def _r3(obs: BlackBoxObservation) -> Verdict | None:
+def _r3(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.scenario.invalid_node:
         return None
     if obs.exchanges:
         first = obs.exchanges[0]
         return _no(
-            "R3",
-            obs,
             f"{len(obs.exchanges)} request(s) were sent with an invalid node class"
             f" ({first.method} {first.path} first)",
         )
     if not obs.exited_early:
-        return _no("R3", obs, "the runtime did not refuse to start with an invalid node class")
+        return _no("the runtime did not refuse to start with an invalid node class")
     if obs.exit_code == 0:
-        return _no("R3", obs, "the runtime exited with status 0 instead of failing")
+        return _no("the runtime exited with status 0 instead of failing")
     missing = [w for w in (INVALID_NODE.name, "count") if w not in obs.stderr]
     if missing:
-        return _no("R3", obs, f"the error does not name {missing}: {obs.stderr_line()!r}")
+        return _no(f"the error does not name {missing}: {obs.stderr_line()!r}")
     return _yes(
-        "R3",
-        obs,
         f"refused to start (status {obs.exit_code}) before any request, naming"
         f" {INVALID_NODE.name} and 'count'",
     )
@@ -311,7 +290,7 @@ def _r3(obs: BlackBoxObservation) -> Verdict | None:
 # -- batching -----------------------------------------------------------------------------------
 
 
-def _b1(obs: BlackBoxObservation) -> Verdict | None:
+def _b1(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.polls:
         return None
     limit = obs.scenario.batch_size
@@ -319,14 +298,12 @@ def _b1(obs: BlackBoxObservation) -> Verdict | None:
     for poll in obs.polls:
         asked = poll.request.get("batch_size") if isinstance(poll.request, dict) else None
         if not isinstance(asked, int) or isinstance(asked, bool) or not 1 <= asked <= limit:
-            return _no(
-                "B1", obs, f"a poll asked for batch_size={asked!r}, outside 1..batch_size={limit}"
-            )
+            return _no(f"a poll asked for batch_size={asked!r}, outside 1..batch_size={limit}")
         asked_all.append(asked)
-    return _yes("B1", obs, f"every poll asked for 1..{limit} states (at most {max(asked_all)})")
+    return _yes(f"every poll asked for 1..{limit} states (at most {max(asked_all)})")
 
 
-def _b2(obs: BlackBoxObservation) -> Verdict | None:
+def _b2(obs: BlackBoxObservation) -> _Finding | None:
     if not any(p.claimed() for p in obs.polls):
         return None
     s = obs.scenario
@@ -336,52 +313,42 @@ def _b2(obs: BlackBoxObservation) -> Verdict | None:
     for poll in obs.polls:
         claimed += len(poll.claimed())
         # Starts before the server answered: a state this poll claims cannot start before it.
-        when = poll.answered if poll.answered is not None else poll.arrived
+        when = poll.done_at if poll.done_at is not None else poll.sent_at
         unstarted = claimed - sum(1 for t in starts if t < when)
         peak = max(peak, unstarted)
         if unstarted > allowance:
             return _no(
-                "B2",
-                obs,
                 f"{unstarted} claimed-but-unstarted states exceed batch_size={s.batch_size}"
                 f" (+{s.workers} being handed to workers) when a poll was answered",
             )
     return _yes(
-        "B2",
-        obs,
         f"at most {peak} claimed-but-unstarted states (limit {s.batch_size} + {s.workers} workers)",
     )
 
 
-def _b3(obs: BlackBoxObservation) -> Verdict | None:
-    claims = _claims(obs)
+def _b3(obs: BlackBoxObservation) -> _Finding | None:
+    claims = claim_counts(obs.polls)
     if not claims and not obs.scenario.cases:
         return None
     cases = _state_cases(obs)
-    applied = _reports(obs, applied=True)
+    applied = reports_by_state(obs.exchanges, applied_only=True)
     for sid, xs in applied.items():
         if sid not in claims:
-            return _no("B3", obs, f"state {sid} was reported without being claimed")
-        terminal = [x.kind for x in xs if x.kind in TERMINAL]
+            return _no(f"state {sid} was reported without being claimed")
+        terminal = [x.kind for x in xs if x.kind in TERMINAL_KINDS]
         if len(terminal) > 1:
             return _no(
-                "B3",
-                obs,
                 f"state {sid} (case {cases.get(sid)}) got {len(terminal)} applied terminal"
                 f" reports {terminal}",
             )
-    missing = [s for s in claims if not any(x.kind in TERMINAL for x in applied.get(s, []))]
+    missing = [s for s in claims if not any(x.kind in TERMINAL_KINDS for x in applied.get(s, []))]
     if missing and not _has_faults(obs):  # under faults a lost report is rule E2's
         shown = ", ".join(f"{s} (case {cases.get(s)})" for s in missing[:3])
-        return _no(
-            "B3", obs, f"{len(missing)} claimed state(s) never got a terminal report: {shown}"
-        )
+        return _no(f"{len(missing)} claimed state(s) never got a terminal report: {shown}")
     unclaimed = [c.case_id for c in obs.scenario.cases if c.case_id not in cases.values()]
     if unclaimed and not obs.exited_early:
-        return _no("B3", obs, f"triggered cases were never claimed: {unclaimed[:5]}")
-    return _yes(
-        "B3", obs, f"{len(claims)} claimed states, each with exactly one applied terminal report"
-    )
+        return _no(f"triggered cases were never claimed: {unclaimed[:5]}")
+    return _yes(f"{len(claims)} claimed states, each with exactly one applied terminal report")
 
 
 # -- concurrency --------------------------------------------------------------------------------
@@ -399,16 +366,16 @@ def _peak(obs: BlackBoxObservation) -> int:
     return peak
 
 
-def _w1(obs: BlackBoxObservation) -> Verdict | None:
+def _w1(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.executions:
         return None
     peak, workers = _peak(obs), obs.scenario.workers
     if peak > workers:
-        return _no("W1", obs, f"{peak} executions ran at once, more than workers={workers}")
-    return _yes("W1", obs, f"peak concurrency {peak} (workers={workers})")
+        return _no(f"{peak} executions ran at once, more than workers={workers}")
+    return _yes(f"peak concurrency {peak} (workers={workers})")
 
 
-def _w2(obs: BlackBoxObservation) -> Verdict | None:
+def _w2(obs: BlackBoxObservation) -> _Finding | None:
     sleeps = [c for c in obs.scenario.cases if c.node == "Sleep"]
     if len(sleeps) < 2 or obs.scenario.workers < 2:
         return None
@@ -416,42 +383,36 @@ def _w2(obs: BlackBoxObservation) -> Verdict | None:
     peak = _peak(obs)
     if peak < goal:
         return _no(
-            "W2",
-            obs,
             f"only {peak} of {len(sleeps)} sleeping states ran at once; expected"
             f" min(workers, states) = {goal}",
         )
-    return _yes("W2", obs, f"{peak} sleeping states ran at once = min(workers, states)")
+    return _yes(f"{peak} sleeping states ran at once = min(workers, states)")
 
 
-def _w3(obs: BlackBoxObservation) -> Verdict | None:
+def _w3(obs: BlackBoxObservation) -> _Finding | None:
     blockers = [c for c in obs.scenario.cases if c.node == "SyncBlock"]
     if not blockers:
         return None
     blocker = blockers[0]
     runs = [e for e in obs.executions if e.case == blocker.case_id]
     if not runs:
-        return _no("W3", obs, f"the blocking SyncBlock state ({blocker.case_id}) never started")
+        return _no(f"the blocking SyncBlock state ({blocker.case_id}) never started")
     start, end = runs[0].start, runs[0].end
     until = end if end is not None else float("inf")
     cases = _state_cases(obs)
     others = {c.case_id for c in obs.scenario.cases if c is not blocker}
     done_in_time = set()
-    for sid, xs in _reports(obs, applied=True).items():
+    for sid, xs in reports_by_state(obs.exchanges, applied_only=True).items():
         case = cases.get(sid)
-        if case in others and any(x.kind in TERMINAL and x.arrived < until for x in xs):
+        if case in others and any(x.kind in TERMINAL_KINDS and x.sent_at < until for x in xs):
             done_in_time.add(case)
     if done_in_time != others:
         return _no(
-            "W3",
-            obs,
             f"a blocking synchronous execute() ({blocker.seconds} s) stalled the other states:"
             f" {len(done_in_time)} of {len(others)} were reported while it blocked",
         )
     during = sum(1 for e in obs.executions if e.case in others and e.start >= start)
     return _yes(
-        "W3",
-        obs,
         f"all {len(others)} other states were reported while SyncBlock blocked"
         f" ({during} began during it)",
     )
@@ -460,12 +421,12 @@ def _w3(obs: BlackBoxObservation) -> Verdict | None:
 # -- timing -------------------------------------------------------------------------------------
 
 
-def _pairs(obs: BlackBoxObservation) -> list[tuple[TapExchange, TapExchange]]:
+def _pairs(obs: BlackBoxObservation) -> list[tuple[Exchange, Exchange]]:
     polls = _before_stop(obs, obs.polls)
     return list(itertools.pairwise(polls))
 
 
-def _t1(obs: BlackBoxObservation) -> Verdict | None:
+def _t1(obs: BlackBoxObservation) -> _Finding | None:
     """No idle poll is followed early (any one is a failure), and the median wait after an idle
     poll's answer is ``poll_interval`` (judged on three gaps or more).
 
@@ -478,22 +439,18 @@ def _t1(obs: BlackBoxObservation) -> Verdict | None:
     early, late = _early(interval), _late(interval)
     spacings, waits = [], []
     for a, b in _pairs(obs):
-        if not (a.ok and a.answered is not None and not a.claimed()):
+        if not (a.ok and a.done_at is not None and not a.claimed()):
             continue
-        spacing = b.arrived - a.arrived
+        spacing = b.sent_at - a.sent_at
         spacings.append(spacing)
-        waits.append(b.arrived - a.answered)
+        waits.append(b.sent_at - a.done_at)
         if spacing < interval - early:
             return _no(
-                "T1",
-                obs,
                 f"an idle poll was followed by the next after {spacing:.3f} s, expected"
                 f" poll_interval={interval} s (at most {early:.2f} s sooner)",
             )
     if obs.scenario.idle_polls and len(spacings) < obs.scenario.idle_polls - 1:
         return _no(
-            "T1",
-            obs,
             f"only {len(spacings) + 1} idle polls before the stop,"
             f" expected {obs.scenario.idle_polls}",
         )
@@ -501,14 +458,10 @@ def _t1(obs: BlackBoxObservation) -> Verdict | None:
         return None
     if len(waits) >= 3 and statistics.median(waits) > interval + late:
         return _no(
-            "T1",
-            obs,
             f"after an idle poll the next came {statistics.median(waits):.3f} s later (median of"
             f" {len(waits)}), expected poll_interval={interval} s (at most {late:.2f} s later)",
         )
     return _yes(
-        "T1",
-        obs,
         f"{len(spacings)} idle polls each followed {min(spacings):.2f}-{max(spacings):.2f} s"
         f" later (poll_interval={interval})",
     )
@@ -517,9 +470,9 @@ def _t1(obs: BlackBoxObservation) -> Verdict | None:
 def _busy_intervals(obs: BlackBoxObservation) -> list[tuple[float, float]]:
     spans = [(e.start, e.end if e.end is not None else float("inf")) for e in obs.executions]
     spans += [
-        (x.arrived, x.answered if x.answered is not None else x.arrived)
+        (x.sent_at, x.done_at if x.done_at is not None else x.sent_at)
         for x in obs.exchanges
-        if x.kind in REPORTS or x.kind == "secrets"
+        if x.kind in REPORT_KINDS or x.kind == "secrets"
     ]
     return sorted(spans)
 
@@ -536,41 +489,37 @@ def _idle_time(window: tuple[float, float], spans: list[tuple[float, float]]) ->
     return max(0.0, (hi - lo) - covered)
 
 
-def _t2(obs: BlackBoxObservation) -> Verdict | None:
+def _t2(obs: BlackBoxObservation) -> _Finding | None:
     """The median idle time after a full poll is within the tolerance (one hiccup is not a
     failure; a runtime that sleeps after every full poll fails every time)."""
     if _has_faults(obs) or any(c.node in ("Sleep", "SyncBlock") for c in obs.scenario.cases):
         return None  # judged where every execution is instant and nothing fails
     late = _late(obs.scenario.poll_interval)
     spans = _busy_intervals(obs)
-    idles: list[tuple[float, TapExchange, TapExchange]] = []
+    idles: list[tuple[float, Exchange, Exchange]] = []
     for a, b in _pairs(obs):
         asked = a.request.get("batch_size") if isinstance(a.request, dict) else None
         got = len(a.claimed())
-        if isinstance(asked, int) and got and got >= asked and a.answered is not None:
-            idles.append((_idle_time((a.answered, b.arrived), spans), a, b))
+        if isinstance(asked, int) and got and got >= asked and a.done_at is not None:
+            idles.append((_idle_time((a.done_at, b.sent_at), spans), a, b))
     if not idles:
         return None
     median = statistics.median(idle for idle, _, _ in idles)
     if median > late:
         idle, a, b = max(idles, key=lambda item: item[0])
         return _no(
-            "T2",
-            obs,
             f"after a poll that filled its request ({len(a.claimed())} states) the next poll came"
-            f" {b.arrived - (a.answered or a.arrived):.3f} s later, {idle:.3f} s of it with"
+            f" {b.sent_at - (a.done_at or a.sent_at):.3f} s later, {idle:.3f} s of it with"
             f" nothing running (median {median:.3f} s over {len(idles)} full polls);"
             f" expected at once (tolerance {late:.2f} s)",
         )
     worst = max(idle for idle, _, _ in idles)
     return _yes(
-        "T2",
-        obs,
         f"each of {len(idles)} full polls was followed at once (at most {worst:.3f} s idle)",
     )
 
 
-def _t3(obs: BlackBoxObservation) -> Verdict | None:
+def _t3(obs: BlackBoxObservation) -> _Finding | None:
     polls = obs.polls
     errors = 0
     for poll in polls:
@@ -580,8 +529,8 @@ def _t3(obs: BlackBoxObservation) -> Verdict | None:
     if errors < 2:
         return None
     if len(polls) < errors + 1:
-        return _no("T3", obs, f"polling stopped after {len(polls)} polls during errors")
-    spacing = [polls[i + 1].arrived - polls[i].arrived for i in range(errors)]
+        return _no(f"polling stopped after {len(polls)} polls during errors")
+    spacing = [polls[i + 1].sent_at - polls[i].sent_at for i in range(errors)]
     half = max(1, len(spacing) // 2)
     first, last = spacing[:half], spacing[-half:]
     shown = ", ".join(f"{g:.3f}" for g in spacing)
@@ -589,28 +538,22 @@ def _t3(obs: BlackBoxObservation) -> Verdict | None:
         first
     ) / len(first)
     if not grows:
-        return _no(
-            "T3", obs, f"spacing after {errors} consecutive poll errors does not grow: {shown} s"
-        )
-    return _yes("T3", obs, f"spacing after {errors} consecutive poll errors grew: {shown} s")
+        return _no(f"spacing after {errors} consecutive poll errors does not grow: {shown} s")
+    return _yes(f"spacing after {errors} consecutive poll errors grew: {shown} s")
 
 
-def _t4(obs: BlackBoxObservation) -> Verdict | None:
+def _t4(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.scenario.idle_polls or obs.stop_at is None:
         return None
     if obs.stop_after_poll is None:
         return None  # the stop could not be timed after an idle poll: nothing fair to judge
-    late = [x for x in obs.polls if x.arrived >= obs.stop_at]
+    late = [x for x in obs.polls if x.sent_at >= obs.stop_at]
     if late:
-        after = late[0].arrived - obs.stop_at
+        after = late[0].sent_at - obs.stop_at
         return _no(
-            "T4",
-            obs,
             f"{len(late)} poll(s) reached the server after SIGTERM (the first {after:.3f} s after)",
         )
     return _yes(
-        "T4",
-        obs,
         f"no poll after SIGTERM (sent {obs.stop_after_poll:.3f} s after an idle poll was answered)",
     )
 
@@ -618,39 +561,25 @@ def _t4(obs: BlackBoxObservation) -> Verdict | None:
 # -- error reporting ----------------------------------------------------------------------------
 
 
-def _same(kind: str, got: Any, want: Any) -> bool:
-    if kind == "re-enqueue-after" and isinstance(got, dict):
-        delay, wanted = got.get("enqueue_after"), want["enqueue_after"]
-        return isinstance(delay, int) and wanted - 1 <= delay <= wanted  # ms truncation
-    return bool(got == want)
-
-
-def _outcomes(obs: BlackBoxObservation, rule: str) -> Verdict | None:
+def _outcomes(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.scenario.cases:
         return None
     cases_of = _state_cases(obs)
-    applied = _reports(obs, applied=True)
-    sent = _reports(obs, applied=False)
-    per_case: dict[str, list[TapExchange]] = {}
+    applied = reports_by_state(obs.exchanges, applied_only=True)
+    sent = reports_by_state(obs.exchanges, applied_only=False)
+    per_case: dict[str, list[Exchange]] = {}
     for sid, xs in applied.items():
         per_case.setdefault(cases_of.get(sid, "?"), []).extend(xs)
     wrong: list[str] = []
     first: str | None = None
     for case in obs.scenario.cases:
         want = expected_reports(case)
-        got = sorted(per_case.get(case.case_id, []), key=lambda x: x.arrived)
-        collapsed: list[TapExchange] = []
-        for x in got:  # a retried re-enqueue-after may be applied twice (no precondition, §2.11)
-            if (
-                collapsed
-                and x.kind == "re-enqueue-after" == collapsed[-1].kind
-                and x.request == collapsed[-1].request
-            ):
-                continue
-            collapsed.append(x)
+        collapsed = collapse_requeues(
+            sorted(per_case.get(case.case_id, []), key=lambda x: x.sent_at)
+        )
         kinds = tuple(x.kind for x in collapsed)
         if kinds == want.kinds and all(
-            _same(x.kind, x.request, body)
+            same_report_body(x.kind, x.request, body)
             for x, (_, body) in zip(collapsed, want.reports, strict=False)
         ):
             continue
@@ -666,26 +595,24 @@ def _outcomes(obs: BlackBoxObservation, rule: str) -> Verdict | None:
             )
     if first is not None:
         also = f" (also wrong: {', '.join(wrong[1:])})" if len(wrong) > 1 else ""
-        return _no(rule, obs, first + also)
-    faults = sum(1 for x in obs.exchanges if x.fault and x.kind in REPORTS)
+        return _no(first + also)
+    faults = sum(1 for x in obs.exchanges if x.fault and x.kind in REPORT_KINDS)
     extra = f", {faults} report faults overcome" if faults else ""
-    return _yes(
-        rule, obs, f"all {len(obs.scenario.cases)} cases ended in their expected reports{extra}"
-    )
+    return _yes(f"all {len(obs.scenario.cases)} cases ended in their expected reports{extra}")
 
 
-def _e1(obs: BlackBoxObservation) -> Verdict | None:
-    return None if _has_faults(obs) else _outcomes(obs, "E1")
+def _e1(obs: BlackBoxObservation) -> _Finding | None:
+    return None if _has_faults(obs) else _outcomes(obs)
 
 
-def _e2(obs: BlackBoxObservation) -> Verdict | None:
-    if not any(x.fault and x.kind in REPORTS for x in obs.exchanges):
+def _e2(obs: BlackBoxObservation) -> _Finding | None:
+    if not any(x.fault and x.kind in REPORT_KINDS for x in obs.exchanges):
         return None
-    return _outcomes(obs, "E2")
+    return _outcomes(obs)
 
 
-def _e3(obs: BlackBoxObservation) -> Verdict | None:
-    sent = _reports(obs, applied=False)
+def _e3(obs: BlackBoxObservation) -> _Finding | None:
+    sent = reports_by_state(obs.exchanges, applied_only=False)
     if not sent:
         return None
     cases = _state_cases(obs)
@@ -693,20 +620,16 @@ def _e3(obs: BlackBoxObservation) -> Verdict | None:
         distinct: list[tuple[str, str]] = []
         for x in xs:
             key = (x.kind, json.dumps(x.request, sort_keys=True))
-            if x.kind in TERMINAL and key not in distinct:
+            if x.kind in TERMINAL_KINDS and key not in distinct:
                 distinct.append(key)
         if len(distinct) > 1:
             return _no(
-                "E3",
-                obs,
                 f"state {sid} (case {cases.get(sid)}) was reported as {[k for k, _ in distinct]}"
                 f" with bodies {[b[:120] for _, b in distinct]};"
                 " one outcome must not turn into another",
             )
     retried = sum(1 for xs in sent.values() if len(xs) > 1)
-    return _yes(
-        "E3", obs, f"every state's reports kept one kind and body ({retried} states retried)"
-    )
+    return _yes(f"every state's reports kept one kind and body ({retried} states retried)")
 
 
 # -- lifecycle ----------------------------------------------------------------------------------
@@ -714,46 +637,34 @@ def _e3(obs: BlackBoxObservation) -> Verdict | None:
 _STOPPED = (0, -signal.SIGTERM, 128 + signal.SIGTERM)
 
 
-def _l1(obs: BlackBoxObservation) -> Verdict | None:
+def _l1(obs: BlackBoxObservation) -> _Finding | None:
     if obs.scenario.invalid_node:
         return None
     if obs.exited_early:
         return _no(
-            "L1",
-            obs,
             f"the runtime exited with status {obs.exit_code} before it was stopped:"
             f" {obs.stderr_line()!r}",
         )
     if obs.exit_code not in _STOPPED and not obs.killed:
         return _no(
-            "L1",
-            obs,
             f"the runtime exited with status {obs.exit_code} after SIGTERM: {obs.stderr_line()!r}",
         )
-    return _yes("L1", obs, f"ran until stopped (exit status {obs.exit_code} after SIGTERM)")
+    return _yes(f"ran until stopped (exit status {obs.exit_code} after SIGTERM)")
 
 
-def _l2(obs: BlackBoxObservation) -> Verdict | None:
+def _l2(obs: BlackBoxObservation) -> _Finding | None:
     if obs.scenario.invalid_node or obs.stop_at is None:
         return None
     limit = obs.scenario.exit_timeout
     if obs.killed:
-        return _no("L2", obs, f"still running {limit} s after SIGTERM (killed)")
-    return _yes("L2", obs, f"exited {obs.exit_seconds or 0.0:.2f} s after SIGTERM")
+        return _no(f"still running {limit} s after SIGTERM (killed)")
+    return _yes(f"exited {obs.exit_seconds or 0.0:.2f} s after SIGTERM")
 
 
 # -- driver -------------------------------------------------------------------------------------
 
 
-def _no(rule: str, obs: BlackBoxObservation, reason: str) -> Verdict:
-    return Verdict(rule, obs.scenario.name, False, reason)
-
-
-def _yes(rule: str, obs: BlackBoxObservation, reason: str) -> Verdict:
-    return Verdict(rule, obs.scenario.name, True, reason)
-
-
-_JUDGES: dict[str, Callable[[BlackBoxObservation], Verdict | None]] = {
+_JUDGES: dict[str, Callable[[BlackBoxObservation], _Finding | None]] = {
     "R1": _r1, "R2": _r2, "R3": _r3,
     "B1": _b1, "B2": _b2, "B3": _b3,
     "W1": _w1, "W2": _w2, "W3": _w3,
@@ -767,7 +678,7 @@ def judge(obs: BlackBoxObservation) -> list[Verdict]:
     """Every rule the observation gives something to judge, in :data:`RULES` order."""
     verdicts = []
     for rule in RULES:
-        verdict = _JUDGES[rule.id](obs)
-        if verdict is not None:
-            verdicts.append(verdict)
+        finding = _JUDGES[rule.id](obs)
+        if finding is not None:
+            verdicts.append(Verdict(rule.id, obs.scenario.name, *finding))
     return verdicts

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, create_model
 
+from conformance._catalogue import Expected
 from conformance._recording import EventLog
 from conformance._targets import RuntimeTarget
 
@@ -27,7 +28,6 @@ __all__ = [
     "Behaviour",
     "BehaviourKind",
     "Case",
-    "Expected",
     "NodeShape",
     "Probe",
     "build_nodes",
@@ -83,14 +83,6 @@ class Case:
     behaviour: Behaviour
 
 
-@dataclass(frozen=True)
-class Expected:
-    """The applied reports a case must end with (contract §8.3, §6): kinds and bodies."""
-
-    kinds: tuple[str, ...]
-    bodies: tuple[Any, ...]
-
-
 def secret_value(name: str) -> str:
     """The value the harness stores for graph secret ``name``."""
     return f"secret-value-of-{name}"
@@ -107,18 +99,17 @@ def expected_outcome(shape: NodeShape, case: Case) -> Expected:
     one = {"outputs": [output_values(shape, case.case_id, 0)]}
     if behaviour.kind == "many":
         outputs = [output_values(shape, case.case_id, i) for i in range(behaviour.count)]
-        return Expected(("executed",), ({"outputs": outputs},))
+        return Expected((("executed", {"outputs": outputs}),))
     if behaviour.kind == "none":
-        return Expected(("executed",), ({"outputs": []},))
+        return Expected((("executed", {"outputs": []}),))
     if behaviour.kind == "raise":
-        return Expected(("errored",), ({"error": behaviour.message},))
+        return Expected((("errored", {"error": behaviour.message}),))
     if behaviour.kind == "prune":
-        return Expected(("prune",), ({"data": {"case": case.case_id}},))
+        return Expected((("prune", {"data": {"case": case.case_id}}),))
     if behaviour.kind == "requeue":
-        return Expected(
-            ("re-enqueue-after", "executed"), ({"enqueue_after": behaviour.delay_ms}, one)
-        )
-    return Expected(("executed",), (one,))
+        requeue = ("re-enqueue-after", {"enqueue_after": behaviour.delay_ms})
+        return Expected((requeue, ("executed", one)))
+    return Expected((("executed", one),))
 
 
 @dataclass

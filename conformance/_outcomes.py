@@ -1,61 +1,85 @@
-"""Derived views of an event log: which state belongs to which case, what was claimed, reported.
+"""Derived views of recorded exchanges: which state is which case, what was reported, and how.
 
-The case id travels in every input field of a triggered state, so the enqueue responses tell
-which ``state_id`` is which case (contract §2.7 returns the stored inputs).
+The case id travels in the inputs of every triggered state, so the enqueue responses tell which
+``state_id`` is which case (contract §2.7 returns the stored inputs). The views over plain
+exchanges serve both modes: the injected one reads its server layer, the black-box one the tap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from conformance._recording import EventLog, Exchange, Layer
+from conformance._recording import REPORT_KINDS, TERMINAL_KINDS, EventLog, Exchange
 
 if TYPE_CHECKING:
     from conformance._harness import Observation
 
 __all__ = [
-    "REPORT_KINDS",
-    "TERMINAL_KINDS",
     "all_cases_final",
-    "claimed_states",
+    "claim_counts",
+    "collapse_requeues",
     "reports_by_state",
+    "same_report_body",
     "state_case",
 ]
-
-TERMINAL_KINDS = frozenset({"executed", "errored", "prune"})
-REPORT_KINDS = frozenset({*TERMINAL_KINDS, "re-enqueue-after"})
-
-
-def claimed_states(exchange: Exchange) -> list[dict[str, Any]]:
-    """The states an enqueue exchange handed out (empty unless it succeeded)."""
-    if exchange.kind != "enqueue" or not exchange.ok or not isinstance(exchange.response, dict):
-        return []
-    states = exchange.response.get("states")
-    return [s for s in states if isinstance(s, dict)] if isinstance(states, list) else []
 
 
 def state_case(log: EventLog) -> dict[str, str]:
     """``state_id -> case id`` for every state any enqueue handed out."""
     mapping: dict[str, str] = {}
     for exchange in log.exchanges:
-        for state in claimed_states(exchange):
+        for state in exchange.claimed():
             inputs = state.get("inputs") or {}
             mapping[str(state.get("state_id"))] = str(next(iter(inputs.values()), ""))
     return mapping
 
 
+def claim_counts(exchanges: Iterable[Exchange]) -> dict[str, int]:
+    """``state_id -> how many times`` an enqueue among ``exchanges`` handed it out."""
+    claims: dict[str, int] = {}
+    for exchange in exchanges:
+        for state in exchange.claimed():
+            state_id = str(state.get("state_id"))
+            claims[state_id] = claims.get(state_id, 0) + 1
+    return claims
+
+
 def reports_by_state(
-    log: EventLog, layer: Layer, *, applied_only: bool
+    exchanges: Iterable[Exchange], *, applied_only: bool
 ) -> dict[str, list[Exchange]]:
-    """Report exchanges per state id, in sending order (only 2xx ones if ``applied_only``)."""
+    """Report exchanges per state id, in recorded order (only applied ones if ``applied_only``)."""
     reports: dict[str, list[Exchange]] = {}
-    for exchange in log.layer(layer):
+    for exchange in exchanges:
         if exchange.kind not in REPORT_KINDS or exchange.state_id is None:
             continue
         if applied_only and not exchange.ok:
             continue
         reports.setdefault(exchange.state_id, []).append(exchange)
     return reports
+
+
+def collapse_requeues(applied: Iterable[Exchange]) -> list[Exchange]:
+    """``applied`` without repeats of a re-enqueue-after: a retried one may be applied twice (it
+    has no precondition, §2.11), which is not a second outcome."""
+    collapsed: list[Exchange] = []
+    for exchange in applied:
+        if (
+            collapsed
+            and exchange.kind == "re-enqueue-after" == collapsed[-1].kind
+            and exchange.request == collapsed[-1].request
+        ):
+            continue
+        collapsed.append(exchange)
+    return collapsed
+
+
+def same_report_body(kind: str, got: Any, want: Any) -> bool:
+    """A report's body is the expected one (a re-enqueue delay may be 1 ms short: truncation)."""
+    if kind == "re-enqueue-after" and isinstance(got, dict):
+        delay, wanted = got.get("enqueue_after"), want["enqueue_after"]
+        return isinstance(delay, int) and wanted - 1 <= delay <= wanted
+    return bool(got == want)
 
 
 def all_cases_final(obs: Observation) -> bool:
@@ -66,7 +90,8 @@ def all_cases_final(obs: Observation) -> bool:
         return False
     cases = state_case(obs.log)
     final: set[str] = set()
-    for state_id, exchanges in reports_by_state(obs.log, "server", applied_only=True).items():
+    server = obs.log.layer("server")
+    for state_id, exchanges in reports_by_state(server, applied_only=True).items():
         if any(x.kind in TERMINAL_KINDS for x in exchanges) and state_id in cases:
             final.add(cases[state_id])
     return all(c.case_id in final for c in obs.scenario.cases)

@@ -7,6 +7,8 @@ other by a single sequence number:
   request JSON, status, response JSON or the exception raised). A scenario stacks two of them:
   the *runtime* layer (what the runtime sent and saw) outside the fault transport, and the
   *server* layer (what reached the state manager and what it answered) inside it.
+  (The black-box mode's :class:`~conformance._tap.ServerTap` records the same
+  :class:`Exchange` on the server layer, so both modes classify requests one way.)
 - the probe inside the generated nodes (:mod:`conformance._nodes`) records the start and end of
   each execution, possibly from worker threads (hence the lock);
 - the harness records marks such as ``stop`` (when ``RuntimeHandle.stop()`` was called).
@@ -29,6 +31,8 @@ import httpx
 from exo_ref import Clock, hold_time
 
 __all__ = [
+    "REPORT_KINDS",
+    "TERMINAL_KINDS",
     "ClockSleep",
     "EventLog",
     "Exchange",
@@ -36,15 +40,35 @@ __all__ = [
     "Layer",
     "RecordingClock",
     "RecordingTransport",
+    "parse_body",
+    "request_kind",
 ]
 
 Layer = Literal["runtime", "server"]
 """``runtime``: as the runtime saw it; ``server``: as it reached the state manager."""
 
 
+#: The reports that end a state's claim (contract §2.8-2.10), and all reports (with §2.11).
+TERMINAL_KINDS = frozenset({"executed", "errored", "prune"})
+REPORT_KINDS = frozenset({*TERMINAL_KINDS, "re-enqueue-after"})
+
+
 @dataclass
 class Exchange:
-    """One HTTP request and its outcome on one layer."""
+    """One HTTP request and its outcome on one layer.
+
+    Attributes:
+        layer: where it was recorded (the black-box tap records on ``server``).
+        method, path: as sent (no query string).
+        request: the parsed JSON body, or its text, or None.
+        sent_seq, sent_at: when it passed this layer (sequence number and clock time).
+        done_seq, done_at: when its outcome (answer or error) passed this layer; None while in
+            flight, and on the tap when the fake's app raised.
+        status: the answer's status (None without an answer).
+        response: the parsed JSON answer, or its text, or None.
+        error: the exception's class name when the request raised instead of being answered.
+        fault: the injected fault's name when the tap answered instead of the fake.
+    """
 
     layer: Layer
     method: str
@@ -57,11 +81,17 @@ class Exchange:
     status: int | None = None
     response: Any = None
     error: str | None = None
+    fault: str | None = None
+
+    @property
+    def forwarded(self) -> bool:
+        """The state manager itself received it (no fault was answered in its place)."""
+        return self.fault is None
 
     @property
     def ok(self) -> bool:
-        """The request got a 2xx answer on this layer."""
-        return self.status is not None and 200 <= self.status < 300
+        """The state manager applied it: forwarded and answered 2xx on this layer."""
+        return self.forwarded and self.status is not None and 200 <= self.status < 300
 
     @property
     def kind(self) -> str:
@@ -77,6 +107,21 @@ class Exchange:
             if index + 1 < len(parts):
                 return parts[index + 1]
         return None
+
+    def claimed(self) -> list[dict[str, Any]]:
+        """The states a successful enqueue handed out (else empty)."""
+        if self.kind != "enqueue" or not self.ok or not isinstance(self.response, dict):
+            return []
+        states = self.response.get("states")
+        return [s for s in states if isinstance(s, dict)] if isinstance(states, list) else []
+
+    def finish(
+        self, seq: int, at: float, *, content: bytes = b"", error: str | None = None
+    ) -> None:
+        """Record the outcome: the answer's body (its status is set as it arrives) or an error."""
+        self.done_seq, self.done_at = seq, at
+        self.response = parse_body(content)
+        self.error = error
 
 
 @dataclass
@@ -100,6 +145,16 @@ class ClockSleep:
     start_seq: int
     start_at: float
     end_seq: int | None = None
+
+
+def parse_body(content: bytes) -> Any:
+    """A body as recorded: its JSON, else its text (an HTML error page), or None when empty."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace")
 
 
 def request_kind(method: str, path: str) -> str:
@@ -262,15 +317,6 @@ _SETTLE_REAL_SECONDS = 0.1
 _ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
-def _parse(content: bytes) -> Any:
-    if not content:
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return content.decode("utf-8", "replace")
-
-
 class RecordingTransport(httpx.AsyncBaseTransport):
     """Record every exchange passing through ``inner`` into ``log`` on ``layer``."""
 
@@ -280,30 +326,22 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         self._layer: Layer = layer
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = _parse(await request.aread())
+        log = self._log
+        body = parse_body(await request.aread())
         exchange = Exchange(
-            self._layer,
-            request.method,
-            request.url.path,
-            body,
-            self._log.next_seq(),
-            self._log.clock.now(),
+            self._layer, request.method, request.url.path, body, log.next_seq(), log.clock.now()
         )
-        self._log.exchanges.append(exchange)
+        log.exchanges.append(exchange)
         try:
             response = await self._inner.handle_async_request(request)
             content = await response.aread()
         except BaseException as exc:
-            exchange.error = type(exc).__name__
-            exchange.done_seq = self._log.next_seq()
-            exchange.done_at = self._log.clock.now()
-            self._log.notify()
+            exchange.finish(log.next_seq(), log.clock.now(), error=type(exc).__name__)
+            log.notify()
             raise
         exchange.status = response.status_code
-        exchange.response = _parse(content)
-        exchange.done_seq = self._log.next_seq()
-        exchange.done_at = self._log.clock.now()
-        self._log.notify()
+        exchange.finish(log.next_seq(), log.clock.now(), content=content)
+        log.notify()
         # The content is already decoded: drop the headers that describe the wire encoding.
         headers = [
             (name, value)

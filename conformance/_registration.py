@@ -20,13 +20,12 @@ from typing import Any
 import anyio
 import httpx
 
-from conformance._harness import Observation, Scenario, run_scenario
+from conformance._harness import Observation, Scenario, run_until_polls, runtime_settings
 from conformance._nodes import NodeShape, Probe, build_invalid_node, build_nodes
 from conformance._recording import EventLog, RecordingTransport
 from conformance._rules import fail, require_healthy_run
 from conformance._targets import (
     RuntimeHandle,
-    RuntimeSettings,
     RuntimeTarget,
     StateManagerFactory,
 )
@@ -100,13 +99,7 @@ async def check_registration(
     target: RuntimeTarget, state_manager: StateManagerFactory, shapes: Sequence[NodeShape]
 ) -> Observation:
     """R1 and R2 for ``shapes``: run until the second poll, then stop."""
-    scenario = Scenario(tuple(shapes), ())
-    obs = await run_scenario(
-        target,
-        state_manager,
-        scenario,
-        until=lambda o: len(o.log.layer("runtime", "enqueue")) >= 2,
-    )
+    obs = await run_until_polls(target, state_manager, Scenario(tuple(shapes), ()), 2)
     require_healthy_run(obs)
     assert_registration(obs)
     return obs
@@ -131,17 +124,9 @@ async def check_invalid_nodes_refused(
         nodes += [build_invalid_node(target, n, p, f) for n, p, f in problems]
         base = sm.transport or httpx.AsyncHTTPTransport()
         transport = RecordingTransport(base, log, "runtime")
-        settings = RuntimeSettings(
-            namespace=f"conformance-{uuid.uuid4().hex[:12]}",
-            name="conformance-runtime",
-            batch_size=4,
-            workers=2,
-            poll_interval=1.0,
-            state_manager_uri=sm.uri,
-            key=sm.key,
-            transport=transport,
-            clock=sm.clock,
-        )
+        namespace = f"conformance-{uuid.uuid4().hex[:12]}"
+        scenario = Scenario(tuple(valid), ())
+        settings = runtime_settings(scenario, sm, namespace, transport, log)
         error: Exception | None = None
         try:
             handle = target.make(nodes, settings)

@@ -4,9 +4,11 @@ The black-box mode judges a runtime from the state manager's side. The fake's ow
 (``FakeStateManager.requests``) holds each request's time, body and status, but not the answer,
 and a poll's answer is the only place that says which states it handed out (rule B2, B3). So the
 suite serves the fake's app wrapped in a :class:`ServerTap`, which records each exchange with
-the parsed answer on the fake's clock, and which can answer a scripted request itself with a
-fault (``503`` JSON, or a ``502`` HTML page as a proxy would send) instead of passing it on: the
-runtime sees exactly that answer, and the fake never sees the request (rules T3, E2, E3).
+the parsed answer on the fake's clock (an :class:`~conformance._recording.Exchange` on the
+``server`` layer, as the injected mode records it), and which can answer a scripted request
+itself with a fault (``503`` JSON, or a ``502`` HTML page as a proxy would send) instead of
+passing it on: the runtime sees exactly that answer, and the fake never sees the request (rules
+T3, E2, E3).
 
 Only requests made after :meth:`ServerTap.arm` are recorded or faulted, so the suite's own
 seeding (before the runtime starts) is neither. Appends happen on the server's thread; readers
@@ -16,17 +18,20 @@ every exchange notifies, so nobody polls.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance._recording import request_kind
+from conformance._recording import Exchange, parse_body, request_kind
 
-__all__ = ["FAULT_ANSWERS", "ServerTap", "TapExchange"]
+__all__ = ["FAULT_ANSWERS", "ServerTap"]
 
-ASGIApp = Callable[..., Any]
+# The ASGI callable's shape (as starlette.types spells it; conformance does not need starlette).
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 #: What the tap answers for each fault it can inject: (status, content type, body).
 FAULT_ANSWERS: Mapping[str, tuple[int, bytes, bytes]] = {
@@ -41,73 +46,6 @@ FAULT_ANSWERS: Mapping[str, tuple[int, bytes, bytes]] = {
         b"<html><body><h1>502 Bad Gateway</h1></body></html>",
     ),
 }
-
-
-@dataclass
-class TapExchange:
-    """One request that reached the state manager's door, and what it was answered.
-
-    Attributes:
-        seq: arrival order among recorded exchanges.
-        method, path: as received (no query string).
-        request: the parsed JSON body, or None.
-        arrived: the fake's clock when the request was read whole.
-        answered: the fake's clock when the answer was sent whole (None if the app raised).
-        status: the answer's status (None if the app raised).
-        response: the parsed JSON answer, or its text, or None.
-        fault: the injected fault's name when the tap answered instead of the fake, else None.
-    """
-
-    seq: int
-    method: str
-    path: str
-    request: Any
-    arrived: float
-    answered: float | None = None
-    status: int | None = None
-    response: Any = None
-    fault: str | None = None
-
-    @property
-    def kind(self) -> str:
-        """The runtime call this is (contract §8.3): register, enqueue, executed, ..."""
-        return request_kind(self.method, self.path)
-
-    @property
-    def forwarded(self) -> bool:
-        """The fake received (and answered) this request."""
-        return self.fault is None
-
-    @property
-    def ok(self) -> bool:
-        """The fake applied it: forwarded and answered 2xx."""
-        return self.forwarded and self.status is not None and 200 <= self.status < 300
-
-    @property
-    def state_id(self) -> str | None:
-        """The state id in a ``/state/{id}/...`` path, else None."""
-        parts = self.path.rstrip("/").split("/")
-        if "state" in parts:
-            index = parts.index("state")
-            if index + 1 < len(parts):
-                return parts[index + 1]
-        return None
-
-    def claimed(self) -> list[dict[str, Any]]:
-        """The states a successful enqueue handed out (else empty)."""
-        if self.kind != "enqueue" or not self.ok or not isinstance(self.response, dict):
-            return []
-        states = self.response.get("states")
-        return [s for s in states if isinstance(s, dict)] if isinstance(states, list) else []
-
-
-def _parse(content: bytes) -> Any:
-    if not content:
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return content.decode("utf-8", "replace")
 
 
 @dataclass
@@ -131,9 +69,10 @@ class ServerTap:
         self.app = app
         self._now = now
         self._changed = threading.Condition()
-        self._exchanges: list[TapExchange] = []
+        self._exchanges: list[Exchange] = []
         self._script: _Script | None = None
         self._version = 0
+        self._seq = 0
 
     def arm(self, faults: Mapping[str, Sequence[str | None]] | None = None) -> None:
         """Start recording (and faulting per ``faults``: request kind -> fault names)."""
@@ -144,7 +83,7 @@ class ServerTap:
         with self._changed:
             self._script = _Script(dict(faults or {}))
 
-    def snapshot(self) -> list[TapExchange]:
+    def snapshot(self) -> list[Exchange]:
         """The exchanges recorded so far, in arrival order (a copy)."""
         with self._changed:
             return list(self._exchanges)
@@ -164,19 +103,30 @@ class ServerTap:
             self._changed.wait_for(lambda: self._version != version, timeout)
             return self._version
 
-    def _add(self, exchange: TapExchange) -> None:
+    def _next_seq(self) -> int:
         with self._changed:
-            exchange.seq = len(self._exchanges)
+            self._seq += 1
+            return self._seq
+
+    def _add(self, exchange: Exchange, answer: bytes | None = None) -> None:
+        """Log an arrived exchange (with its ``answer`` when the tap gave it, as for a fault)."""
+        with self._changed:
+            exchange.sent_seq = self._next_seq()
+            if answer is not None:
+                self._answer(exchange, answer)
             self._exchanges.append(exchange)
             self._version += 1
             self._changed.notify_all()
+
+    def _answer(self, exchange: Exchange, content: bytes) -> None:
+        exchange.finish(self._next_seq(), self._now(), content=content)
 
     def _finish(self) -> None:
         with self._changed:
             self._version += 1
             self._changed.notify_all()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         script = self._script
         if scope["type"] != "http" or script is None:
             await self.app(scope, receive, send)
@@ -191,7 +141,7 @@ class ServerTap:
                 break
         body = b"".join(chunks)
         method, path = scope["method"], scope["path"]
-        exchange = TapExchange(-1, method, path, _parse(body), self._now())
+        exchange = Exchange("server", method, path, parse_body(body), -1, self._now())
         with self._changed:
             fault = script.choose(request_kind(method, path))
         if fault is not None:
@@ -208,29 +158,27 @@ class ServerTap:
             )
             await send({"type": "http.response.body", "body": content})
             exchange.fault, exchange.status = fault, status
-            exchange.response, exchange.answered = _parse(content), self._now()
-            self._add(exchange)
+            self._add(exchange, content)
             return
         self._add(exchange)
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return dict(await receive())
+            return await receive()
 
         answer: list[bytes] = []
 
-        async def capture(message: dict[str, Any]) -> None:
+        async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 exchange.status = int(message["status"])
             elif message["type"] == "http.response.body":
                 answer.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    exchange.response = _parse(b"".join(answer))
-                    exchange.answered = self._now()
+                    self._answer(exchange, b"".join(answer))
             await send(message)
 
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -49,6 +49,11 @@ class RuntimeSettings:
     key: str
     transport: httpx.AsyncBaseTransport
     clock: Clock
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Every setting by its field name: exo_ref's ``Runtime`` keywords (upstream's plus
+        ``transport`` and ``clock``), so such a runtime takes them as they are."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class RuntimeHandle(Protocol):

@@ -23,9 +23,8 @@ from __future__ import annotations
 import itertools
 
 from conformance._faults import FaultKind, FaultPlan
-from conformance._harness import Observation, Scenario, run_scenario
+from conformance._harness import Observation, Scenario, run_scenario, run_until_polls
 from conformance._nodes import Behaviour, Case, NodeShape
-from conformance._outcomes import claimed_states
 from conformance._recording import Exchange
 from conformance._rules import fail, require_healthy_run
 from conformance._targets import RuntimeTarget, StateManagerFactory
@@ -62,7 +61,7 @@ def assert_poll_timing(obs: Observation, *, instant: bool | None = None) -> None
     for earlier, later in _gaps(obs):
         if not earlier.ok or earlier.done_at is None:
             continue
-        got = len(claimed_states(earlier))
+        got = len(earlier.claimed())
         asked = earlier.request.get("batch_size") if isinstance(earlier.request, dict) else None
         gap = later.sent_at - earlier.done_at
         if got == 0:
@@ -129,12 +128,7 @@ async def check_idle_poll_spacing(
 ) -> Observation:
     """T1 (and T4) with no work at all: ``polls`` idle polls, exactly one interval apart."""
     scenario = Scenario((), (), poll_interval=poll_interval)
-    obs = await run_scenario(
-        target,
-        state_manager,
-        scenario,
-        until=lambda o: len(o.log.layer("runtime", "enqueue")) >= polls,
-    )
+    obs = await run_until_polls(target, state_manager, scenario, polls)
     require_healthy_run(obs)
     if len(obs.log.layer("runtime", "enqueue")) < polls:
         fail("timing", "T1", f"fewer than {polls} polls were sent while idle", obs)
@@ -155,12 +149,7 @@ async def check_error_backoff(
     plan = FaultPlan(script={"enqueue": [kind] * errors})
     horizon = errors * (target.max_error_backoff + poll_interval) + 10 * poll_interval
     scenario = Scenario((), (), poll_interval=poll_interval, faults=plan, horizon=horizon)
-    obs = await run_scenario(
-        target,
-        state_manager,
-        scenario,
-        until=lambda o: len(o.log.layer("runtime", "enqueue")) >= errors + 3,
-    )
+    obs = await run_until_polls(target, state_manager, scenario, errors + 3)
     require_healthy_run(obs)
     polls = obs.log.layer("runtime", "enqueue")
     if len(polls) < errors + 3:
@@ -185,6 +174,16 @@ async def check_error_backoff(
     return obs
 
 
+def assert_shutdown_stopped_polling(obs: Observation) -> None:
+    """T4 on any observation that called stop()."""
+    stop = obs.log.marks.get("stop")
+    if stop is None:
+        return
+    late = [x for x in obs.log.layer("runtime", "enqueue") if x.sent_seq > stop]
+    if late:
+        fail("timing", "T4", f"{len(late)} enqueue request(s) were sent after stop()", obs)
+
+
 async def check_shutdown_stops_polling(
     target: RuntimeTarget,
     state_manager: StateManagerFactory,
@@ -205,13 +204,3 @@ async def check_shutdown_stops_polling(
     require_healthy_run(obs)
     assert_shutdown_stopped_polling(obs)
     return obs
-
-
-def assert_shutdown_stopped_polling(obs: Observation) -> None:
-    """T4 on any observation that called stop()."""
-    stop = obs.log.marks.get("stop")
-    if stop is None:
-        return
-    late = [x for x in obs.log.layer("runtime", "enqueue") if x.sent_seq > stop]
-    if late:
-        fail("timing", "T4", f"{len(late)} enqueue request(s) were sent after stop()", obs)

@@ -18,8 +18,9 @@ environment the conformance suite sets (``docs/conformance.md``, "Environment"):
 
 The node source is written once against the names both packages export (``BaseNode``,
 ``PruneSignal``, ``ReQueueAfterSignal``) and built for the package given, so upstream and exo_ref
-run the very same nodes. It imports nothing else from ``conformance`` but the catalogue, so it
-runs where only the SDK (and pydantic) is installed.
+run the very same nodes: each node's behaviour is written here, its name and fields are taken
+from the catalogue. It imports nothing else from ``conformance`` but the catalogue, so it runs
+where only the SDK (and pydantic) is installed.
 
 ``--runtime-class MODULE:NAME`` serves with another ``Runtime`` (a subclass, e.g. a conformance
 mutant from ``tests/conformance/mutants.py``) built with the same arguments.
@@ -36,15 +37,15 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from types import ModuleType
+from types import ModuleType, new_class
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
-from conformance._catalogue import INVALID_NODE, node_spec, secret_digest
+from conformance._catalogue import CATALOGUE, INVALID_NODE, NodeSpec, secret_digest
 
 __all__ = ["ENV", "build_nodes", "main"]
 
@@ -88,6 +89,44 @@ def _recorded(node: str, case: str) -> Iterator[None]:
     _record({"event": "end", **base, "time": time.time(), "outcome": "returned"})
 
 
+def _model(name: str, fields: Sequence[str], field_types: Mapping[str, type]) -> type[BaseModel]:
+    definitions: dict[str, Any] = {f: (field_types.get(f, str), ...) for f in fields}
+    return create_model(name, **definitions)
+
+
+def _node_class(
+    base: type[Any],
+    spec: NodeSpec,
+    behaviour: Callable[[Any], Any],
+    field_types: Mapping[str, type] | None = None,
+) -> type[Any]:
+    """``spec`` as a subclass of ``base``: its models made from the spec's field names (every one
+    a string unless ``field_types`` says otherwise), its ``execute`` recorded around ``behaviour``.
+
+    The catalogue stays the only place a node's fields are named, so the source cannot drift
+    from the spec the judges derive every expected report from.
+    """
+    body: dict[str, Any] = {}
+    models = (("Inputs", spec.inputs), ("Outputs", spec.outputs), ("Secrets", spec.secrets))
+    for model, fields in models:
+        if fields:  # none: the base's empty model, as for a node that declares none
+            body[model] = _model(model, fields, field_types or {})
+    if spec.sync:
+
+        def execute(self: Any) -> Any:
+            with _recorded(spec.name, self.inputs.case):
+                return behaviour(self)
+
+    else:
+
+        async def execute(self: Any) -> Any:
+            with _recorded(spec.name, self.inputs.case):
+                return await behaviour(self)
+
+    body["execute"] = execute
+    return new_class(spec.name, (base,), exec_body=lambda ns: ns.update(body))
+
+
 def build_nodes(sdk: ModuleType, *, invalid: bool = False) -> list[type[Any]]:
     """The catalogue's node classes, subclassing ``sdk.BaseNode``, in catalogue order.
 
@@ -106,174 +145,60 @@ def build_nodes(sdk: ModuleType, *, invalid: bool = False) -> list[type[Any]]:
             counts[(node, case)] += 1
             return counts[(node, case)]
 
-    class Echo(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            text: str
+    async def echo(node: Any) -> Any:
+        return node.Outputs(case=node.inputs.case, text=node.inputs.text)
 
-        class Outputs(BaseModel):
-            case: str
-            text: str
+    async def fan_out(node: Any) -> Any:
+        case = node.inputs.case
+        return [node.Outputs(case=case, index=str(i)) for i in range(int(node.inputs.count))]
 
-        async def execute(self) -> Any:
-            with _recorded("Echo", self.inputs.case):
-                return self.Outputs(case=self.inputs.case, text=self.inputs.text)
+    async def nothing(node: Any) -> Any:
+        return None
 
-    class FanOut(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            count: str
+    async def fail(node: Any) -> Any:
+        raise RuntimeError(node.inputs.message)
 
-        class Outputs(BaseModel):
-            case: str
-            index: str
+    async def fail_times(node: Any) -> Any:
+        case = node.inputs.case
+        k = attempt("FailTimes", case)
+        if k <= int(node.inputs.times):
+            raise RuntimeError(f"attempt {k} of {case} fails")
+        return node.Outputs(case=case, attempts=str(k))
 
-        async def execute(self) -> Any:
-            with _recorded("FanOut", self.inputs.case):
-                case = self.inputs.case
-                return [
-                    self.Outputs(case=case, index=str(i)) for i in range(int(self.inputs.count))
-                ]
+    async def prune(node: Any) -> Any:
+        raise prune_signal({"case": node.inputs.case})
 
-    class Nothing(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
+    async def requeue(node: Any) -> Any:
+        if attempt("Requeue", node.inputs.case) == 1:
+            raise requeue_signal(timedelta(milliseconds=int(node.inputs.delay_ms)))
+        return node.Outputs(case=node.inputs.case)
 
-        async def execute(self) -> Any:
-            with _recorded("Nothing", self.inputs.case):
-                return None
+    async def sleep(node: Any) -> Any:
+        await asyncio.sleep(float(node.inputs.seconds))
+        return node.Outputs(case=node.inputs.case)
 
-    class Fail(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            message: str
+    def sync_block(node: Any) -> Any:  # the spec's one synchronous execute: it blocks a thread
+        time.sleep(float(node.inputs.seconds))
+        return node.Outputs(case=node.inputs.case)
 
-        class Outputs(BaseModel):
-            case: str
+    async def use_secret(node: Any) -> Any:
+        return node.Outputs(case=node.inputs.case, digest=secret_digest(node.secrets.token))
 
-        async def execute(self) -> Any:
-            with _recorded("Fail", self.inputs.case):
-                raise RuntimeError(self.inputs.message)
-
-    class FailTimes(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            times: str
-
-        class Outputs(BaseModel):
-            case: str
-            attempts: str
-
-        async def execute(self) -> Any:
-            case = self.inputs.case
-            with _recorded("FailTimes", case):
-                k = attempt("FailTimes", case)
-                if k <= int(self.inputs.times):
-                    raise RuntimeError(f"attempt {k} of {case} fails")
-                return self.Outputs(case=case, attempts=str(k))
-
-    class Prune(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-
-        class Outputs(BaseModel):
-            case: str
-
-        async def execute(self) -> Any:
-            with _recorded("Prune", self.inputs.case):
-                raise prune_signal({"case": self.inputs.case})
-
-    class Requeue(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            delay_ms: str
-
-        class Outputs(BaseModel):
-            case: str
-
-        async def execute(self) -> Any:
-            case = self.inputs.case
-            with _recorded("Requeue", case):
-                if attempt("Requeue", case) == 1:
-                    raise requeue_signal(timedelta(milliseconds=int(self.inputs.delay_ms)))
-                return self.Outputs(case=case)
-
-    class Sleep(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            seconds: str
-
-        class Outputs(BaseModel):
-            case: str
-
-        async def execute(self) -> Any:
-            with _recorded("Sleep", self.inputs.case):
-                await asyncio.sleep(float(self.inputs.seconds))
-                return self.Outputs(case=self.inputs.case)
-
-    class SyncBlock(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-            seconds: str
-
-        class Outputs(BaseModel):
-            case: str
-
-        def execute(self) -> Any:
-            with _recorded("SyncBlock", self.inputs.case):
-                time.sleep(float(self.inputs.seconds))
-                return self.Outputs(case=self.inputs.case)
-
-    class UseSecret(base):  # type: ignore[misc]
-        class Inputs(BaseModel):
-            case: str
-
-        class Outputs(BaseModel):
-            case: str
-            digest: str
-
-        class Secrets(BaseModel):
-            token: str
-
-        async def execute(self) -> Any:
-            with _recorded("UseSecret", self.inputs.case):
-                digest = secret_digest(self.secrets.token)
-                return self.Outputs(case=self.inputs.case, digest=digest)
-
-    nodes: list[type[Any]] = [
-        Echo,
-        FanOut,
-        Nothing,
-        Fail,
-        FailTimes,
-        Prune,
-        Requeue,
-        Sleep,
-        SyncBlock,
-        UseSecret,
-    ]
-    for node in nodes:  # the spec and the source must agree (a typo here would blame the SDK)
-        spec = node_spec(node.__name__)
-        fields = tuple(
-            tuple(model.model_fields) for model in (node.Inputs, node.Outputs, node.Secrets)
-        )
-        if fields != (spec.inputs, spec.outputs, spec.secrets):
-            raise RuntimeError(f"conformance.service: {node.__name__} disagrees with its spec")
+    behaviours: dict[str, Callable[[Any], Any]] = {
+        "Echo": echo,
+        "FanOut": fan_out,
+        "Nothing": nothing,
+        "Fail": fail,
+        "FailTimes": fail_times,
+        "Prune": prune,
+        "Requeue": requeue,
+        "Sleep": sleep,
+        "SyncBlock": sync_block,
+        "UseSecret": use_secret,
+    }
+    nodes = [_node_class(base, spec, behaviours[spec.name]) for spec in CATALOGUE]
     if invalid:
-
-        class BrokenNode(base):  # type: ignore[misc]
-            class Inputs(BaseModel):
-                case: str
-                count: int
-
-            class Outputs(BaseModel):
-                case: str
-
-            async def execute(self) -> Any:
-                return None
-
-        BrokenNode.__name__ = BrokenNode.__qualname__ = INVALID_NODE.name
-        nodes.append(BrokenNode)
+        nodes.append(_node_class(base, INVALID_NODE, nothing, {"count": int}))
     return nodes
 
 

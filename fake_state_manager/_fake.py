@@ -21,14 +21,14 @@ import os
 import random
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from exo_ref import Clock, ManualClock, SystemClock
 from fake_state_manager._engine.engine import Engine
@@ -55,6 +55,8 @@ _CROSS_THREAD_POLL = 0.01
 _REAL_CLOCK_CRON_TICK = 1.0
 
 logger = logging.getLogger("fake_state_manager")
+
+_Wrapped = TypeVar("_Wrapped", bound=ASGIApp)
 
 
 class FakeStateManager:
@@ -87,7 +89,7 @@ class FakeStateManager:
             like ``--retain-hours``; ``None``: keep all.
 
     Attributes:
-        app: the Starlette ASGI application.
+        app: the ASGI application served: the Starlette app, or what :meth:`wrap` put in front.
         uri: base URL to use with :attr:`transport` (no network involved).
         api_key: the accepted key.
         transport: an ``httpx.ASGITransport`` bound to :attr:`app`.
@@ -131,7 +133,7 @@ class FakeStateManager:
         self.api_key = api_key
         self.uri = DEFAULT_URI
         self.requests: list[RecordedRequest] = []
-        self.app: Starlette = create_app(
+        self.app: ASGIApp = create_app(
             self.engine,
             api_key=api_key,
             cors_origins=cors_origins,
@@ -243,6 +245,21 @@ class FakeStateManager:
         changed, self._changed = self._changed, None
         if changed is not None:
             changed.set()
+
+    def wrap(self, middleware: Callable[[ASGIApp], _Wrapped]) -> _Wrapped:
+        """Put ``middleware(app)`` in front of the served app; return what it made.
+
+        For a harness that must see, or fault, exactly what reaches the server: the conformance
+        suite's tap records every answer (the request log keeps no bodies of answers) and
+        answers scripted requests itself. From this call on every way in goes through it:
+        :attr:`transport`, :meth:`client`, :meth:`serve_in_thread` and :meth:`serve`. Wrap
+        before serving (a server already running keeps the app it was given); wrapping again
+        puts the new middleware outermost.
+        """
+        wrapped = middleware(self.app)
+        self.app = wrapped
+        self.transport = httpx.ASGITransport(app=wrapped)
+        return wrapped
 
     # -- clients -----------------------------------------------------------------------------
 

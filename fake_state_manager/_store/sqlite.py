@@ -682,58 +682,64 @@ Batch = tuple[str, list[tuple[Any, ...]]]
 def _rows(store: JournaledStore) -> list[Batch]:
     """The statements and rows of one commit: upserts of changed documents, deletes of gone ones.
 
-    A document noted as changed but no longer in the store was removed: its row is deleted.
+    A document noted as changed but no longer in the store was removed: its row is deleted. Per
+    collection: (upsert, delete, the changed keys, the row of a key if its document is still
+    there, else None, and the key as the delete statement names it).
     """
+    states, runs, nodes, graphs, cron = (
+        store.states, store.runs, store.nodes, store.graphs, store.cron,
+    )
+    values = store.store_values
+
+    def state_row(item: tuple[str, State]) -> tuple[Any, ...] | None:
+        state_id, state = item  # the very object journaled, not a later one with the same id
+        return (state_id, state.seq, _state_doc(state)) if states.get(state_id) is state else None
+
+    def run_row(run_id: str) -> tuple[Any, ...] | None:
+        run = runs.get(run_id)
+        return None if run is None else (run_id, run.seq, _run_doc(run, values.get(run_id)))
+
+    def node_row(key: tuple[str, str]) -> tuple[Any, ...] | None:
+        node = nodes.get(key[0], {}).get(key[1])
+        return None if node is None else (_dumps(list(key)), _dumps(node))
+
+    def graph_row(key: tuple[str, str]) -> tuple[Any, ...] | None:
+        template = graphs.get(key)
+        return None if template is None else (_dumps(list(key)), _graph_doc(template))
+
+    def cron_row(doc_id: str) -> tuple[Any, ...] | None:
+        doc = cron.get(doc_id)
+        return None if doc is None else (doc_id, _cron_doc(doc))
+
+    def first(item: tuple[str, State]) -> str:
+        return item[0]
+
+    def same(key: str) -> str:
+        return key
+
+    def pair(key: tuple[str, str]) -> str:
+        return _dumps(list(key))
+
+    collections: list[tuple[str, str, Iterable[Any], Callable[[Any], Any], Callable[[Any], Any]]]
+    collections = [
+        (_UPSERT_STATE, "DELETE FROM states WHERE id = ?", store.dirty_states.items(),
+         state_row, first),
+        (_UPSERT_RUN, "DELETE FROM runs WHERE run_id = ?", store.dirty_runs, run_row, same),
+        (_UPSERT_NODE, "DELETE FROM nodes WHERE key = ?", store.dirty_nodes, node_row, pair),
+        (_UPSERT_GRAPH, "DELETE FROM graphs WHERE key = ?", store.dirty_graphs, graph_row, pair),
+        (_UPSERT_CRON, "DELETE FROM cron WHERE id = ?", store.dirty_cron, cron_row, same),
+    ]
     batches: list[Batch] = []
-    rows: list[tuple[Any, ...]]
-    gone: list[tuple[Any, ...]]
-    if store.dirty_states:
-        states = store.states
-        rows, gone = [], []
-        for state_id, state in store.dirty_states.items():
-            if states.get(state_id) is state:
-                rows.append((state_id, state.seq, _state_doc(state)))
+    for upsert, delete, changed, row_of, deleted_key in collections:
+        rows: list[tuple[Any, ...]] = []
+        gone: list[tuple[Any, ...]] = []
+        for key in changed:
+            row = row_of(key)
+            if row is None:
+                gone.append((deleted_key(key),))
             else:
-                gone.append((state_id,))
-        batches += [(_UPSERT_STATE, rows), ("DELETE FROM states WHERE id = ?", gone)]
-    if store.dirty_runs:
-        rows, gone = [], []
-        for run_id in store.dirty_runs:
-            run = store.runs.get(run_id)
-            if run is None:
-                gone.append((run_id,))
-            else:
-                rows.append((run_id, run.seq, _run_doc(run, store.store_values.get(run_id))))
-        batches += [(_UPSERT_RUN, rows), ("DELETE FROM runs WHERE run_id = ?", gone)]
-    if store.dirty_nodes:
-        rows, gone = [], []
-        for namespace, name in store.dirty_nodes:
-            key = _dumps([namespace, name])
-            node = store.nodes.get(namespace, {}).get(name)
-            if node is None:
-                gone.append((key,))
-            else:
-                rows.append((key, _dumps(node)))
-        batches += [(_UPSERT_NODE, rows), ("DELETE FROM nodes WHERE key = ?", gone)]
-    if store.dirty_graphs:
-        rows, gone = [], []
-        for namespace, name in store.dirty_graphs:
-            key = _dumps([namespace, name])
-            template = store.graphs.get((namespace, name))
-            if template is None:
-                gone.append((key,))
-            else:
-                rows.append((key, _graph_doc(template)))
-        batches += [(_UPSERT_GRAPH, rows), ("DELETE FROM graphs WHERE key = ?", gone)]
-    if store.dirty_cron:
-        rows, gone = [], []
-        for doc_id in store.dirty_cron:
-            doc = store.cron.get(doc_id)
-            if doc is None:
-                gone.append((doc_id,))
-            else:
-                rows.append((doc_id, _cron_doc(doc)))
-        batches += [(_UPSERT_CRON, rows), ("DELETE FROM cron WHERE id = ?", gone)]
+                rows.append(row)
+        batches += [(upsert, rows), (delete, gone)]
     return [(sql, rows) for sql, rows in batches if rows]
 
 

@@ -104,6 +104,15 @@ class Target:
     marks: tuple[pytest.MarkDecorator, ...] = ()
 
 
+def every_rule(target: Target) -> Callable[[Scenario], Awaitable[None]]:
+    """The check the scenario tests explore: one scenario on ``target``, judged by every rule."""
+
+    async def check(scenario: Scenario) -> None:
+        await check_scenario(RUNTIME, target.state_manager(), scenario)
+
+    return check
+
+
 # A real clock makes each example cost real seconds: one fixed registration shape, a few small
 # scenarios without re-enqueues (whose delays under faults are long), fixed concurrency settings.
 _FIXED_SHAPE = (NodeShape("Fixed", ("a", "b"), ("c",), ("token",)),)
@@ -199,20 +208,14 @@ def test_registration_matches_node_classes(target: Target, anyio_backend: str) -
 def test_instant_scenarios_repoll_at_once_after_full_polls(
     target: Target, anyio_backend: str
 ) -> None:
-    async def check(scenario: Scenario) -> None:
-        await check_scenario(RUNTIME, target.state_manager(), scenario)
-
-    explore(anyio_backend, target.instant, check)
+    explore(anyio_backend, target.instant, every_rule(target))
 
 
 @EVERY_TARGET
 def test_server_faults_lose_nothing_and_change_no_outcome(
     target: Target, anyio_backend: str
 ) -> None:
-    async def check(scenario: Scenario) -> None:
-        await check_scenario(RUNTIME, target.state_manager(), scenario)
-
-    explore(anyio_backend, target.faults, check)
+    explore(anyio_backend, target.faults, every_rule(target))
 
 
 @EVERY_TARGET
@@ -263,10 +266,7 @@ def test_invalid_node_classes_are_refused_before_any_request(
 
 @VIRTUAL_CLOCK
 def test_generated_scenarios_follow_every_rule(target: Target, anyio_backend: str) -> None:
-    async def check(scenario: Scenario) -> None:
-        await check_scenario(RUNTIME, target.state_manager(), scenario)
-
-    explore(anyio_backend, Explore(scenarios(RUNTIME), 12), check)
+    explore(anyio_backend, Explore(scenarios(RUNTIME), 12), every_rule(target))
 
 
 @VIRTUAL_CLOCK

@@ -209,7 +209,11 @@ async def test_the_tap_records_answers_and_injects_scripted_faults() -> None:
         {"a": 2},
     )
     assert (passed.fault, passed.ok, passed.response) == (None, True, {"echo": {"a": 3}})
-    assert passed.arrived < passed.answered  # type: ignore[operator]
+    assert passed.sent_at < passed.done_at  # type: ignore[operator]
+    # The injected mode's exchange on its server layer, ordered by one sequence: the fault was
+    # answered before the next request arrived.
+    assert (faulted.layer, passed.layer) == ("server", "server")
+    assert faulted.sent_seq < faulted.done_seq < passed.sent_seq < passed.done_seq  # type: ignore[operator]
 
 
 def test_a_rule_fails_when_any_scenario_fails_it() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import fake_state_manager
 from exo_ref import _clock
@@ -181,6 +183,52 @@ async def test_cron_added_after_start_reschedules_the_loop() -> None:
         clock.advance(60)
         await anyio.wait_all_tasks_blocked()
         assert sm.engine.list_runs("ns", 1, 10)["total"] == 1
+
+
+class _Doorman:
+    """Middleware that notes every path and answers ``/teapot`` itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+            if scope["path"] == "/teapot":
+                await send({"type": "http.response.start", "status": 418, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)
+
+
+async def test_wrap_puts_middleware_in_front_of_the_in_process_app() -> None:
+    sm = FakeStateManager()
+    doorman = sm.wrap(_Doorman)
+    async with sm, sm.client() as client:
+        assert (await client.get("/teapot")).status_code == 418
+        assert (await client.get("/v0/namespaces")).status_code == 200
+    assert sm.app is doorman
+    assert doorman.paths == ["/teapot", "/v0/namespaces"]
+    assert [r.path for r in sm.requests] == ["/v0/namespaces"]  # the fake never saw the teapot
+
+
+def test_wrap_applies_to_the_served_app_and_a_second_wrap_goes_outside() -> None:
+    sm = FakeStateManager(clock=SystemClock())
+    inner = sm.wrap(_Doorman)
+    inner_had_seen: list[int] = []
+
+    def outer(app: ASGIApp) -> ASGIApp:
+        async def note(scope: Scope, receive: Receive, send: Send) -> None:
+            inner_had_seen.append(len(inner.paths))
+            await app(scope, receive, send)
+
+        return note
+
+    sm.wrap(outer)
+    with sm.serve_in_thread() as uri:
+        assert httpx.get(f"{uri}/teapot").status_code == 418
+    assert (inner_had_seen, inner.paths) == ([0], ["/teapot"])
 
 
 def test_serve_in_thread_refuses_a_manual_clock() -> None:
