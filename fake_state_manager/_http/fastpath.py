@@ -25,6 +25,12 @@ batch). Body messages already read are replayed to the normal app in order, so i
 request exactly as it arrived and gives its own answer (422, 401, 413...). The request log
 (``--log-requests``) sits outside this middleware and sees both paths alike.
 
+The work itself is synchronous and knows no ASGI: :class:`FastPath` takes a request's path and
+headers (:meth:`FastPath.match`), then its whole body (:meth:`FastPath.answer`), and gives the
+status, headers and body to send. :class:`FastPathMiddleware` drives it from ``receive`` and
+``send``; the dev server's HTTP protocol (``serve.py``) drives it from the parser's callbacks and
+writes the answer itself, without an ASGI task.
+
 JSON: orjson parses when it is installed and the body has no digit run of 19 or more (orjson
 turns integers beyond 64 bits into floats); else the stdlib parses. Answers are the stdlib's
 bytes (``ensure_ascii``, compact separators); orjson writes them only when its bytes are the
@@ -41,15 +47,15 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._errors import ApiError
 from fake_state_manager._http.middleware import (
-    BODY_SCOPE_KEY,
     INTERNAL_ERROR_DETAIL,
     RecordedRequest,
     _json_answer,
@@ -68,7 +74,17 @@ try:  # optional: the stdlib does everything orjson does here, only slower
 except ImportError:  # pragma: no cover - exercised by the no-orjson test via monkeypatch
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["FastPathMiddleware", "cors_headers", "encode_flat", "loads", "new_request_id"]
+__all__ = [
+    "Answer",
+    "FastPath",
+    "FastPathMiddleware",
+    "FastPathSettings",
+    "HotRequest",
+    "cors_headers",
+    "encode_flat",
+    "loads",
+    "new_request_id",
+]
 
 logger = logging.getLogger("fake_state_manager")
 
@@ -88,13 +104,26 @@ _CANONICAL_UUID = re.compile(
 )
 
 
+# Random bytes for request ids, drawn from os.urandom a few thousand at a time (one system call
+# per 256 ids instead of one each); every byte is used once. A lock because a served thread and
+# the caller's loop may both draw; a forked child starts with an empty pool (no shared ids).
+_RANDOM_POOL_BYTES = 16 * 256
+_random_pool = bytearray()
+_random_lock = threading.Lock()
+os.register_at_fork(after_in_child=_random_pool.clear)
+
+
 def new_request_id() -> bytes:
     """``str(uuid.uuid4())`` as bytes at a third of its cost: the same 122 bits of os.urandom."""
-    raw = bytearray(os.urandom(16))
+    with _random_lock:
+        if not _random_pool:
+            _random_pool[:] = os.urandom(_RANDOM_POOL_BYTES)
+        raw = _random_pool[-16:]
+        del _random_pool[-16:]
     raw[6] = raw[6] & 0x0F | 0x40  # version 4
     raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode("latin-1")
+    h = raw.hex().encode("latin-1")
+    return b"%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
 
 class _Unusual(Exception):
@@ -225,13 +254,8 @@ _STATE_ROUTES: dict[str, _Route] = {
 }
 
 
-def _parse(messages: list[Message], route: _Route) -> tuple[Any, tuple[Any, ...]] | None:
+def _parse(raw: bytes, route: _Route) -> tuple[Any, tuple[Any, ...]] | None:
     """The body's JSON object and the route's arguments, or ``None``: not the hot shape."""
-    raw = (
-        messages[0].get("body", b"")
-        if len(messages) == 1
-        else b"".join(m.get("body", b"") for m in messages)
-    )
     try:
         data = loads(raw)
     except (ValueError, RecursionError):
@@ -298,6 +322,170 @@ def cors_headers(cors: Callable[[ASGIApp], ASGIApp]) -> list[tuple[bytes, bytes]
     return [(bytes(name), bytes(value)) for name, value in headers[2:]]
 
 
+Header = tuple[bytes, bytes]
+# What the fast path sends: status, headers (uvicorn adds its own before them), body.
+Answer = tuple[int, list[Header], bytes]
+
+
+class HotRequest:
+    """A request :meth:`FastPath.match` took; its body goes to :meth:`FastPath.answer`."""
+
+    __slots__ = ("arrived", "declared", "namespace", "path", "request_id", "route", "state_id")
+
+    def __init__(
+        self,
+        route: _Route,
+        namespace: str,
+        state_id: str,
+        path: str,
+        request_id: bytes | None,
+        declared: int | None,
+        arrived: float,
+    ) -> None:
+        self.route = route
+        self.namespace = namespace
+        self.state_id = state_id
+        self.path = path
+        self.request_id = request_id  # as sent (first of its kind), not yet validated
+        self.declared = declared  # the content-length, if one was sent
+        self.arrived = arrived  # the recorder's clock when the headers were read
+
+
+class FastPathSettings(TypedDict):
+    """What the fast path takes from the app it stands in for (see :class:`FastPathMiddleware`)."""
+
+    engine: Engine
+    api_key: bytes
+    recorder: list[RecordedRequest] | None
+    now: Callable[[], float]
+    before: Callable[[], object] | None
+    after: Callable[[], object] | None
+    max_body_bytes: int
+
+
+class FastPath:
+    """The synchronous core of the fast path: a hot request's headers, then its body, in; its
+    whole answer out. No ASGI: :class:`FastPathMiddleware` drives it from ``receive``/``send``,
+    and the dev server's HTTP protocol (``serve.py``) straight from the parser's callbacks.
+
+    Args: as :class:`FastPathMiddleware` (``cors``: the headers :func:`cors_headers` found).
+    """
+
+    __slots__ = ("after", "api_key", "before", "cors", "engine", "max_body_bytes", "now",
+                 "recorder")
+
+    def __init__(self, *, cors: list[Header], **settings: Unpack[FastPathSettings]) -> None:
+        self.engine = settings["engine"]
+        self.api_key = settings["api_key"]
+        self.recorder = settings["recorder"]
+        self.now = settings["now"]
+        self.before = settings["before"]
+        self.after = settings["after"]
+        self.max_body_bytes = settings["max_body_bytes"]
+        self.cors = cors
+
+    def match(self, path: str, headers: list[Header]) -> HotRequest | None:
+        """The ``POST`` to ``path`` (no ``root_path``) as a hot request, or ``None``: hand over.
+
+        Hands over before a byte of the body is read: another route, an ``Origin`` header, a
+        missing or wrong key, a declared body over the limit, a content type that is not JSON.
+        """
+        found = _route(path)
+        if found is None:
+            return None
+        # First of each header, as Starlette's Headers.get and the middleware read them.
+        key = content_type = length = request_id = None
+        for name, value in headers:
+            if name == b"x-api-key":
+                if key is None:
+                    key = value
+            elif name == b"content-type":
+                if content_type is None:
+                    content_type = value
+            elif name == b"content-length":
+                if length is None:
+                    length = value
+            elif name == _REQUEST_ID:
+                if request_id is None:
+                    request_id = value
+            elif name == b"origin":
+                return None  # CORS headers: the normal app's job
+        if key is None or not hmac.compare_digest(key, self.api_key):
+            return None  # 401, after the body's JSON check
+        declared = None
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = 0
+            if declared > self.max_body_bytes:
+                return None  # 413 before a byte is read
+        if content_type is not None and content_type != _JSON and not _is_json_content_type(
+            content_type.decode("latin-1")
+        ):
+            return None  # validated as text: a 422
+        arrived = self.now() if self.recorder is not None else 0.0
+        route, namespace, state_id = found
+        return HotRequest(route, namespace, state_id, path, request_id, declared, arrived)
+
+    def answer(self, hot: HotRequest, raw: bytes) -> Answer | None:
+        """The whole answer to ``hot`` with body ``raw`` (within the limit), or ``None``: the
+        body is not in the hot shape, nothing was called, the normal app answers it."""
+        parsed = _parse(raw, hot.route)
+        if parsed is None:
+            return None
+        return self.respond(hot, *parsed)
+
+    def respond(self, hot: HotRequest, data: Any, args: tuple[Any, ...]) -> Answer:
+        """Do what the normal app does for ``hot`` with parsed body ``data``: request id (§1.4),
+        ``before()``, the engine call, ``after()``, a JSON answer (an ``ApiError`` as
+        ``{"detail": ...}``, any other exception as the middleware 500, logged), the recorder."""
+        # RequestIdMiddleware: a valid UUID is echoed as sent, else a new uuid4.
+        request_id = hot.request_id
+        if request_id is None or (
+            _CANONICAL_UUID.fullmatch(request_id) is None
+            and not _valid_uuid(request_id.decode("latin-1"))
+        ):
+            request_id = new_request_id()
+        route = hot.route
+        status = 500
+        try:
+            try:
+                try:
+                    if self.before is not None:
+                        self.before()
+                    result = route[1](self.engine, hot.namespace, hot.state_id, args)
+                except ApiError as exc:
+                    status, body = exc.status, encode_flat({"detail": exc.detail})
+                else:
+                    status, body = 200, route[2](result)
+                finally:
+                    if self.after is not None:
+                        self.after()
+                headers = [
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                    (b"content-type", _JSON),
+                    *self.cors,
+                    (_REQUEST_ID, request_id),
+                ]
+            except Exception:  # UnhandledExceptionsMiddleware: a bug in the fake
+                logger.exception("unhandled error in %s %s", "POST", hot.path)
+                status = 500
+                start, error = _json_answer(
+                    500, {"success": False, "detail": INTERNAL_ERROR_DETAIL}
+                )
+                headers = [*start["headers"], *self.cors, (_REQUEST_ID, request_id)]
+                body = error["body"]
+            return status, headers, body
+        finally:
+            if self.recorder is not None:
+                self.recorder.append(
+                    RecordedRequest(
+                        time=hot.arrived, method="POST", path=hot.path, body=data, status=status
+                    )
+                )
+
+
 class _Replay:
     """``receive`` for the normal app: the messages already read, in order, then the rest."""
 
@@ -318,7 +506,9 @@ class FastPathMiddleware:
 
     Sits inside the optional request log and outside the request-id middleware, and does the
     work of the layers it skips (request id, recorder, body limit, unhandled exceptions; CORS
-    has nothing to do without an ``Origin`` header) for the requests it answers.
+    has nothing to do without an ``Origin`` header) for the requests it answers. The work
+    itself is :attr:`core`'s (a :class:`FastPath`), which the dev server's HTTP protocol also
+    calls without ASGI (``None`` when the fast path is off: see :func:`cors_headers`).
 
     Args:
         app: the normal app's middleware stack (request id, recorder, CORS, ..., the router).
@@ -337,75 +527,27 @@ class FastPathMiddleware:
         self,
         app: ASGIApp,
         *,
-        engine: Engine,
-        api_key: bytes,
-        recorder: list[RecordedRequest] | None,
-        now: Callable[[], float],
-        before: Callable[[], object] | None,
-        after: Callable[[], object] | None,
-        max_body_bytes: int,
         cors: Callable[[ASGIApp], ASGIApp],
+        **settings: Unpack[FastPathSettings],
     ) -> None:
         self.app = app
         added = cors_headers(cors)
-        self.enabled = added is not None
-        self.cors = added or []
-        self.engine = engine
-        self.api_key = api_key
-        self.recorder = recorder
-        self.now = now
-        self.before = before
-        self.after = after
-        self.max_body_bytes = max_body_bytes
+        self.core = None if added is None else FastPath(cors=added, **settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self.core
         if (
-            scope["type"] != "http"
+            core is None
+            or scope["type"] != "http"
             or scope["method"] != "POST"
             or scope.get("root_path")
-            or not self.enabled
         ):
             await self.app(scope, receive, send)
             return
-        found = _route(scope["path"])
-        if found is None:
+        hot = core.match(scope["path"], scope["headers"])
+        if hot is None:
             await self.app(scope, receive, send)
             return
-        # First of each header, as Starlette's Headers.get and the middleware read them.
-        key = content_type = length = request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                if key is None:
-                    key = value
-            elif name == b"content-type":
-                if content_type is None:
-                    content_type = value
-            elif name == b"content-length":
-                if length is None:
-                    length = value
-            elif name == _REQUEST_ID:
-                if request_id is None:
-                    request_id = value
-            elif name == b"origin":
-                await self.app(scope, receive, send)  # CORS headers: the normal app's job
-                return
-        if key is None or not hmac.compare_digest(key, self.api_key):
-            await self.app(scope, receive, send)  # 401, after the body's JSON check
-            return
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                declared = 0
-            if declared > self.max_body_bytes:
-                await self.app(scope, receive, send)  # 413 before a byte is read
-                return
-        if content_type is not None and content_type != _JSON and not _is_json_content_type(
-            content_type.decode("latin-1")
-        ):
-            await self.app(scope, receive, send)  # validated as text: a 422
-            return
-        arrived = self.now() if self.recorder is not None else 0.0
         messages: list[Message] = []
         size = 0
         while True:
@@ -415,75 +557,19 @@ class FastPathMiddleware:
                 await self.app(scope, _Replay(messages, receive), send)
                 return
             size += len(message.get("body", b""))
-            if size > self.max_body_bytes or not message.get("more_body", False):
+            if size > core.max_body_bytes or not message.get("more_body", False):
                 break
-        route, namespace, state_id = found
-        parsed = None if size > self.max_body_bytes else _parse(messages, route)
-        if parsed is None:
+        answer = None
+        if size <= core.max_body_bytes:
+            raw = (
+                messages[0].get("body", b"")
+                if len(messages) == 1
+                else b"".join(m.get("body", b"") for m in messages)
+            )
+            answer = core.answer(hot, raw)
+        if answer is None:
             await self.app(scope, _Replay(messages, receive), send)
             return
-        data, args = parsed
-        scope[BODY_SCOPE_KEY] = data
-        await self._answer(scope, send, route, namespace, state_id, args, request_id, arrived, data)
-
-    async def _answer(
-        self,
-        scope: Scope,
-        send: Send,
-        route: _Route,
-        namespace: str,
-        state_id: str,
-        args: tuple[Any, ...],
-        request_id: bytes | None,
-        arrived: float,
-        data: Any,
-    ) -> None:
-        # RequestIdMiddleware: a valid UUID is echoed as sent, else a new uuid4.
-        if request_id is None or (
-            _CANONICAL_UUID.fullmatch(request_id) is None
-            and not _valid_uuid(request_id.decode("latin-1"))
-        ):
-            request_id = new_request_id()
-        status = 500
-        try:
-            try:
-                try:
-                    if self.before is not None:
-                        self.before()
-                    result = route[1](self.engine, namespace, state_id, args)
-                except ApiError as exc:
-                    status, body = exc.status, encode_flat({"detail": exc.detail})
-                else:
-                    status, body = 200, route[2](result)
-                finally:
-                    if self.after is not None:
-                        self.after()
-                headers = [
-                    (b"content-length", str(len(body)).encode("latin-1")),
-                    (b"content-type", _JSON),
-                    *self.cors,
-                    (_REQUEST_ID, request_id),
-                ]
-                start: Message = {"type": "http.response.start", "status": status,
-                                  "headers": headers}
-                answer: Message = {"type": "http.response.body", "body": body}
-            except Exception:  # UnhandledExceptionsMiddleware: a bug in the fake
-                logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
-                status = 500
-                start, answer = _json_answer(
-                    500, {"success": False, "detail": INTERNAL_ERROR_DETAIL}
-                )
-                start["headers"] = [*start["headers"], *self.cors, (_REQUEST_ID, request_id)]
-            await send(start)
-            await send(answer)
-        finally:
-            if self.recorder is not None:
-                self.recorder.append(
-                    RecordedRequest(
-                        time=arrived,
-                        method=scope["method"],
-                        path=scope["path"],
-                        body=data,
-                        status=status,
-                    )
-                )
+        status, headers, body = answer
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -13,6 +13,13 @@ against"):
   warnings pass through :class:`~fake_state_manager._http.log_limits.RateLimitFilter`.
 
 Body size is bounded by the app itself (``BodyLimitMiddleware``), so it holds in-process too.
+
+The protocol also answers the fake's hot requests itself (issue #12): a runtime's polls and
+reports, in their everyday shape, go from httptools' callbacks straight to the fast path's core
+(:class:`~fake_state_manager._http.fastpath.FastPath`) and back as one write, with no ASGI task,
+scope, ``receive``/``send`` messages or middleware awaits: the same bytes as the ASGI way, at a
+fraction of uvicorn's per-request cost. Everything else, and anything unusual about a hot
+request, takes uvicorn's own path (:class:`_GuardedHttpTools` says what and when).
 """
 
 from __future__ import annotations
@@ -20,22 +27,34 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+)
 
 from fake_state_manager._http.event_loop import asyncio_options
+from fake_state_manager._http.fastpath import FastPath, FastPathMiddleware, HotRequest
 from fake_state_manager._http.log_limits import RateLimitFilter
+from fake_state_manager._http.middleware import RequestLogMiddleware, request_logger
 
 if TYPE_CHECKING:  # uvicorn's protocols are asyncio's; only their types are named here
     from asyncio import TimerHandle, Transport
 
 __all__ = [
+    "DEFAULT_KEEP_ALIVE",
     "DEFAULT_LIMIT_CONCURRENCY",
     "DEFAULT_REQUEST_TIMEOUT",
     "serve_here",
@@ -50,33 +69,134 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 # Connections (and request tasks) served at once; a runtime keeps one or a few.
 DEFAULT_LIMIT_CONCURRENCY = 256
 # Idle seconds before a keep-alive connection is closed (uvicorn's default).
-_KEEP_ALIVE = 5
+DEFAULT_KEEP_ALIVE = 5.0
+
+# A hot request's body waits in the protocol up to this size (uvicorn's own read buffer limit,
+# beyond which it pauses reading until the app asks); a larger one goes the ASGI way.
+_HOT_BODY_MAX = 65536
+_HOT_PREFIX = b"/v0/namespace/"
 
 _client_logger = logging.getLogger("fake_state_manager.clients")
 _uvicorn_filter = RateLimitFilter()
 
 
+def _bypass(app: object) -> tuple[FastPath, bool] | None:
+    """The fast path's core, if every ASGI layer above it is one the protocol can stand in for.
+
+    Returns it with whether the request log is on. The layers, outermost first: uvicorn's
+    proxy-headers middleware (it rewrites the scope's client and scheme, which the fast path
+    never reads), the Starlette app, its ``ServerErrorMiddleware`` (the fast path never lets an
+    exception out), the optional request log (the protocol writes its line), then the fast
+    path. Anything else (uvicorn's message logger at trace level, Starlette's own body limit,
+    another app) and the protocol answers nothing itself.
+    """
+    if type(app) is ProxyHeadersMiddleware:
+        app = app.app
+    if not isinstance(app, Starlette):
+        return None
+    if app.middleware_stack is None:  # built on the first request otherwise, the same way
+        app.middleware_stack = app.build_middleware_stack()
+    layer = app.middleware_stack
+    if type(layer) is not ServerErrorMiddleware:
+        return None
+    layer = layer.app
+    log = type(layer) is RequestLogMiddleware
+    if log:
+        layer = layer.app  # type: ignore[attr-defined]
+    if type(layer) is not FastPathMiddleware or layer.core is None:
+        return None
+    return layer.core, log
+
+
+def _plain_path(url: bytes) -> str | None:
+    """The scope path uvicorn makes of a request target, for a plain one (no query, fragment or
+    escape: ``httptools.parse_url`` would give it unchanged); else ``None``."""
+    if not url.isascii() or b"?" in url or b"#" in url or b"%" in url:
+        return None
+    return url.decode("ascii")
+
+
+def _encoded_headers(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """``headers`` as uvicorn writes them, or ``None`` where uvicorn would refuse one."""
+    out = []
+    for name, value in headers:
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            return None
+        out.append(name.lower() + b": " + value + b"\r\n")
+    return b"".join(out)
+
+
 class _GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus a deadline for each request to arrive whole.
+    """uvicorn's httptools protocol plus a deadline for each request to arrive whole, and the
+    hot routes answered without ASGI.
 
     The deadline is armed when the connection is made and when a request's first byte is
     parsed, and disarmed once its body is complete; the app's own time does not count.
+
+    Hot requests (issue #12): a keep-alive HTTP/1.1 ``POST`` that the fast path
+    (:class:`~fake_state_manager._http.fastpath.FastPath`) takes by its path and headers, with
+    a ``content-length`` body of at most 64 KiB (so no ``transfer-encoding``: the parser
+    refuses the two together), no ``Expect: 100-continue``, nothing else in flight on the
+    connection and the concurrency limit not reached, waits here for its body instead of
+    becoming an ASGI task; once complete, the fast path's answer is written whole, exactly the
+    bytes uvicorn would write for the same answer sent through ASGI (its ``date`` and
+    ``server`` headers first). Whatever the fast path declines, and anything that happens
+    before the body is complete (the connection lost, the server shutting down, the deadline),
+    is handed to uvicorn's own path as if it had taken the request from its first byte, with
+    what has arrived of the body.
     """
 
     request_timeout = DEFAULT_REQUEST_TIMEOUT
-    _deadline: TimerHandle | None = None
+    # One timer per connection, not one per request (a hot request is parsed and answered in
+    # microseconds; arming and cancelling two timers each time was a visible share of it). It
+    # goes off at the earliest time below that was set when it was armed, acts on what is due
+    # by then and re-arms for what is still to come:
+    # - when the request now arriving must be whole (loop time; None between requests);
+    # - when a connection idle since a hot answer is closed (uvicorn's keep-alive timeout,
+    #   which its own timer keeps after the answers its own path sends).
+    _deadline: float | None = None
+    _idle_until: float | None = None
+    _timer: TimerHandle | None = None
+    _timer_at = 0.0
+    # Per server (the class is made per config): the fast path, found on the first connection.
+    _resolved = False
+    _core: FastPath | None = None
+    _log = False
+    _defaults: tuple[list[tuple[bytes, bytes]], bytes | None] = ([], b"")
+    # The hot request whose body is arriving, its body so far, and when it began (for the log).
+    _hot: HotRequest | None = None
+    _hot_body = b""
+    _hot_began = 0.0
+
+    def _wake_at(self, when: float) -> None:
+        if self._timer is None or when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer_at = when
 
     def _arm(self) -> None:
         if self._deadline is None:
-            self._deadline = self.loop.call_later(self.request_timeout, self._expired)
+            self._deadline = self.loop.time() + self.request_timeout
+            self._wake_at(self._deadline)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
+        self._deadline = None  # the timer, if still to go off, will find nothing due
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        deadline, idle_until = self._deadline, self._idle_until
+        if deadline is not None and now >= deadline:
             self._deadline = None
+            self._expired()
+        elif idle_until is not None and now >= idle_until:
+            self._idle_until = None
+            self.timeout_keep_alive_handler()
+        elif deadline is not None or idle_until is not None:
+            self._wake_at(min(t for t in (deadline, idle_until) if t is not None))
 
     def _expired(self) -> None:
-        self._deadline = None
         if not self.transport.is_closing():
             who = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
             _client_logger.info(
@@ -88,22 +208,148 @@ class _GuardedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        cls = type(self)
+        if not cls._resolved:
+            found = None if self.access_log or self.root_path else _bypass(self.app)
+            if found is not None:
+                cls._core, cls._log = found
+            cls._resolved = True
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._idle_until = None  # as uvicorn's keep-alive timer: any byte from the client ends it
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._idle_until = None  # a request pipelined behind a hot one: busy, not idle
         self._arm()
+
+    def on_headers_complete(self) -> None:
+        hot = None if self._core is None else self._take(self._core)
+        if hot is None:
+            super().on_headers_complete()
+        else:
+            self._hot = hot
+            self._hot_body = b""
+
+    def _take(self, core: FastPath) -> HotRequest | None:
+        """This request as a hot one, or ``None``: uvicorn's own path takes it."""
+        url = self.url
+        cycle = self.cycle
+        parser = self.parser
+        if (
+            not url.startswith(_HOT_PREFIX)
+            or self.expect_100_continue
+            or (cycle is not None and not cycle.response_complete)
+            or self.pipeline
+            or self.flow.write_paused  # the client is not reading: uvicorn waits, so must we
+            or parser.get_method() != b"POST"
+            or parser.get_http_version() != "1.1"
+            or not parser.should_keep_alive()
+            or parser.should_upgrade()
+        ):
+            return None
+        limit = self.limit_concurrency
+        if limit is not None and (
+            len(self.connections) >= limit or len(self.tasks) >= limit
+        ):
+            return None  # uvicorn's 503
+        path = _plain_path(url)
+        if path is None:
+            return None
+        hot = core.match(path, self.headers)
+        # A content-length, so no transfer-encoding (the parser refuses the two together).
+        if (
+            hot is None
+            or hot.declared is None
+            or hot.declared > _HOT_BODY_MAX
+            or (hot.request_id is not None and HEADER_VALUE_RE.search(hot.request_id))
+        ):
+            return None
+        if self._log:
+            self._hot_began = time.perf_counter()
+        return hot
+
+    def on_body(self, body: bytes) -> None:
+        if self._hot is None:
+            super().on_body(body)
+        else:
+            self._hot_body += body
 
     def on_message_complete(self) -> None:
         self._disarm()
-        super().on_message_complete()
+        hot = self._hot
+        if hot is None:
+            super().on_message_complete()
+            return
+        core = self._core
+        assert core is not None
+        defaults = self.server_state.default_headers
+        cached, head = self._defaults
+        if cached is not defaults:
+            head = _encoded_headers(defaults)
+            type(self)._defaults = (defaults, head)
+        if head is None or (answer := core.answer(hot, self._hot_body)) is None:
+            self._hand_over(complete=True)
+            return
+        self._hot = None
+        self._hot_body = b""
+        status, headers, body = answer
+        out = [STATUS_LINE[status], head]
+        for name, value in headers:
+            out.append(name + b": " + value + b"\r\n")
+        out.append(b"\r\n")
+        out.append(body)
+        self.transport.write(b"".join(out))
+        self._responded()
+        if self._log:
+            request_logger.info(
+                "%s %s %d %.1fms %s",
+                "POST",
+                hot.path,
+                status,
+                (time.perf_counter() - self._hot_began) * 1000,
+                headers[-1][1].decode("latin-1"),
+            )
+
+    def _responded(self) -> None:
+        """uvicorn's ``on_response_complete`` for a hot answer, with the keep-alive timeout kept
+        by this connection's one timer. Nothing is pipelined (a hot request is taken only with
+        nothing before it, and the next one is parsed after this returns), so nothing to start.
+        """
+        self.server_state.total_requests += 1
+        self.flow.resume_reading()
+        self._idle_until = self.loop.time() + self.timeout_keep_alive
+        self._wake_at(self._idle_until)
+
+    def _hand_over(self, *, complete: bool) -> None:
+        """Give the hot request to uvicorn's path: a task of the app, the body so far fed in."""
+        body = self._hot_body
+        self._hot = None
+        self._hot_body = b""
+        super().on_headers_complete()
+        if body:
+            super().on_body(body)
+        if complete:
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # Idle from here until the next request: uvicorn's keep-alive timeout takes over.
 
+    def shutdown(self) -> None:
+        if self._hot is not None:
+            self._hand_over(complete=False)
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._hot is not None:  # the app hears of it as if it had been waiting for the body
+            self._hand_over(complete=False)
         super().connection_lost(exc)
 
 
@@ -114,19 +360,34 @@ def server_config(
     port: int,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY,
+    keep_alive: float = DEFAULT_KEEP_ALIVE,
+    hot_path: bool = True,
 ) -> uvicorn.Config:
     """The uvicorn settings every served fake uses (see the module docstring for why).
 
+    Args:
+        app: the ASGI application.
+        host: interface to bind.
+        port: TCP port, ``0`` for any free one.
+        request_timeout: seconds a request may take to arrive whole.
+        limit_concurrency: connections (and request tasks) served at once.
+        keep_alive: idle seconds before a keep-alive connection is closed.
+        hot_path: answer the fast path's hot requests in the HTTP protocol, without ASGI, where
+            ``app`` is the fake's (see :class:`_GuardedHttpTools`); ``False`` only to compare.
+
     Raises:
-        ValueError: a non-positive timeout or concurrency limit.
+        ValueError: a non-positive timeout, keep-alive or concurrency limit.
     """
     if request_timeout <= 0:
         raise ValueError(f"request_timeout must be > 0 seconds, got {request_timeout}")
     if limit_concurrency < 1:
         raise ValueError(f"limit_concurrency must be >= 1, got {limit_concurrency}")
-    protocol = type(
-        "GuardedHttpTools", (_GuardedHttpTools,), {"request_timeout": float(request_timeout)}
-    )
+    if keep_alive <= 0:
+        raise ValueError(f"keep_alive must be > 0 seconds, got {keep_alive}")
+    settings: dict[str, Any] = {"request_timeout": float(request_timeout)}
+    if not hot_path:
+        settings["_resolved"] = True  # resolved to nothing: every request takes the ASGI way
+    protocol = type("GuardedHttpTools", (_GuardedHttpTools,), settings)
     config = uvicorn.Config(
         app,
         host=host,
@@ -136,7 +397,7 @@ def server_config(
         log_level="warning",
         access_log=False,
         limit_concurrency=limit_concurrency,
-        timeout_keep_alive=_KEEP_ALIVE,
+        timeout_keep_alive=keep_alive,  # type: ignore[arg-type]  # a float works as well
     )
     # uvicorn configures its loggers when the Config is built; add the filter after that.
     logging.getLogger("uvicorn.error").addFilter(_uvicorn_filter)
@@ -247,18 +508,32 @@ def serve_in_thread(
 
 @asynccontextmanager
 async def serve_here(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    keep_alive: float = DEFAULT_KEEP_ALIVE,
+    hot_path: bool = True,
 ) -> AsyncIterator[str]:
     """Run ``app`` under uvicorn as a task of the calling event loop; yield ``http://HOST:PORT``.
 
     Real sockets and uvicorn's HTTP parsing, but no thread: the app shares the caller's loop, so
     a :class:`~exo_ref.ManualClock` the caller advances is safe to use (the parity replay serves
-    the fake this way). uvicorn runs on asyncio only.
+    the fake this way). uvicorn runs on asyncio only. The settings are :func:`server_config`'s.
 
     Raises:
         RuntimeError: not on asyncio, or the server did not start (e.g. the port is in use).
     """
-    server = _LoopServer(server_config(app, host=host, port=port))
+    config = server_config(
+        app,
+        host=host,
+        port=port,
+        request_timeout=request_timeout,
+        keep_alive=keep_alive,
+        hot_path=hot_path,
+    )
+    server = _LoopServer(config)
     failure: list[Exception] = []
     async with anyio.create_task_group() as tg:
 

@@ -208,13 +208,13 @@ def make_pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     root.setLevel(logging.DEBUG)
     opened: list[httpx.AsyncClient] = []
     answered: list[str] = []
-    answer = fastpath.FastPathMiddleware._answer
+    respond = fastpath.FastPath.respond
 
-    async def counting(self: Any, scope: Any, *args: Any) -> None:
-        answered.append(scope["path"])
-        await answer(self, scope, *args)
+    def counting(self: Any, hot: fastpath.HotRequest, *args: Any) -> Any:
+        answered.append(hot.path)
+        return respond(self, hot, *args)
 
-    monkeypatch.setattr(fastpath.FastPathMiddleware, "_answer", counting)
+    monkeypatch.setattr(fastpath.FastPath, "respond", counting)
     # The fast path draws its request ids from os.urandom (test_request_ids_are_uuid4s); here
     # both sides draw them from the same seeded uuid4, so every header compares exactly.
     monkeypatch.setattr(fastpath, "new_request_id", lambda: str(uuid.uuid4()).encode("latin-1"))
