@@ -622,7 +622,8 @@ def _served_section(figs: Figures) -> list[str]:
         f"{context['batch_size']} of a poll per state. Variants alternate, "
         f"{context['rounds']} rounds. Parser: {context['parser']}; orjson: "
         f"{'yes' if context['orjson'] else 'no'}; uvloop installed: "
-        f"{'yes' if context['uvloop'] else 'no'} (the dev server runs asyncio's loop). "
+        f"{'yes' if context['uvloop'] else 'no'} (the dev server runs on uvloop when it is "
+        "installed, else on asyncio's own loop). "
         f"Load average at start {_load(context.get('loadavg_start'))}, at end "
         f"{_load(context.get('loadavg_end'))}."
     ]
