@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -106,3 +108,15 @@ async def executed(client: httpx.AsyncClient, state_id: str, outputs: list[Any])
     """Report a state executed with ``outputs`` and assert the §2.8 answer."""
     body = await ok(client.post(f"{PREFIX}/state/{state_id}/executed", json={"outputs": outputs}))
     assert body == {"status": "EXECUTED"}
+
+
+class SeededUuids:
+    """A stand-in for ``uuid.uuid4`` drawing from the active side's seeded source, so that two
+    fakes compared request for request (fast path against normal app) mint the same ids."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, random.Random] = {}
+        self.active = ""
+
+    def __call__(self) -> uuid.UUID:
+        return uuid.UUID(int=self.sources[self.active].getrandbits(128), version=4)

@@ -35,7 +35,7 @@ from fake_state_manager._http.app import create_app
 from fake_state_manager._store.sqlite import snapshot
 from tests.builders import graph_node
 
-from ..http_support import KEY, START, registration
+from ..http_support import KEY, START, SeededUuids, registration
 
 NS = "ns"
 P = f"/v0/namespace/{NS}"
@@ -44,17 +44,6 @@ ORIGIN = "http://localhost:3000"
 
 
 # -- two identical fakes ---------------------------------------------------------------------------
-
-
-class _Uuids:
-    """uuid.uuid4 drawn from the active side's seeded source (both sides draw the same)."""
-
-    def __init__(self) -> None:
-        self.sources: dict[str, random.Random] = {}
-        self.active = ""
-
-    def __call__(self) -> uuid.UUID:
-        return uuid.UUID(int=self.sources[self.active].getrandbits(128), version=4)
 
 
 @dataclass
@@ -91,7 +80,7 @@ class Pair:
     """The fast-pathed app (``a``) and the normal app (``b``) over two identical fakes."""
 
     def __init__(
-        self, sides: list[_Side], uuids: _Uuids, capture: _Capture, answered: list[str]
+        self, sides: list[_Side], uuids: SeededUuids, capture: _Capture, answered: list[str]
     ) -> None:
         self.a, self.b = sides
         self.uuids = uuids
@@ -195,7 +184,7 @@ async def _stream(chunks: list[bytes]) -> AsyncIterator[bytes]:
 
 @pytest.fixture
 def make_pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    uuids = _Uuids()
+    uuids = SeededUuids()
     monkeypatch.setattr(uuid, "uuid4", uuids)
     # Lines of clients gone mid-request are rate-limited process-wide: leave the budget as found.
     for limit in logging.getLogger("fake_state_manager.clients").filters:

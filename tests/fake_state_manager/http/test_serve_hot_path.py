@@ -40,7 +40,7 @@ from fake_state_manager._store.sqlite import snapshot
 from fake_state_manager._store.store import Store
 from tests.builders import graph_node
 
-from ..http_support import KEY, START, registration
+from ..http_support import KEY, START, SeededUuids, registration
 
 NS = "ns"
 P = f"/v0/namespace/{NS}"
@@ -143,17 +143,6 @@ class Connection:
 # -- two identical served fakes ------------------------------------------------------------------
 
 
-class _Uuids:
-    """uuid.uuid4 from the active side's seeded source (both sides draw alike)."""
-
-    def __init__(self) -> None:
-        self.sources: dict[str, random.Random] = {}
-        self.active = ""
-
-    def __call__(self) -> uuid.UUID:
-        return uuid.UUID(int=self.sources[self.active].getrandbits(128), version=4)
-
-
 class _Capture(logging.Handler):
     """The request log's lines (milliseconds masked) of the active side."""
 
@@ -184,7 +173,7 @@ class Pair:
 
     hot: Side
     asgi: Side
-    uuids: _Uuids
+    uuids: SeededUuids
     capture: _Capture
 
     def sides(self) -> Iterator[Side]:
@@ -250,7 +239,7 @@ def _fake(log_requests: bool) -> FakeStateManager:
 
 @pytest.fixture
 def make_pair(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    uuids = _Uuids()
+    uuids = SeededUuids()
     monkeypatch.setattr(uuid, "uuid4", uuids)
     monkeypatch.setattr(fastpath, "new_request_id", lambda: str(uuid.uuid4()).encode("latin-1"))
     capture = _Capture()
