@@ -53,10 +53,11 @@ LIMITS: dict[str, str] = {
     "stored states), not the claim itself: see the engine-level figure",
     "memory": "the state document's dicts (inputs, outputs, parents) and per-state indexes",
     "idle": "per-poll cost of the HTTP client plus timer wake-ups",
-    "served": "uvicorn's own per-request cost and the loopback syscalls, which the fast path "
-    "cannot touch: see the null-app and Starlette rows of the served section, measured in the "
-    "same run (the Starlette route cost 61 µs per request on the machine of issue #12; the "
-    "ratio of the two is how much slower or busier this machine is)",
+    "served": "the fake's own work per request (the engine's executed is about half of it), "
+    "the protocol's parsing and the loopback syscalls (the hot routes skip uvicorn's ASGI "
+    "machinery), and this machine's speed: see the Starlette row of the served section, "
+    "measured in the same run (that route cost 61 µs per request on the machine of issue #12; "
+    "the ratio of the two is how much slower or busier this machine is)",
     "fastpath": "what the fast path cannot skip: the engine's two calls, the before/after hooks "
     "(cron firing, waking waiters) and the recorder; see the engine-only row",
     "index": "run-to-run noise of a shared machine (each figure is a few hundred µs of CPU, "
