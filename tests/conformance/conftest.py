@@ -10,19 +10,12 @@ tests/upstream is; ``EXO_REQUIRE_UPSTREAM=1`` (the ``upstream`` tox env) makes t
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
 
 from conformance import RuntimeTarget, StateManagerFactory, exo_ref_target, in_process_fake
+from tests.optional import UPSTREAM, available
 
-if importlib.util.find_spec("exospherehost") is None:
-    if os.environ.get("EXO_REQUIRE_UPSTREAM"):
-        raise RuntimeError(
-            "EXO_REQUIRE_UPSTREAM is set but exospherehost is not importable: "
-            "install exospherehost==0.0.3 on Python >= 3.12 (tox -e upstream does)"
-        )
+if not available(*UPSTREAM):
     collect_ignore = ["test_upstream_blackbox.py"]
 
 

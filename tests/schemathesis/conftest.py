@@ -8,18 +8,17 @@ loudly instead.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
 
 import pytest
 
-if importlib.util.find_spec("schemathesis") is None:
-    if os.environ.get("EXO_REQUIRE_SCHEMATHESIS"):
-        raise RuntimeError(
-            "EXO_REQUIRE_SCHEMATHESIS is set but schemathesis is not importable: "
-            "install schemathesis>=4.32 (tox -e schemathesis does)"
-        )
+from tests.optional import available
+
+if not available(
+    "schemathesis",
+    "EXO_REQUIRE_SCHEMATHESIS",
+    "install schemathesis>=4.32 (tox -e schemathesis does)",
+):
     collect_ignore_glob = ["*.py"]
 
 #: The key the fake is served with in these tests (contract §1.2).

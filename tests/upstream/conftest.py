@@ -8,8 +8,6 @@ skipped: the normal suite simply does not contain it). The ``upstream`` tox env 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -17,15 +15,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.optional import UPSTREAM, available
+
 if TYPE_CHECKING:
     from tests.upstream._support import FakeReader
 
-if importlib.util.find_spec("exospherehost") is None:
-    if os.environ.get("EXO_REQUIRE_UPSTREAM"):
-        raise RuntimeError(
-            "EXO_REQUIRE_UPSTREAM is set but exospherehost is not importable: "
-            "install exospherehost==0.0.3 on Python >= 3.12 (tox -e upstream does)"
-        )
+if not available(*UPSTREAM):
     collect_ignore_glob = ["*.py"]
 
 #: The key the fake is served with in these tests (contract §1.2).
