@@ -149,6 +149,7 @@ class FakeStateManager:
         self._changed: anyio.Event | None = None
         self._cron_scope: anyio.CancelScope | None = None
         self._cron_target = math.inf
+        self._cron_mark: tuple[int, int] | None = None  # engine.schedule_mark() at _cron_target
         self._threads_serving = 0
         self._drives_clock = False
         if isinstance(self.clock, ManualClock):
@@ -196,6 +197,7 @@ class FakeStateManager:
             self._fire_due()
             # Woken for a cron time, a delayed state or a lease: the run may have changed.
             self._wake_waiters()
+            self._cron_mark = self.engine.schedule_mark()
             due = self.engine.next_due_time()
             delay = math.inf if due is None else max(0.0, due - self.clock.now())
             if not isinstance(self.clock, ManualClock):
@@ -237,6 +239,10 @@ class FakeStateManager:
             return
         self._wake_waiters()
         if self._cron_scope is not None:
+            mark = self.engine.schedule_mark()
+            if mark == self._cron_mark:
+                return  # nothing scheduled since the loop chose its wake-up time
+            self._cron_mark = mark
             due = self.engine.next_due_time()
             if due is not None and due < self._cron_target:
                 self._cron_scope.cancel()  # a new, earlier cron time: reschedule

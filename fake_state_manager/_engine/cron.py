@@ -53,6 +53,7 @@ class CronSchedule:
             elif doc.expires_at is not None:
                 finished.append(doc)
         self._finished.extend(sorted(finished, key=lambda doc: doc.expires_at or 0.0))
+        store.schedule_pushes += 1
 
     def schedule(
         self, triggers: Sequence[Mapping[str, Any]], graph_name: str, namespace: str, now: float
@@ -73,6 +74,7 @@ class CronSchedule:
         self._store.note_cron(doc.id)
         self._pending.setdefault((namespace, graph_name), {})[doc.id] = doc
         heapq.heappush(self._heap, (when, self._store.next_seq(), doc))
+        self._store.schedule_pushes += 1
         return doc
 
     def drop_pending(self, namespace: str, graph_name: str, dropped: Sequence[str]) -> None:

@@ -414,6 +414,14 @@ class Engine:
 
         return self.cron.fire_due(self.clock.now(), fire, self.trigger_retention_hours * 3600.0)
 
+    def schedule_mark(self) -> tuple[int, int]:
+        """Changes whenever :meth:`next_due_time` may have become earlier: a delayed state, a
+        lease or a cron doc was scheduled, or the store was replaced. Between two equal marks the
+        earliest wake-up can only have moved later, so a waiter need not look again (the
+        served fake's cron loop asks after each request; most requests schedule nothing)."""
+        store = self.store
+        return id(store), store.schedule_pushes
+
     def next_due_time(self) -> float | None:
         """Earliest *future* moment (epoch seconds) a delayed state becomes claimable, a cron
         trigger is due or (with ``queued_timeout``) a claimed state's lease ends; ``None`` if

@@ -7,6 +7,7 @@ status names as interned strings, and the §1.1 datetime rendering. The indexes 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -73,11 +74,13 @@ def epoch_ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+@functools.lru_cache(maxsize=256)
 def iso_utc(seconds: float) -> str:
     """Render epoch seconds like upstream's FastAPI does a Mongo datetime (§1.1).
 
     Millisecond precision, no offset: ``2026-01-01T00:00:00.123000`` (or no fraction when the
-    milliseconds are zero). The fake uses UTC where upstream uses naive local time.
+    milliseconds are zero). The fake uses UTC where upstream uses naive local time. Cached: a
+    fan-out's states share one ``created_at``, and each poll renders a batch of them.
     """
     millis = epoch_ms(seconds)
     moment = datetime.fromtimestamp(millis // 1000, UTC).replace(

@@ -91,6 +91,9 @@ class Store:
         self.graphs_by_namespace: dict[str, dict[str, GraphTemplate]] = {}
         self._lease_ms = 0  # 0: no lease (upstream behaviour)
         self._leases: list[tuple[int, int, int, State]] = []
+        #: Bumped by every push on a heap of wake-up times (delayed states, leases, cron docs):
+        #: only a push can make the earliest one earlier (see :meth:`Engine.schedule_mark`).
+        self.schedule_pushes = 0
 
     # -- ids --------------------------------------------------------------------------------------
 
@@ -162,18 +165,16 @@ class Store:
             return
         if state.status == CREATED:
             self._unschedule(state)
-        self._count(state, state.status, -1)
+        self._move(state, state.status, status)
         state.status = status
-        self._count(state, status, +1)
 
     def set_created(self, state: State, enqueue_after: int, now_ms: int) -> None:
         """Make a state CREATED (again) with a new ``enqueue_after`` (§6.2)."""
         if state.status == CREATED:
             self._unschedule(state)
         else:
-            self._count(state, state.status, -1)
+            self._move(state, state.status, CREATED)
             state.status = CREATED
-            self._count(state, CREATED, +1)
         state.enqueue_after = enqueue_after
         self._schedule(state, now_ms)
 
@@ -198,14 +199,14 @@ class Store:
             if not best[1]:
                 queues.remove(best)
                 del self._ready[best[0]]
-            self._count(state, CREATED, -1)
+            self._move(state, CREATED, QUEUED)
             state.status = QUEUED
             state.queued_at = now_ms
-            self._count(state, QUEUED, +1)
             if lease_ms:
                 heapq.heappush(
                     self._leases, (now_ms + lease_ms, next(self._tokens), now_ms, state)
                 )
+                self.schedule_pushes += 1
             claimed.append(state)
         return claimed
 
@@ -226,6 +227,7 @@ class Store:
                 start = state.queued_at or now_ms
                 self._leases.append((start + lease_ms, next(self._tokens), state.queued_at, state))
         heapq.heapify(self._leases)
+        self.schedule_pushes += 1
 
     def _lease_current(self, entry: tuple[int, int, int, State]) -> bool:
         state = entry[3]
@@ -292,6 +294,7 @@ class Store:
             token = next(self._tokens)
             state.heap_token = token
             heapq.heappush(self._delayed, (state.enqueue_after, token, state))
+            self.schedule_pushes += 1
 
     def _unschedule(self, state: State) -> None:
         if state.heap_token:
@@ -309,6 +312,19 @@ class Store:
         for ancestor in state.parents.values():
             desc = self._descendants.setdefault((ancestor, state.namespace_name), {})
             desc[status] = desc.get(status, 0) + delta
+
+    def _move(self, state: State, old: str, new: str) -> None:
+        # _count(old, -1) then _count(new, +1) in one pass: every report moves one state.
+        counts = self.run_counts.setdefault(state.run_id, {})
+        counts[old] = counts.get(old, 0) - 1
+        counts[new] = counts.get(new, 0) + 1
+        if state.parents:
+            namespace = state.namespace_name
+            descendants = self._descendants
+            for ancestor in state.parents.values():
+                desc = descendants.setdefault((ancestor, namespace), {})
+                desc[old] = desc.get(old, 0) - 1
+                desc[new] = desc.get(new, 0) + 1
 
     # -- runs -------------------------------------------------------------------------------------
 

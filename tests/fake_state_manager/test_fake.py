@@ -185,6 +185,40 @@ async def test_cron_added_after_start_reschedules_the_loop() -> None:
         assert sm.engine.list_runs("ns", 1, 10)["total"] == 1
 
 
+
+async def test_a_delay_scheduled_while_the_loop_sleeps_wakes_it_and_plain_reports_do_not() -> None:
+    # After each request the loop's wake-up time is looked at again only if the engine's
+    # schedule_mark moved: a re-enqueue does move it, an executed without delays does not.
+    async with running(clock=ManualClock(START)) as (sm, client):
+        clock = sm.clock
+        assert isinstance(clock, ManualClock)
+        await setup_graph(client, [registration("A")], [graph_node("a", "A")])
+        run_id = await trigger(client)
+        (state,) = await claim(client, "A")
+        await anyio.wait_all_tasks_blocked()  # the loop asleep until its next tick
+        looked: list[float | None] = []
+        real = sm.engine.next_due_time
+
+        def spy() -> float | None:
+            looked.append(due := real())
+            return due
+
+        sm.engine.next_due_time = spy  # type: ignore[method-assign]
+        await ok(client.post(
+            f"{PREFIX}/state/{state['state_id']}/re-enqueue-after", json={"enqueue_after": 500}
+        ))
+        assert looked == [START + 0.5]
+        await anyio.wait_all_tasks_blocked()  # rescheduled: the loop looked once more
+        looked.clear()
+        clock.advance(0.5)
+        (state,) = await claim(client, "A")
+        looked.clear()
+        executed = f"{PREFIX}/state/{state['state_id']}/executed"
+        await ok(client.post(executed, json={"outputs": [{}]}))
+        assert looked == []
+        assert (await sm.wait_for_run(run_id, timeout=1))["status"] == "SUCCESS"
+
+
 class _Doorman:
     """Middleware that notes every path and answers ``/teapot`` itself."""
 

@@ -492,3 +492,25 @@ def test_delays_beyond_int64_are_refused_without_changes() -> None:
     assert info.value.status == 400
     assert engine.states_of_run(run_id)[0]["enqueue_after"] == START_MS
     engine.check_invariants()
+
+
+def test_schedule_mark_moves_whenever_the_next_due_time_can_become_earlier() -> None:
+    # FakeStateManager looks at next_due_time() after a request only when the mark moved: a
+    # wake-up time scheduled without moving it would never wake the cron loop.
+    engine, clock = make_engine()
+    _two_step(engine)
+    mark = engine.schedule_mark()
+    a = claim_one(engine, "A")  # a claim without a lease schedules nothing
+    assert engine.schedule_mark() == mark
+    engine.re_enqueue_after(NAMESPACE, a["state_id"], enqueue_after=5000)
+    assert engine.schedule_mark() != mark
+    assert engine.next_due_time() == START + 5
+    mark = engine.schedule_mark()
+    clock.advance(5)
+    a = claim_one(engine, "A")
+    engine.executed(NAMESPACE, a["state_id"], outputs=[{"y": "v"}])  # a child due at once
+    assert engine.schedule_mark() == mark
+    b = claim_one(engine, "B")
+    engine.errored(NAMESPACE, b["state_id"], error="boom")  # a retry after its delay
+    assert engine.schedule_mark() != mark
+    assert engine.next_due_time() is not None
