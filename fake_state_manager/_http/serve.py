@@ -17,14 +17,16 @@ Body size is bounded by the app itself (``BodyLimitMiddleware``), so it holds in
 The protocol also answers the fake's hot requests itself (issue #12): a runtime's polls and
 reports, in their everyday shape, go from httptools' callbacks straight to the fast path's core
 (:class:`~fake_state_manager._http.fastpath.FastPath`) and back as one write, with no ASGI task,
-scope, ``receive``/``send`` messages or middleware awaits: the same bytes as the ASGI way, at a
-fraction of uvicorn's per-request cost. Everything else, and anything unusual about a hot
+scope, ``receive``/``send`` messages or middleware awaits (and, when one arrives whole in one
+read, with no parser callbacks either): the same bytes as the ASGI way, at a fraction of
+uvicorn's per-request cost. Everything else, and anything unusual about a hot
 request, takes uvicorn's own path (:class:`_GuardedHttpTools` says what and when).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -75,6 +77,21 @@ DEFAULT_KEEP_ALIVE = 5.0
 # beyond which it pauses reading until the app asks); a larger one goes the ASGI way.
 _HOT_BODY_MAX = 65536
 _HOT_PREFIX = b"/v0/namespace/"
+# A hot request that arrives whole in one read (what a runtime sends: each request in one write)
+# is read without the parser when its head has the plainest form HTTP/1.1 allows: the request
+# line exactly ``POST /v0/namespace/... HTTP/1.1``, each header a token, a colon and visible
+# ASCII words apart by spaces or tabs, CRLF line ends, a head within 8 KiB (see _read_whole).
+_WHOLE_START = b"POST " + _HOT_PREFIX
+_WHOLE_HEAD_MAX = 8192
+_WHOLE_HEAD = re.compile(
+    # The target: visible ASCII but "#", "%" and "?" (uvicorn's scope path is then the target).
+    rb"POST (/[!\"$&-\x3e@-~]*) HTTP/1\.1\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[ \t]*(?:[!-~]+(?:[ \t]+[!-~]+)*)?[ \t]*\r\n)*)\r\n"
+)
+_WHOLE_FIELD = re.compile(rb"([^:]+):[ \t]*((?:[!-~]+(?:[ \t]+[!-~]+)*)?)[ \t]*\r\n")
+# Headers that change how a request is framed or the connection kept: the parser's business.
+_FRAMING = frozenset({b"connection", b"expect", b"te", b"trailer", b"transfer-encoding",
+                      b"upgrade"})
 
 _client_logger = logging.getLogger("fake_state_manager.clients")
 _uvicorn_filter = RateLimitFilter()
@@ -116,6 +133,35 @@ def _plain_path(url: bytes) -> str | None:
     return url.decode("ascii")
 
 
+def _read_whole(data: bytes) -> tuple[str, dict[bytes, bytes], bytes] | None:
+    """``data`` as one whole hot request: its path, headers (one value per lower-case name) and
+    body; or ``None`` when it is anything else (the parser then reads it).
+
+    Only a head of the plain form (``_WHOLE_HEAD``) with no header named twice, no framing
+    header (``_FRAMING``) and a ``content-length`` (digits) that is exactly the rest of
+    ``data``: for such bytes httptools gives the same method, target, header names (lower-cased
+    as uvicorn does) and values (without the whitespace around them, as llhttp and uvicorn
+    strip it) and body, as one request with nothing after it.
+    ``tests/fake_state_manager/http/test_serve_hot_path.py`` holds this against httptools over
+    generated requests.
+    """
+    end = data.find(b"\r\n\r\n", 0, _WHOLE_HEAD_MAX)
+    if end < 0:
+        return None
+    head = _WHOLE_HEAD.fullmatch(data, 0, end + 4)
+    if head is None:
+        return None
+    pairs = _WHOLE_FIELD.findall(data, head.start(2), head.end(2))
+    fields = {name.lower(): value for name, value in pairs}
+    if len(fields) != len(pairs) or not _FRAMING.isdisjoint(fields):
+        return None
+    length = fields.get(b"content-length")
+    start = end + 4
+    if length is None or not length.isdigit() or int(length) != len(data) - start:
+        return None
+    return head[1].decode("ascii"), fields, data[start:]
+
+
 def _encoded_headers(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """``headers`` as uvicorn writes them, or ``None`` where uvicorn would refuse one."""
     out = []
@@ -144,6 +190,11 @@ class _GuardedHttpTools(HttpToolsProtocol):
     before the body is complete (the connection lost, the server shutting down, the deadline),
     is handed to uvicorn's own path as if it had taken the request from its first byte, with
     what has arrived of the body.
+
+    A hot request that arrives whole in one read, between two requests, in the plainest form
+    (:func:`_read_whole`), skips the parser too: it is read with two regular expressions and
+    answered before httptools sees a byte of it, which costs less than the parser's callbacks
+    (one per header). Whatever that reading declines goes to the parser unchanged.
     """
 
     request_timeout = DEFAULT_REQUEST_TIMEOUT
@@ -167,6 +218,8 @@ class _GuardedHttpTools(HttpToolsProtocol):
     _hot: HotRequest | None = None
     _hot_body = b""
     _hot_began = 0.0
+    # Whether the parser is inside a request (its first byte seen, not yet complete).
+    _in_message = False
 
     def _wake_at(self, when: float) -> None:
         if self._timer is None or when < self._timer_at:
@@ -218,10 +271,35 @@ class _GuardedHttpTools(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._idle_until = None  # as uvicorn's keep-alive timer: any byte from the client ends it
+        core = self._core
+        if (
+            core is not None
+            and not self._in_message
+            and data.startswith(_WHOLE_START)
+            and self._answer_whole(core, data)
+        ):
+            return
         super().data_received(data)
+
+    def _answer_whole(self, core: FastPath, data: bytes) -> bool:
+        """Answer ``data``, one whole hot request, without the parser; ``False``: the parser
+        reads it (it has seen none of it, so it is where it was, between two requests)."""
+        whole = _read_whole(data)
+        if whole is None or not self._free():
+            return False
+        path, fields, body = whole
+        hot = self._checked(core.match_fields(path, fields))
+        if hot is None:
+            return False
+        self._unset_keepalive_if_required()
+        if not self._send_answer(core, hot, body):
+            return False  # not the hot shape: the parser and uvicorn's path take it
+        self._disarm()  # it arrived whole; the next one's first byte re-arms
+        return True
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_message = True
         self._idle_until = None  # a request pipelined behind a hot one: busy, not idle
         self._arm()
 
@@ -234,31 +312,41 @@ class _GuardedHttpTools(HttpToolsProtocol):
             self._hot_body = b""
 
     def _take(self, core: FastPath) -> HotRequest | None:
-        """This request as a hot one, or ``None``: uvicorn's own path takes it."""
+        """The request the parser has read the head of, as a hot one, or ``None``: uvicorn's
+        own path takes it."""
         url = self.url
-        cycle = self.cycle
         parser = self.parser
         if (
             not url.startswith(_HOT_PREFIX)
             or self.expect_100_continue
-            or (cycle is not None and not cycle.response_complete)
-            or self.pipeline
-            or self.flow.write_paused  # the client is not reading: uvicorn waits, so must we
             or parser.get_method() != b"POST"
             or parser.get_http_version() != "1.1"
             or not parser.should_keep_alive()
             or parser.should_upgrade()
+            or not self._free()
         ):
             return None
-        limit = self.limit_concurrency
-        if limit is not None and (
-            len(self.connections) >= limit or len(self.tasks) >= limit
-        ):
-            return None  # uvicorn's 503
         path = _plain_path(url)
         if path is None:
             return None
-        hot = core.match(path, self.headers)
+        return self._checked(core.match(path, self.headers))
+
+    def _free(self) -> bool:
+        """Whether the connection can take a hot request now, as uvicorn would start one."""
+        cycle = self.cycle
+        if (
+            (cycle is not None and not cycle.response_complete)
+            or self.pipeline
+            or self.flow.write_paused  # the client is not reading: uvicorn waits, so must we
+            or self.transport.is_closing()
+        ):
+            return False
+        limit = self.limit_concurrency
+        # At the limit, uvicorn's 503.
+        return limit is None or (len(self.connections) < limit and len(self.tasks) < limit)
+
+    def _checked(self, hot: HotRequest | None) -> HotRequest | None:
+        """``hot`` if the protocol can wait for its body and write its answer itself."""
         # A content-length, so no transfer-encoding (the parser refuses the two together).
         if (
             hot is None
@@ -278,29 +366,33 @@ class _GuardedHttpTools(HttpToolsProtocol):
             self._hot_body += body
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         self._disarm()
-        hot = self._hot
-        if hot is None:
+        hot, core = self._hot, self._core
+        if hot is None or core is None:
             super().on_message_complete()
-            return
-        core = self._core
-        assert core is not None
+        elif self._send_answer(core, hot, self._hot_body):
+            self._hot = None
+            self._hot_body = b""
+        else:
+            self._hand_over(complete=True)
+
+    def _send_answer(self, core: FastPath, hot: HotRequest, body: bytes) -> bool:
+        """Write the fast path's answer to ``hot`` whole; ``False`` if it declined the body
+        (nothing was called: the normal app answers it)."""
         defaults = self.server_state.default_headers
         cached, head = self._defaults
         if cached is not defaults:
             head = _encoded_headers(defaults)
             type(self)._defaults = (defaults, head)
-        if head is None or (answer := core.answer(hot, self._hot_body)) is None:
-            self._hand_over(complete=True)
-            return
-        self._hot = None
-        self._hot_body = b""
-        status, headers, body = answer
+        if head is None or (answer := core.answer(hot, body)) is None:
+            return False
+        status, headers, content = answer
         out = [STATUS_LINE[status], head]
         for name, value in headers:
             out.append(name + b": " + value + b"\r\n")
         out.append(b"\r\n")
-        out.append(body)
+        out.append(content)
         self.transport.write(b"".join(out))
         self._responded()
         if self._log:
@@ -312,6 +404,7 @@ class _GuardedHttpTools(HttpToolsProtocol):
                 (time.perf_counter() - self._hot_began) * 1000,
                 headers[-1][1].decode("latin-1"),
             )
+        return True
 
     def _responded(self) -> None:
         """uvicorn's ``on_response_complete`` for a hot answer, with the keep-alive timeout kept

@@ -28,6 +28,8 @@ from typing import Any
 import anyio
 import httptools
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.server import ServerState
@@ -312,9 +314,29 @@ async def _claim(pair: Pair, n: int) -> list[str]:
 # -- byte for byte -------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["whole", "parser"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int] | None:
+    """How the hot side reads hot requests: each arriving in one read taken whole without the
+    parser (what a runtime's requests do), or every one through the parser's callbacks (what a
+    request split over reads does). Counts the requests answered whole (``None``: never)."""
+    if request.param == "parser":
+        monkeypatch.setattr(serve, "_read_whole", lambda data: None)
+        return None
+    answered = [0]
+    whole = serve._GuardedHttpTools._answer_whole
+
+    def counted(self: Any, core: Any, data: bytes) -> bool:
+        done = whole(self, core, data)
+        answered[0] += done
+        return done
+
+    monkeypatch.setattr(serve._GuardedHttpTools, "_answer_whole", counted)
+    return answered
+
+
 @pytest.mark.parametrize("log_requests", [False, True], ids=["plain", "request-log"])
 async def test_served_answers_are_the_same_bytes_with_and_without_the_hot_path(
-    make_pair: Callable[..., Any], log_requests: bool
+    make_pair: Callable[..., Any], log_requests: bool, reader: list[int] | None
 ) -> None:
     async with make_pair(log_requests=log_requests) as pair:
         await _setup(pair, fan_out=30)
@@ -362,6 +384,8 @@ async def test_served_answers_are_the_same_bytes_with_and_without_the_hot_path(
             answers[12]
         )
         pair.assert_same_records()
+    if reader is not None:  # requests sent in one write each, most arrive in one read
+        assert reader[0] >= 6, reader
 
 
 async def test_pipelined_requests_are_answered_alike_and_in_order(
@@ -646,3 +670,138 @@ def _cors(sm: FakeStateManager) -> list[tuple[bytes, bytes]]:
     found = serve._bypass(sm.app)
     assert found is not None
     return found[0].cors
+
+
+# -- a whole request read without the parser ---------------------------------------------------
+
+
+class _Parsed:
+    """What httptools (as uvicorn drives it) makes of some bytes."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = b""
+        self.messages = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value.rstrip(b" \t")))  # as uvicorn's on_header
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.messages += 1
+
+
+_TARGET = f"{P}/state/{'a' * 24}/executed"
+_PLAIN_NAMES = ["host", "x-api-key", "X-Api-Key", "content-type", "Content-Length",
+                "x-exosphere-request-id", "accept", "user-agent", "Accept-Encoding", "x-!#$%&'*+"]
+_ODD_NAMES = ["content-length", "origin", "connection", "Transfer-Encoding", "expect", "te",
+              "trailer", "upgrade", "bad name", "", "a\x00b", "caf\u00e9", "x(y)"]
+_VISIBLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
+_PLAIN_VALUES = st.one_of(
+    st.sampled_from(["", "application/json", KEY, "keep-alive", REQUEST_ID, "a  b", "a\tb"]),
+    _VISIBLE,
+)
+_ODD_VALUES = st.one_of(
+    st.sampled_from(["close", "chunked", "100-continue", "a\r\n b"]),
+    st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=12),
+)
+
+
+def _odd(draw: st.DrawFn, plain: Any, *odd: Any) -> Any:
+    """Mostly ``plain``; one time in eight, one of ``odd``."""
+    return draw(st.sampled_from(odd)) if odd and draw(st.integers(0, 7)) == 0 else plain
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> bytes:
+    """Hot-shaped requests: half plain but for whitespace, header case and order; half with
+    a few of the ways a request can be unusual."""
+    odd = draw(st.booleans())
+    pick = (lambda plain, *others: _odd(draw, plain, *others)) if odd else (
+        lambda plain, *others: plain)
+    method = pick("POST", "GET", "post", "PUT", "POST ")
+    target = _TARGET + pick("", "?x=1", "%2F", "#f", " x", "\u00e9", "\x7f", "\\", "/", "*")
+    version = pick("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "http/1.1", "HTTP/1.1 ")
+    eol = pick("\r\n", "\n", "\r")
+    body = draw(st.binary(max_size=40))
+    names = st.sampled_from(_PLAIN_NAMES + _ODD_NAMES if odd else _PLAIN_NAMES)
+    values = st.one_of(_PLAIN_VALUES, _ODD_VALUES) if odd else _PLAIN_VALUES
+    fields = draw(st.lists(st.tuples(names, values), max_size=4,
+                           unique_by=lambda field: field[0].lower()))
+    fields = [field for field in fields if field[0].lower() != "content-length"]
+    fields.insert(draw(st.integers(0, len(fields))), (
+        draw(st.sampled_from(["content-length", "Content-Length"])),
+        pick(str(len(body)), str(len(body) + 1), str(max(len(body) - 1, 0)), f"+{len(body)}",
+             f"0{len(body)}", "", "x", f"{len(body)} 1", f"{len(body)}\x00"),
+    ))
+    if pick(False, True):
+        fields.append((draw(st.sampled_from(fields))[0].upper(), draw(values)))  # named twice
+    lines = [f"{method} {target} {version}"]
+    for name, value in fields:
+        gaps = st.sampled_from(["", " ", "  ", "\t", " \t"])
+        lines.append(f"{name}{pick(':', ' :', '::')}{draw(gaps)}{value}{draw(gaps)}")
+    head = (eol.join(lines) + eol + eol).encode("latin-1")
+    head = head.replace("\u00e9".encode("latin-1"), "\u00e9".encode())  # UTF-8 in a target
+    return head + body + pick(b"", b"x", b"GET / HTTP/1.1\r\n\r\n")
+
+
+@settings(max_examples=3000)
+@given(_requests())
+def test_a_whole_request_is_read_as_httptools_reads_it_or_left_to_the_parser(data: bytes) -> None:
+    whole = serve._read_whole(data)
+    if whole is None:
+        return  # the parser reads it: always safe
+    path, fields, body = whole
+    parsed = _Parsed()
+    parser = httptools.HttpRequestParser(parsed)
+    parser.set_dangerous_leniencies(lenient_data_after_close=True)
+    parser.feed_data(data)  # raises if httptools would refuse what was taken
+    assert parsed.messages == 1
+    assert parser.get_method() == b"POST"
+    assert parser.get_http_version() == "1.1"
+    assert parser.should_keep_alive()
+    assert not parser.should_upgrade()
+    assert serve._plain_path(parsed.url) == path
+    assert dict(parsed.headers) == fields
+    assert len(parsed.headers) == len(fields)
+    assert parsed.body == body
+
+
+def test_the_plainest_requests_are_read_whole_and_the_unusual_ones_left_to_the_parser() -> None:
+    body = json.dumps({"outputs": [{"o": "done"}]}).encode()
+    plain = request("POST", _TARGET, body, headers=[("x-exosphere-request-id", REQUEST_ID)])
+    whole = serve._read_whole(plain)
+    assert whole is not None
+    assert whole[0] == _TARGET
+    assert whole[1][b"x-api-key"] == KEY.encode()
+    assert whole[1][b"x-exosphere-request-id"] == REQUEST_ID.encode()
+    assert whole[2] == body
+    spaced = plain.replace(b"x-api-key: ", b"X-API-Key:\t  ").replace(b"\r\nhost: 127.0.0.1",
+                                                                      b"\r\nhost: 127.0.0.1 \t")
+    assert serve._read_whole(spaced) == (whole[0], {**whole[1], b"host": b"127.0.0.1"}, body)
+    unusual = [
+        plain[:-1],  # the body not all here yet
+        plain + b"GET /health HTTP/1.1\r\n\r\n",  # another request behind it
+        plain.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        plain.replace(b"host:", b"connection: keep-alive\r\nhost:"),
+        plain.replace(b"host:", b"expect: 100-continue\r\nhost:"),
+        plain.replace(b"host:", b"transfer-encoding: chunked\r\nhost:"),
+        plain.replace(b"host:", b"x-api-key: other\r\nhost:"),  # a name twice
+        plain.replace(b"host:", b"folded:\r\n value\r\nhost:"),
+        plain.replace(b"\r\n", b"\n"),
+        plain.replace(b"executed", b"executed?x=1"),
+        plain.replace(b"content-length: %d" % len(body), b"content-length: +%d" % len(body)),
+        plain.replace(b"x-api-key: ", b"x-api-key : "),
+        plain.replace(b"127.0.0.1", b"caf\xc3\xa9"),
+        plain.replace(b"POST", b"PUT"),
+        b"POST " + _TARGET.encode() + b" HTTP/1.1\r\n" + b"x: y\r\n" * 1000 + b"\r\n",
+    ]
+    assert [serve._read_whole(raw) for raw in unusual] == [None] * len(unusual)
+    assert serve._read_whole(plain.replace(b"content-length: %d" % len(body),
+                                           b"content-length: 0")[: -len(body)]) is not None
