@@ -198,7 +198,8 @@ def _drain_rows(figs: Figures) -> list[list[Any]]:
             f"{settings} ({f['batch_size']}/{f['workers']}/{f['poll_interval']} s)",
             f"{int(n):,}", fmt(f["value"]), fmt(f.get("runtime_cpu_us")),
             fmt(f.get("server_cpu_us")) if mode == "loopback" else "",
-            fmt(f["seconds"], 2), f["polls"], fmt(load[0], 2) if load else "n/a",
+            fmt(f["seconds"], 2), f["polls"], f.get("rounds", 1),
+            fmt(load[0], 2) if load else "n/a",
         ])
     order = {"exo_ref": 0, "exo_ref_via_client": 1, "floor": 2, "upstream": 3}
     rows.sort(key=lambda r: (order.get(r[0], 9), r[1], r[2], r[3], int(r[4].replace(",", ""))))
@@ -468,7 +469,7 @@ def _chart_label(found: dict[str, dict[str, Any] | None], mode: str, settings: s
 # -- sections ---------------------------------------------------------------------------------
 
 DRAIN_HEADER = ["contender", "transport", "backend", "settings", "N", "states/s",
-                "runtime CPU µs/state", "server CPU µs/state", "s", "polls", "load"]
+                "runtime CPU µs/state", "server CPU µs/state", "s", "polls", "rounds", "load"]
 
 
 def _drain_section(figs: Figures) -> list[str]:
@@ -477,7 +478,10 @@ def _drain_section(figs: Figures) -> list[str]:
         "CPU µs/state: CPU time over the drain's window divided by N (`benchmarks/_cpu.py`), "
         "of the runtime's process (exo_ref and the floor: the benchmark's main thread, which "
         "in process also runs the fake; upstream: its whole process) and of the loopback "
-        "server's process. load: the 1-minute load average when the drain ended. "
+        "server's process. rounds: exo_ref and the floor drain each case in alternating "
+        "rounds (5 at N = 1,000, whose drains last a tenth of a second; 3 at 10,000), and each "
+        "row is the contender's median round by runtime CPU per state; upstream drains once. "
+        "load: the 1-minute load average when the (median) drain ended. "
         "`exo_ref_via_client`: exo_ref in process on a transport that is not "
         "`httpx.ASGITransport` itself, so every request goes through `httpx.AsyncClient`, as "
         "all did before issue 12.",
