@@ -4,7 +4,8 @@
 ``EXOSPHERE_STATE_MANAGER_URI=http://127.0.0.1:PORT`` (as the dev server does) and serves until
 terminated. Every variant is served by :meth:`FakeStateManager.serve`: the dev server's uvicorn
 settings (``server_config``: its HTTP protocol with the request deadline, concurrency limit, no
-access log) in an asyncio loop, as ``fake-state-manager`` runs them. The dev server itself
+access log) on the loop ``fake-state-manager`` runs them on (uvloop's where it is installed,
+``exo_ref.event_loop_options``). The dev server itself
 (``python -m fake_state_manager``) is the benchmark's ``fast`` variant. VARIANT is one of:
 
 - ``normal``: the dev server's fake (real clock, no request recording) with the fast path off
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from exo_ref import event_loop_options
 from fake_state_manager import FakeStateManager, SystemClock, create_app
 
 VARIANTS = ("normal", "null", "starlette")
@@ -81,7 +83,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve, argv[0], argv[1], backend="asyncio")
+        anyio.run(
+            _serve, argv[0], argv[1], backend="asyncio", backend_options=event_loop_options()
+        )
     return 0
 
 

@@ -20,6 +20,7 @@ import anyio
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from exo_ref import event_loop_options
 from fake_state_manager import FakeStateManager
 
 LOG_PATH = "/_bench/requests"
@@ -56,7 +57,7 @@ def main() -> None:
             tg.start_soon(announce)
             await server.serve()
 
-    anyio.run(serve, backend="asyncio")
+    anyio.run(serve, backend="asyncio", backend_options=event_loop_options())  # as the dev server
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from ._errors import StateManagerTimeoutError as StateManagerTimeoutError
 from ._errors import StateManagerTLSError as StateManagerTLSError
 from ._errors import StateManagerUnavailableError as StateManagerUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
+from ._event_loop import event_loop_options as event_loop_options
 from ._h11_transport import Http11Transport as Http11Transport
 from ._models import CronTrigger as CronTrigger
 from ._models import GraphNodeModel as GraphNodeModel
@@ -88,5 +89,6 @@ __all__ = [
     "UnitesStrategyEnum",
     "WaitTimeoutError",
     "__version__",
+    "event_loop_options",
     "hold_time",
 ]

@@ -24,6 +24,7 @@ from ._clock import ManualClock
 from ._config import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS
 from ._demo_nodes import DEMO_NODES, NO_FAILURE, demo_graph, expected_states
 from ._errors import ExoRefError
+from ._event_loop import event_loop_options
 from ._models import RetryPolicyModel, RetryStrategyEnum
 from ._runtime import Runtime
 from ._state_manager import StateManager
@@ -80,7 +81,13 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoResult:
     exo_logger = logging.getLogger("exo_ref")
     level = exo_logger.level
     try:
-        return anyio.run(run_demo_async, options, stream, backend=options.backend)
+        return anyio.run(
+            run_demo_async,
+            options,
+            stream,
+            backend=options.backend,
+            backend_options=event_loop_options(options.backend),
+        )
     finally:
         exo_logger.setLevel(level)  # the demo quiets the runtime's INFO lines; put them back
 

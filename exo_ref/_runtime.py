@@ -45,6 +45,7 @@ from ._config import (
     RuntimeSettings,
 )
 from ._errors import ConfigurationError, RuntimeAlreadyRunningError
+from ._event_loop import event_loop_options
 from ._h11_transport import Http11Transport
 from ._logging import setup_default_logging
 from ._masking import masking_logs
@@ -183,6 +184,10 @@ class Runtime:
         Inside a running asyncio event loop this returns an ``asyncio.Task`` instead, as upstream
         does (contract §8.4): keep a reference and await it. OS signals are handled only when
         called in the main thread (the notebook pattern runs it in a background thread).
+
+        The loop it starts is uvloop's when uvloop is installed and ``backend`` is asyncio
+        (:func:`exo_ref.event_loop_options`: less CPU per state); ``backend_options`` given,
+        even ``{}``, replace that choice.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -190,6 +195,8 @@ class Runtime:
             loop = None
         if loop is not None:
             return loop.create_task(self.run())
+        if backend_options is None:
+            backend_options = event_loop_options(backend)
         forced = anyio.run(self._run_main, backend=backend, backend_options=backend_options)
         if forced is not None:
             _exit_now(forced)

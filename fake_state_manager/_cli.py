@@ -22,9 +22,8 @@ from types import FrameType
 import anyio
 import uvicorn
 
-from exo_ref import SystemClock
+from exo_ref import SystemClock, event_loop_options
 from fake_state_manager._fake import DEFAULT_API_KEY, FakeStateManager
-from fake_state_manager._http.event_loop import asyncio_options
 from fake_state_manager._http.middleware import DEFAULT_MAX_BODY_BYTES
 from fake_state_manager._http.serve import (
     DEFAULT_LIMIT_CONCURRENCY,
@@ -247,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         anyio.run(
-            _serve, manager, server, backend="asyncio", backend_options=asyncio_options()
+            _serve, manager, server, backend="asyncio", backend_options=event_loop_options()
         )
     except KeyboardInterrupt:
         pass

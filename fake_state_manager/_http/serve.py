@@ -47,7 +47,7 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
 )
 
-from fake_state_manager._http.event_loop import asyncio_options
+from exo_ref import event_loop_options
 from fake_state_manager._http.fastpath import FastPath, FastPathMiddleware, HotRequest
 from fake_state_manager._http.log_limits import RateLimitFilter
 from fake_state_manager._http.middleware import RequestLogMiddleware, request_logger
@@ -575,7 +575,7 @@ def serve_in_thread(
     def run() -> None:
         try:
             anyio.run(
-                _main, server, background, backend="asyncio", backend_options=asyncio_options()
+                _main, server, background, backend="asyncio", backend_options=event_loop_options()
             )
         except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread below
             failure.append(exc)

@@ -23,6 +23,9 @@ ADDITIONS = {
     # For clock wrappers (conformance's recording clock) and clients that want the runtime's
     # lean plain-HTTP transport (the benchmarks' floor).
     "Http11Transport", "hold_time",
+    # The loop options Runtime.start uses (uvloop's where installed), for the fake's dev
+    # server and for users who call anyio.run themselves.
+    "event_loop_options",
 }
 
 

@@ -22,6 +22,7 @@ from exo_ref import (
     RegistrationError,
     Runtime,
     RuntimeAlreadyRunningError,
+    event_loop_options,
 )
 from exo_ref._config import MAX_BATCH_SIZE
 from fake_state_manager import FakeStateManager
@@ -268,6 +269,51 @@ def test_start_with_trio_backend_in_a_thread() -> None:
     rt.stop()
     thread.join(10)
     assert not thread.is_alive()
+
+
+class LoopRecorder(ThreadRecorder):
+    """Also records the class of the event loop each request is sent from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: set[str] = set()
+
+    def default(self, call: Any) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        self.loops.add(f"{type(loop).__module__}.{type(loop).__qualname__}")
+        return super().default(call)
+
+
+def _loops_under_start(**start: Any) -> set[str]:
+    recorder = LoopRecorder()
+    rt = Runtime(
+        NAMESPACE,
+        "rt",
+        [Fan],
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        poll_interval=0.01,
+    )
+    thread = threading.Thread(target=lambda: rt.start(**start), daemon=True)
+    thread.start()
+    assert recorder.polled.wait(10)
+    rt.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    return recorder.loops
+
+
+def test_start_runs_on_uvloop_when_it_is_installed() -> None:
+    # uvloop is a dependency on this platform (pyproject.toml), so the test env has it.
+    assert event_loop_options() == {"use_uvloop": True}
+    assert _loops_under_start() == {"uvloop.Loop"}
+
+
+def test_start_with_backend_options_keeps_the_loop_they_ask_for() -> None:
+    loops = _loops_under_start(backend_options={})
+    assert len(loops) == 1
+    assert not loops.pop().startswith("uvloop"), "backend_options={} must not choose uvloop"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
