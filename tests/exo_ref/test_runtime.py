@@ -222,8 +222,21 @@ class ThreadRecorder(Recorder):
         return super().default(call)
 
 
-def test_start_in_a_background_thread_and_stop_from_another() -> None:
-    recorder = ThreadRecorder()
+class LoopRecorder(ThreadRecorder):
+    """Also records the class of the event loop each request is sent from (asyncio only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: set[str] = set()
+
+    def default(self, call: Any) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        self.loops.add(f"{type(loop).__module__}.{type(loop).__qualname__}")
+        return super().default(call)
+
+
+def _start_in_a_thread_and_stop(recorder: ThreadRecorder, **start: Any) -> None:
+    """``start(**start)`` in a background thread; ``stop()`` from this one once it has polled."""
     rt = Runtime(
         NAMESPACE,
         "rt",
@@ -237,7 +250,7 @@ def test_start_in_a_background_thread_and_stop_from_another() -> None:
 
     def target() -> None:
         try:
-            rt.start()
+            rt.start(**start)
         except BaseException as exc:  # noqa: BLE001 - asserted empty below
             errors.append(exc)
 
@@ -252,55 +265,17 @@ def test_start_in_a_background_thread_and_stop_from_another() -> None:
     assert not rt.is_running
 
 
+def test_start_in_a_background_thread_and_stop_from_another() -> None:
+    _start_in_a_thread_and_stop(ThreadRecorder())
+
+
 def test_start_with_trio_backend_in_a_thread() -> None:
-    recorder = ThreadRecorder()
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        poll_interval=0.01,
-    )
-    thread = threading.Thread(target=lambda: rt.start(backend="trio"), daemon=True)
-    thread.start()
-    assert recorder.polled.wait(10)
-    rt.stop()
-    thread.join(10)
-    assert not thread.is_alive()
-
-
-class LoopRecorder(ThreadRecorder):
-    """Also records the class of the event loop each request is sent from."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.loops: set[str] = set()
-
-    def default(self, call: Any) -> httpx.Response:
-        loop = asyncio.get_running_loop()
-        self.loops.add(f"{type(loop).__module__}.{type(loop).__qualname__}")
-        return super().default(call)
+    _start_in_a_thread_and_stop(ThreadRecorder(), backend="trio")
 
 
 def _loops_under_start(**start: Any) -> set[str]:
     recorder = LoopRecorder()
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        poll_interval=0.01,
-    )
-    thread = threading.Thread(target=lambda: rt.start(**start), daemon=True)
-    thread.start()
-    assert recorder.polled.wait(10)
-    rt.stop()
-    thread.join(10)
-    assert not thread.is_alive()
+    _start_in_a_thread_and_stop(recorder, **start)
     return recorder.loops
 
 
