@@ -128,16 +128,17 @@ async def _measure(sizes: list[int]) -> dict[int, dict[str, float]]:
             await graphs.grow(size)
             assert len(sm.engine.store.graphs) == size
             assert sum(1 for _ in sm.engine.cron.pending()) == size  # one PENDING doc per graph
+        spreads = {size: graphs.spread(OPS) for size, graphs in stores.items()}
+        namespaces = {size: sorted({_namespace(i) for i in spread})
+                      for size, spread in spreads.items()}
         samples: dict[int, dict[str, list[float]]] = {
             size: {"reupsert": [], "list": []} for size in sizes
         }
         for round_ in range(BATCHES):
             for size in sizes[round_ % len(sizes):] + sizes[: round_ % len(sizes)]:
                 graphs = stores[size]
-                spread = graphs.spread(OPS)
-                samples[size]["reupsert"].append(await _cpu_us(spread, graphs.upsert))
-                namespaces = sorted({_namespace(i) for i in spread})
-                samples[size]["list"].append(await _cpu_us(namespaces, graphs.list_one))
+                samples[size]["reupsert"].append(await _cpu_us(spreads[size], graphs.upsert))
+                samples[size]["list"].append(await _cpu_us(namespaces[size], graphs.list_one))
         results: dict[int, dict[str, float]] = {}
         for size, graphs in stores.items():
             engine = graphs.sm.engine
