@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -119,6 +120,21 @@ def state(state_id: str, node: str = "EchoNode", **inputs: str) -> dict[str, Any
     }
 
 
+def run_item(run_id: str, status: str, total: int = 1) -> dict[str, Any]:
+    """One run of a runs page (contract §7.1): one state succeeded, ``total`` in all."""
+    return {
+        "run_id": run_id,
+        "graph_name": "g",
+        "status": status,
+        "success_count": 1,
+        "pending_count": 0,
+        "errored_count": 0,
+        "retried_count": 0,
+        "total_count": total,
+        "created_at": "2026-01-01T00:00:00",
+    }
+
+
 def make_client(
     recorder: Recorder, clock: ManualClock, backoff: Backoff | None = None
 ) -> StateManagerClient:
@@ -178,3 +194,32 @@ def runtime_for(sm: Any, nodes: list[type[BaseNode]], **kwargs: Any) -> Runtime:
         **kwargs,
     }
     return Runtime(NAMESPACE, "rt", nodes, **options)
+
+
+def recorded_runtime(
+    recorder: Recorder, nodes: Sequence[type[BaseNode]] = (Fan,), **kwargs: Any
+) -> Runtime:
+    """A runtime whose every request ``recorder`` answers; ``kwargs`` add settings."""
+    return Runtime(
+        NAMESPACE,
+        "rt",
+        list(nodes),
+        state_manager_uri=URI,
+        key=KEY,
+        transport=recorder.transport,
+        **kwargs,
+    )
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(test_file: str) -> str:
+    """The README's Python block marked as run by ``test_file`` (its path from the root)."""
+    marker = f"<!-- {test_file} runs the next code block -->"
+    text = README.read_text(encoding="utf-8")
+    assert marker in text, f"the README lost the marked code block {test_file} runs"
+    after = text.split(marker, 1)[1]
+    opening = "```python\n"
+    assert after.lstrip("\n").startswith(opening)
+    return after.split(opening, 1)[1].split("\n```", 1)[0]

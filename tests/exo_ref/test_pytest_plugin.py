@@ -7,14 +7,12 @@ as in a fresh virtualenv, not through this repository's conftest.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from .helpers import readme_block
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-MARKER = "<!-- tests/exo_ref/test_pytest_plugin.py runs the next code block -->"
 # The inner runs: no cache files in the temporary project, every warning an error as here.
 ARGS = ("-p", "no:cacheprovider", "-W", "error", "--strict-markers")
 
@@ -41,15 +39,6 @@ GRAPH = [graph_node("greet", Greet, inputs={"name": "world"})]
 '''
 
 
-def readme_sample() -> str:
-    text = README.read_text(encoding="utf-8")
-    assert MARKER in text, "the README lost the marked code block this test runs"
-    after = text.split(MARKER, 1)[1]
-    opening = "```python\n"
-    assert after.lstrip("\n").startswith(opening)
-    return after.split(opening, 1)[1].split("\n```", 1)[0]
-
-
 def test_the_plugin_is_registered_by_its_entry_point(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -61,7 +50,7 @@ def test_the_plugin_is_registered_by_its_entry_point(pytester: pytest.Pytester) 
 
 
 def test_the_readme_example_passes_on_asyncio_and_trio(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_readme_example=readme_sample())
+    pytester.makepyfile(test_readme_example=readme_block("tests/exo_ref/test_pytest_plugin.py"))
     result = pytester.runpytest(*ARGS, "-v")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(

@@ -20,7 +20,6 @@ from exo_ref import (
     BaseNode,
     ManualClock,
     RegistrationError,
-    Runtime,
     RuntimeAlreadyRunningError,
     event_loop_options,
 )
@@ -30,10 +29,10 @@ from tests.builders import NAMESPACE, graph_node
 
 from .helpers import (
     KEY,
-    URI,
     Fan,
     Recorder,
     json_response,
+    recorded_runtime,
     run_clock,
     runtime_for,
     start_graph,
@@ -108,15 +107,7 @@ async def test_run_refuses_to_run_twice_concurrently() -> None:
 
 async def test_stop_before_start_makes_the_next_run_return_at_once() -> None:
     recorder = Recorder()
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        clock=ManualClock(),
-    )
+    rt = recorded_runtime(recorder, clock=ManualClock())
     rt.stop()
     rt.stop()
     await rt.run()
@@ -148,15 +139,7 @@ async def test_registration_retries_5xx_then_fails_on_401_without_the_key(
             ]
         }
     )
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        clock=clock,
-    )
+    rt = recorded_runtime(recorder, clock=clock)
     async with anyio.create_task_group() as tg:
         await run_clock(clock, tg)
         with pytest.raises(AuthenticationError) as info:
@@ -172,15 +155,7 @@ async def test_registration_retries_5xx_then_fails_on_401_without_the_key(
 
 async def test_registration_fails_at_once_on_other_4xx() -> None:
     recorder = Recorder(script={"/nodes/": [json_response(422, {"detail": "nodes missing"})]})
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        clock=ManualClock(),
-    )
+    rt = recorded_runtime(recorder, clock=ManualClock())
     with pytest.raises(RegistrationError, match="422: nodes missing"):
         await rt.run()
 
@@ -188,15 +163,7 @@ async def test_registration_fails_at_once_on_other_4xx() -> None:
 async def test_stop_during_registration_retries_returns() -> None:
     clock = ManualClock()
     recorder = Recorder(script={"/nodes/": [httpx.ConnectError("refused")] * 100})
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        clock=clock,
-    )
+    rt = recorded_runtime(recorder, clock=clock)
     async with anyio.create_task_group() as tg:
         await run_clock(clock, tg)
         tg.start_soon(rt.run)
@@ -237,15 +204,7 @@ class LoopRecorder(ThreadRecorder):
 
 def _start_in_a_thread_and_stop(recorder: ThreadRecorder, **start: Any) -> None:
     """``start(**start)`` in a background thread; ``stop()`` from this one once it has polled."""
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        poll_interval=0.01,
-    )
+    rt = recorded_runtime(recorder, poll_interval=0.01)
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -304,15 +263,7 @@ def test_os_signal_under_start_in_the_main_thread_stops_gracefully(signum: int) 
             return super().default(call)
 
     recorder = SignalOnPoll(states=[state("s1", "Fan", n="2")])
-    rt = Runtime(
-        NAMESPACE,
-        "rt",
-        [Fan],
-        state_manager_uri=URI,
-        key=KEY,
-        transport=recorder.transport,
-        poll_interval=0.01,
-    )
+    rt = recorded_runtime(recorder, poll_interval=0.01)
     try:
         rt.start()
     except KeyboardInterrupt:  # pragma: no cover - the behaviour under test failed

@@ -34,6 +34,8 @@ from exo_ref import (
 )
 from fake_state_manager import FakeStateManager
 
+from .helpers import run_item
+
 KEY = "sekret-key-123"
 URI = "http://sm.test"
 PREFIX = "/v0/namespace/ns"
@@ -276,12 +278,6 @@ async def test_read_additions_use_the_contract_paths() -> None:
         f"{PREFIX}/nodes/",
         f"{PREFIX}/graphs/",
     ]
-
-
-def run_item(run_id: str, status: str) -> dict[str, Any]:
-    return {"run_id": run_id, "graph_name": "g", "status": status, "success_count": 1,
-            "pending_count": 0, "errored_count": 0, "retried_count": 0, "total_count": 1,
-            "created_at": "2026-01-01T00:00:00"}
 
 
 async def test_wait_for_run_polls_on_the_clock_and_pages_through_runs() -> None:

@@ -37,6 +37,8 @@ from exo_ref.testing import (
     run_node,
 )
 
+from .helpers import run_item
+
 # --- nodes -------------------------------------------------------------------------------------
 
 
@@ -128,40 +130,28 @@ class IntInput(BaseNode):
         return None
 
 
-class Later(BaseNode):
+class Later(Echo):
     """Re-queued for an hour on its first run, then done (per test: ``runs`` is cleared)."""
 
     runs: list[str] = []  # noqa: RUF012
 
-    class Inputs(BaseModel):
-        text: str
-
-    class Outputs(BaseModel):
-        text: str
-
-    async def execute(self) -> Outputs:
+    async def execute(self) -> Echo.Outputs:
         self.runs.append(self.inputs.text)
         if len(self.runs) == 1:
             raise ReQueueAfterSignal(timedelta(hours=1))
-        return self.Outputs(text=self.inputs.text)
+        return await super().execute()
 
 
-class Flaky(BaseNode):
+class Flaky(Echo):
     """Fails its first run (retried by the graph's policy), then echoes."""
 
     runs: list[str] = []  # noqa: RUF012
 
-    class Inputs(BaseModel):
-        text: str
-
-    class Outputs(BaseModel):
-        text: str
-
-    async def execute(self) -> Outputs:
+    async def execute(self) -> Echo.Outputs:
         self.runs.append(self.inputs.text)
         if len(self.runs) == 1:
             raise ConnectionError("flaky")
-        return self.Outputs(text=self.inputs.text)
+        return await super().execute()
 
 
 class Waits(BaseNode):
@@ -390,15 +380,8 @@ async def test_a_stuck_message_shows_every_state(exo_env: ExoEnv) -> None:
     assert sum(line.startswith("  echo ") and "CREATED" in line for line in table) == 2
 
 
-class Prepare(BaseNode):
-    class Inputs(BaseModel):
-        text: str
-
-    class Outputs(BaseModel):
-        text: str
-
-    async def execute(self) -> Outputs:
-        return self.Outputs(text=self.inputs.text)
+class Prepare(Echo):
+    """``Echo`` registered under a second name, so a graph can hold both."""
 
 
 class Merge(BaseNode):
@@ -515,11 +498,7 @@ async def test_an_unknown_run_is_a_lookup_error(exo_env: ExoEnv) -> None:
 
 
 def _result(status: str, *states: dict[str, Any]) -> RunResult:
-    summary: Any = {
-        "run_id": "r1", "graph_name": "g", "status": status, "success_count": 1,
-        "pending_count": 0, "errored_count": 0, "retried_count": 0, "total_count": len(states),
-        "created_at": "2026-01-01T00:00:00",
-    }
+    summary: Any = run_item("r1", status, total=len(states))
     return RunResult(run_id="r1", summary=summary, states=list(states))
 
 

@@ -12,13 +12,14 @@ import httpx
 
 from fake_state_manager import FakeStateManager, ManualClock
 
-from .engine_helpers import REGISTERED_NODE_KEYS, STATUS_ORDER, schema
+from .engine_helpers import REGISTERED_NODE_KEYS, START, START_MS, STATUS_ORDER, schema
 
 __all__ = [
     "KEY",
     "PREFIX",
     "REGISTERED_NODE_KEYS",
     "START",
+    "START_MS",
     "STATUS_ORDER",
     "claim",
     "executed",
@@ -32,7 +33,6 @@ __all__ = [
 
 KEY = "test-key"
 PREFIX = "/v0/namespace/ns"
-START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
 
 
 def string_schema(*fields: str) -> dict[str, Any]:

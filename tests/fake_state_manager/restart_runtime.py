@@ -19,6 +19,7 @@ import anyio
 from pydantic import BaseModel
 
 from exo_ref import BaseNode, Runtime
+from tests.exo_ref import helpers
 
 NAMESPACE = "restart"
 HELD = "3"
@@ -37,16 +38,10 @@ def wait_for_gate() -> None:
         fifo.read()
 
 
-class Fan(BaseNode):
-    class Inputs(BaseModel):
-        n: str
-
-    class Outputs(BaseModel):
-        i: str
-
-    async def execute(self) -> list[Outputs]:
+class Fan(helpers.Fan):
+    async def execute(self) -> list[helpers.Fan.Outputs]:
         record("fan")
-        return [self.Outputs(i=str(k)) for k in range(int(self.inputs.n))]
+        return await super().execute()
 
 
 class Work(BaseNode):

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx
-from exospherehost import GraphNodeModel, Runtime
+from exospherehost import GraphNodeModel, Runtime, StateManager, StoreConfigModel
 
 #: Overall deadline for anything the fake or the runtime must reach (seconds). Generous because
 #: CI runs three suites on two cores; a healthy run finishes in well under a second.
@@ -192,6 +192,27 @@ class FakeReader:
 def graph_node(namespace: str, name: str, identifier: str, **kwargs: Any) -> GraphNodeModel:
     """An upstream ``GraphNodeModel`` (contract §4.1) for node class ``name`` in ``namespace``."""
     return GraphNodeModel(node_name=name, namespace=namespace, identifier=identifier, **kwargs)
+
+
+async def upsert_stored_graph(sm: StateManager, namespace: str) -> None:
+    """Graph ``stored``: ``first -> then``, both ``Echo``, reading the run's store (contract
+    §4.6, §3.5 step 3c); ``req`` is required, ``opt`` defaults to ``"fallback"``, and ``then``
+    joins what it read. Returns once the fake has verified it."""
+    nodes = [
+        graph_node(
+            namespace, "Echo", "first", inputs={"value": "${{ store.opt }}"}, next_nodes=["then"]
+        ),
+        graph_node(
+            namespace,
+            "Echo",
+            "then",
+            inputs={"value": "${{ first.outputs.value }}/${{ store.req }}/${{ store.opt }}"},
+        ),
+    ]
+    store_config = StoreConfigModel(required_keys=["req"], default_values={"opt": "fallback"})
+    await sm.upsert_graph(
+        "stored", nodes, secrets={}, store_config=store_config, polling_interval=VALIDATION_POLL
+    )
 
 
 def by_identifier(states: list[dict[str, Any]], identifier: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from exospherehost import StateManager, StoreConfigModel, UnitesModel
+from exospherehost import StateManager, UnitesModel
 
 from tests.upstream._nodes import (
     ATTEMPTS,
@@ -27,6 +27,7 @@ from tests.upstream._support import (
     FakeReader,
     by_identifier,
     graph_node,
+    upsert_stored_graph,
     upstream_runtime,
 )
 from tests.upstream.conftest import API_KEY
@@ -98,27 +99,9 @@ async def test_store_values_and_defaults_reach_inputs(
 ) -> None:
     """Trigger store first, then ``default_values`` (contract §4.6 step 3, §3.5 step 3c)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    nodes = [
-        graph_node(
-            namespace, "Echo", "first", inputs={"value": "${{ store.opt }}"}, next_nodes=["then"]
-        ),
-        graph_node(
-            namespace,
-            "Echo",
-            "then",
-            inputs={"value": "${{ first.outputs.value }}/${{ store.req }}/${{ store.opt }}"},
-        ),
-    ]
-    store_config = StoreConfigModel(required_keys=["req"], default_values={"opt": "fallback"})
     with upstream_runtime(namespace, fake_uri, API_KEY, [Echo]):
         await reader.wait_registered({"Echo"})
-        await sm.upsert_graph(
-            "stored",
-            nodes,
-            secrets={},
-            store_config=store_config,
-            polling_interval=VALIDATION_POLL,
-        )
+        await upsert_stored_graph(sm, namespace)
         defaulted = await sm.trigger("stored", store={"req": "r1"})
         given = await sm.trigger("stored", store={"req": "r2", "opt": "mine"})
         runs = [await reader.wait_finished(t["run_id"]) for t in (defaulted, given)]

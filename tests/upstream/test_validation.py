@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from exospherehost import StateManager, StoreConfigModel
+from exospherehost import StateManager
 
 from tests.upstream._nodes import Echo, Shout, UsesSecret
-from tests.upstream._support import VALIDATION_POLL, FakeReader, graph_node, upstream_runtime
+from tests.upstream._support import (
+    VALIDATION_POLL,
+    FakeReader,
+    graph_node,
+    upsert_stored_graph,
+    upstream_runtime,
+)
 from tests.upstream.conftest import API_KEY
 
 
@@ -15,18 +21,9 @@ async def test_missing_store_keys_are_refused_with_400(
 ) -> None:
     """Required store keys must come with the trigger; defaults do not count (§4.6 step 4)."""
     sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    nodes = [
-        graph_node(
-            namespace, "Echo", "first", inputs={"value": "${{ store.opt }}"}, next_nodes=["then"]
-        ),
-        graph_node(namespace, "Echo", "then", inputs={"value": "${{ store.req }}"}),
-    ]
-    store_config = StoreConfigModel(required_keys=["req"], default_values={"opt": "o"})
     with upstream_runtime(namespace, fake_uri, API_KEY, [Echo]):
         await reader.wait_registered({"Echo"})
-        await sm.upsert_graph(
-            "stored", nodes, secrets={}, store_config=store_config, polling_interval=VALIDATION_POLL
-        )
+        await upsert_stored_graph(sm, namespace)
         with pytest.raises(Exception, match=r"Failed to trigger state: 400 .*Missing store keys"):
             await sm.trigger("stored", store={"opt": "given"})
         with pytest.raises(Exception, match=r"Failed to trigger state: 400 .*Missing store keys"):

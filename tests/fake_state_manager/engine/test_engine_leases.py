@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,16 @@ def _graph(engine: Engine, max_retries: int = 1) -> str:
     policy = {"max_retries": max_retries, "strategy": "FIXED", "backoff_factor": 500}
     upsert_valid(engine, "g", [graph_node("a")], retry_policy=policy)
     return str(engine.trigger(NAMESPACE, "g")["run_id"])
+
+
+def _claimed_on_file(db: Path, clock: ManualClock, **engine_options: Any) -> str:
+    """Claim the one state of a fresh run in an engine saved to ``db``, then close it (the
+    dev server going down); returns the run id."""
+    engine = Engine(clock=clock, storage=SqliteStorage.open(db), **engine_options)
+    run_id = _graph(engine)
+    claim_one(engine, "A")
+    engine.close()
+    return run_id
 
 
 def test_the_message_names_the_timeout() -> None:
@@ -173,10 +184,7 @@ def test_many_claims_expire_in_deadline_order_in_one_sweep(make: MakeEngine) -> 
 def test_the_lease_survives_a_restart_on_the_same_database(tmp_path: Path) -> None:
     db = tmp_path / "lease.db"
     clock = ManualClock(START)
-    engine = Engine(clock=clock, storage=SqliteStorage.open(db), queued_timeout=TIMEOUT)
-    run_id = _graph(engine)
-    claim_one(engine, "A")
-    engine.close()
+    run_id = _claimed_on_file(db, clock, queued_timeout=TIMEOUT)
     clock.advance(TIMEOUT / 2)
     engine = Engine(clock=clock, storage=SqliteStorage.open(db), queued_timeout=TIMEOUT)
     assert engine.next_due_time() == START + TIMEOUT  # from the claim, not from the restart
@@ -194,10 +202,7 @@ def test_a_state_claimed_without_a_lease_gets_one_from_its_claim_time(tmp_path: 
     # Claimed by a dev server started without --queued-timeout; restarted with it.
     db = tmp_path / "later.db"
     clock = ManualClock(START)
-    engine = Engine(clock=clock, storage=SqliteStorage.open(db))
-    run_id = _graph(engine)
-    claim_one(engine, "A")
-    engine.close()
+    run_id = _claimed_on_file(db, clock)
     clock.advance(TIMEOUT + 5)
     engine = Engine(clock=clock, storage=SqliteStorage.open(db), queued_timeout=TIMEOUT)
     engine.check_invariants()  # already past its deadline: expired by the first call
@@ -209,10 +214,7 @@ def test_a_row_without_queued_at_is_leased_from_the_load(tmp_path: Path) -> None
     # A file written before states recorded their claim time.
     db = tmp_path / "old.db"
     clock = ManualClock(START)
-    engine = Engine(clock=clock, storage=SqliteStorage.open(db))
-    run_id = _graph(engine)
-    claim_one(engine, "A")
-    engine.close()
+    run_id = _claimed_on_file(db, clock)
     with sqlite3.connect(db) as conn:
         ((state_id, doc),) = conn.execute("SELECT id, doc FROM states").fetchall()
         fields = json.loads(doc)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from exo_ref._clock import ManualClock
+from exo_ref import ManualClock, RetryStrategyEnum
 from fake_state_manager._engine.engine import Engine
 from tests.builders import NAMESPACE, graph_node
 from tests.fake_state_manager.engine_helpers import (
@@ -18,17 +18,8 @@ from tests.fake_state_manager.engine_helpers import (
     upsert_valid,
 )
 
-STRATEGIES = [
-    "EXPONENTIAL",
-    "EXPONENTIAL_FULL_JITTER",
-    "EXPONENTIAL_EQUAL_JITTER",
-    "LINEAR",
-    "LINEAR_FULL_JITTER",
-    "LINEAR_EQUAL_JITTER",
-    "FIXED",
-    "FIXED_FULL_JITTER",
-    "FIXED_EQUAL_JITTER",
-]
+# The nine §5 strategies; tests/exo_ref/test_models.py pins the enum to upstream's members.
+STRATEGIES = [m.value for m in RetryStrategyEnum]
 
 
 def _expected(strategy: str, n: int, b: int, e: int, rng: random.Random) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from fake_state_manager import Engine, FakeStateManager, create_app
@@ -161,28 +162,27 @@ async def test_non_utf8_body_is_400_parse_error() -> None:
     assert response.json() == {"detail": "There was an error parsing the body"}
 
 
-@pytest.mark.parametrize("depth", [101, 500, 5000])
-async def test_json_nested_too_deep_is_400_not_a_500(depth: int) -> None:
-    # Upstream parses up to Python's recursion limit and then fails in MongoDB (100 levels).
+async def _prune_nested(depth: int) -> httpx.Response:
+    """A prune whose ``data`` nests ``depth`` lists deep, for a state that does not exist."""
+    nested = "[" * depth + "]" * depth
     async with running() as (_, client):
-        nested = "[" * depth + "]" * depth
-        response = await client.post(
+        return await client.post(
             f"{PREFIX}/state/{'0' * 24}/prune",
             content=f'{{"data": {{"x": {nested}}}}}'.encode(),
             headers={"content-type": "application/json"},
         )
+
+
+@pytest.mark.parametrize("depth", [101, 500, 5000])
+async def test_json_nested_too_deep_is_400_not_a_500(depth: int) -> None:
+    # Upstream parses up to Python's recursion limit and then fails in MongoDB (100 levels).
+    response = await _prune_nested(depth)
     assert response.status_code == 400
     assert response.json()["detail"].startswith("There was an error parsing the body")
 
 
 async def test_json_nested_within_the_limit_is_accepted() -> None:
-    async with running() as (_, client):
-        nested = "[" * 95 + "]" * 95
-        response = await client.post(
-            f"{PREFIX}/state/{'0' * 24}/prune",
-            content=f'{{"data": {{"x": {nested}}}}}'.encode(),
-            headers={"content-type": "application/json"},
-        )
+    response = await _prune_nested(95)
     assert (response.status_code, response.json()) == (404, {"detail": "State not found"})
 
 

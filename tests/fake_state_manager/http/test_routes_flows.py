@@ -14,7 +14,6 @@ from tests.builders import graph_node
 
 from ..http_support import (
     PREFIX,
-    START,
     claim,
     executed,
     ok,
@@ -23,8 +22,6 @@ from ..http_support import (
     setup_graph,
     trigger,
 )
-
-START_MS = int(START * 1000)
 
 
 async def fan_in_graph(client: httpx.AsyncClient, strategy: str) -> None:

@@ -11,7 +11,7 @@ from tests.builders import graph_node
 
 from ..http_support import (
     PREFIX,
-    START,
+    START_MS,
     STATUS_ORDER,
     claim,
     executed,
@@ -22,7 +22,6 @@ from ..http_support import (
     trigger,
 )
 
-START_MS = int(START * 1000)
 BAD_IDS = ["not-an-id", "0" * 24]
 
 
