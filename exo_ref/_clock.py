@@ -22,6 +22,9 @@ import anyio.lowlevel
 __all__ = ["Clock", "ManualClock", "SystemClock", "hold_time"]
 
 _SETTLE_CHECKPOINTS = 16
+# anyio's asyncio wait_all_tasks_blocked() sleeps this long (real time) each time it finds a
+# runnable task; a second call that returns sooner found every task blocked at once.
+_BLOCKED_RECHECK = 0.1
 
 
 @runtime_checkable
@@ -145,7 +148,7 @@ class ManualClock:
             # wait_all_tasks_blocked() sleeps 0.1 s of real time whenever it finds a runnable task.
             for _ in range(_SETTLE_CHECKPOINTS):
                 await anyio.lowlevel.checkpoint()
-            await anyio.wait_all_tasks_blocked()
+            await _wait_until_idle()
             if not self.auto_advance or self._holds:
                 await self._wait_for_change()
                 continue
@@ -166,6 +169,22 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self._now!r}, auto_advance={self.auto_advance!r})"
+
+
+async def _wait_until_idle() -> None:
+    """Return once every other task is blocked, seen twice in a row one loop turn apart.
+
+    On asyncio a task that ends leaves its parent's wake-up as a callback in the loop's queue,
+    in no task, for one more turn: a check made in that turn sees every task blocked although
+    the parent is about to run, and time would jump under work still in progress. The second
+    check comes after that turn; if it had to wait for a runnable task, look again.
+    """
+    while True:
+        await anyio.wait_all_tasks_blocked()
+        started = time.monotonic()
+        await anyio.wait_all_tasks_blocked()
+        if time.monotonic() - started < _BLOCKED_RECHECK:
+            return
 
 
 def hold_time(clock: Clock) -> AbstractContextManager[None]:

@@ -3,10 +3,11 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from exo_ref import ManualClock, SystemClock
-from exo_ref._clock import hold_time
+from exo_ref._clock import _SETTLE_CHECKPOINTS, hold_time
 
 
 def test_manual_clock_refuses_to_go_backwards() -> None:
@@ -103,3 +104,25 @@ def test_hold_time_passes_through_wrappers_that_define_hold() -> None:
     with hold_time(Wrapper()):
         assert inner._holds == 1
     assert inner._holds == 0
+
+
+async def test_auto_advance_does_not_jump_while_a_finished_task_wakes_its_parent() -> None:
+    # A child that ends in the very loop turn in which the clock looks for idleness leaves its
+    # parent's wake-up queued outside any task (asyncio); time must not jump to the sleeper's
+    # deadline then. Which turn that is depends on how many checkpoints the child makes, so
+    # try every count around the clock's settling loop.
+    for checkpoints in range(2 * _SETTLE_CHECKPOINTS + 4):
+        clock = ManualClock(0.0, auto_advance=True)
+
+        async def child(n: int = checkpoints) -> None:
+            for _ in range(n):
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(clock.run_auto_advance)
+            tg.start_soon(clock.sleep, 10.0)
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(child)
+            now = clock.now()  # the parent's first step after the child ended
+            tg.cancel_scope.cancel()
+        assert now == 0.0, f"time jumped while a child of {checkpoints} checkpoints ended"
