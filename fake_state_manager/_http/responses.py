@@ -22,6 +22,7 @@ from fake_state_manager._graph.models import (
     StoreConfig,
     Trigger,
 )
+from fake_state_manager._http.requests import NodeRegistration
 from fake_state_manager._store.documents import StateStatusEnum
 
 __all__ = [
@@ -137,23 +138,14 @@ class InternalErrorResponse(BaseModel):
     detail: str
 
 
-class RegisteredNodeOut(BaseModel):
-    """A registered node as echoed by the registration (contract §2.1)."""
-
-    name: str
-    inputs_schema: dict[str, Any]
-    outputs_schema: dict[str, Any]
-    secrets: list[str]
-
-
 class RegisterNodesResponse(BaseModel):
     """Answer of PUT ``/nodes/`` (contract §2.1)."""
 
     runtime_name: str
-    registered_nodes: list[RegisteredNodeOut]
+    registered_nodes: list[NodeRegistration]  # echoed as received, without namespace
 
 
-class RegisteredNodeDocument(_Document, RegisteredNodeOut):
+class RegisteredNodeDocument(_Document, NodeRegistration):
     """A registered node as listed by GET ``/nodes/`` (contract §2.2): the echoed fields and
     where it lives."""
 
