@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,14 +196,12 @@ def runtime_for(sm: Any, nodes: list[type[BaseNode]], **kwargs: Any) -> Runtime:
     return Runtime(NAMESPACE, "rt", nodes, **options)
 
 
-def recorded_runtime(
-    recorder: Recorder, nodes: Sequence[type[BaseNode]] = (Fan,), **kwargs: Any
-) -> Runtime:
-    """A runtime whose every request ``recorder`` answers; ``kwargs`` add settings."""
+def recorded_runtime(recorder: Recorder, **kwargs: Any) -> Runtime:
+    """A ``Fan`` runtime whose every request ``recorder`` answers; ``kwargs`` add settings."""
     return Runtime(
         NAMESPACE,
         "rt",
-        list(nodes),
+        [Fan],
         state_manager_uri=URI,
         key=KEY,
         transport=recorder.transport,
