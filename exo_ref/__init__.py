@@ -39,6 +39,8 @@ from ._node_signals import PruneSignal as PruneSignal
 from ._node_signals import ReQueueAfterSignal as ReQueueAfterSignal
 from ._runtime import Runtime as Runtime
 from ._state_manager import StateManager as StateManager
+from ._statuses import RunStatus as RunStatus
+from ._statuses import StateStatus as StateStatus
 from ._version import VERSION as VERSION
 from ._version import __version__ as __version__
 from ._wire import NodeDetails as NodeDetails
@@ -73,6 +75,7 @@ __all__ = [
     "RunGraph",
     "RunGraphEdge",
     "RunGraphNode",
+    "RunStatus",
     "RunSummary",
     "RunsPage",
     "Runtime",
@@ -82,6 +85,7 @@ __all__ = [
     "StateManagerTLSError",
     "StateManagerTimeoutError",
     "StateManagerUnavailableError",
+    "StateStatus",
     "StoreConfigModel",
     "SystemClock",
     "TriggerResponse",

@@ -28,6 +28,7 @@ from ._event_loop import event_loop_options
 from ._models import RetryPolicyModel, RetryStrategyEnum
 from ._runtime import Runtime
 from ._state_manager import StateManager
+from ._statuses import ERRORED_STATES, UNFINISHED_STATES
 from ._wire import RunGraph, RunSummary
 
 __all__ = ["DEFAULT_FAN_OUT", "DemoOptions", "DemoResult", "run_demo", "run_demo_async"]
@@ -46,8 +47,6 @@ DEMO_RETRY_POLICY = RetryPolicyModel(
     max_retries=2, strategy=RetryStrategyEnum.EXPONENTIAL, backoff_factor=1000, exponent=2,
     max_delay=None,
 )
-# Statuses that end a state (contract §3.2); everything else is still in progress.
-_FINISHED = ("SUCCESS", "PRUNED", "ERRORED", "NEXT_CREATED_ERROR", "RETRY_CREATED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +167,7 @@ async def _drive(
     )
     run_graph = await sm.get_run_graph(run_id)
     for node in run_graph["nodes"]:
-        if node["status"] in ("ERRORED", "NEXT_CREATED_ERROR"):
+        if node["status"] in ERRORED_STATES:
             say(f"{node['status']} state {node['id']} ({node['identifier']}): {node['error']}")
     merge_outputs = await _merge_outputs(sm, run_id, run_graph)
     if merge_outputs:
@@ -194,11 +193,11 @@ async def _report_progress(
 
 
 def _pending(counts: dict[str, int]) -> int:
-    return sum(counts.get(s, 0) for s in ("CREATED", "QUEUED", "EXECUTED"))
+    return sum(counts.get(s, 0) for s in UNFINISHED_STATES)
 
 
 def _progress_line(counts: dict[str, int], expected: int) -> str:
-    done = sum(counts.get(s, 0) for s in _FINISHED)
+    done = sum(n for status, n in counts.items() if status not in UNFINISHED_STATES)
     total = max(expected, sum(counts.values()))
     by_status = ", ".join(f"{status} {n}" for status, n in counts.items() if n)
     return f"progress: {done}/{total} states done ({by_status})"

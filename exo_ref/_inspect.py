@@ -56,6 +56,7 @@ from ._errors import (
     StateManagerUnavailableError,
 )
 from ._state_manager import StateManager
+from ._statuses import RUN_STATUSES, run_status
 from ._wire import NodeDetails, RunGraph, RunGraphNode, RunsPage, RunSummary
 
 __all__ = [
@@ -68,7 +69,6 @@ __all__ = [
 T = TypeVar("T")
 
 COMMANDS = ("runs", "run", "retry", "graph")
-RUN_STATUSES = ("PENDING", "SUCCESS", "FAILED")
 DEFAULT_PAGE_SIZE = 20
 #: How many node-details reads ``exo-ref run`` keeps in flight at once.
 DETAIL_CONCURRENCY = 8
@@ -90,8 +90,6 @@ _STATUS_STYLES = {
     "INVALID": "bold red",
     "ONGOING": "cyan",
 }
-_PENDING_STATES = ("CREATED", "QUEUED", "EXECUTED")
-_ERRORED_STATES = ("ERRORED", "NEXT_CREATED_ERROR")
 
 
 class _CommandError(Exception):
@@ -444,15 +442,6 @@ def _counts(run: RunSummary) -> Text:
         text.append(": " if index == 0 else ", ")
         text.append(f"{count} {name}", style=style)
     return text
-
-
-def run_status(summary: Mapping[str, int]) -> str:
-    """The run's status from the run graph's ``execution_summary``, by contract §7.1's rule."""
-    if sum(summary.get(s, 0) for s in _PENDING_STATES) > 0:
-        return "PENDING"
-    if sum(summary.get(s, 0) for s in _ERRORED_STATES) > 0:
-        return "FAILED"
-    return "SUCCESS" if sum(summary.values()) > 0 else "FAILED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ Two kinds, by who reads them:
   ``KeyError`` deep in a worker. Unknown fields are ignored: a newer server may add some;
 * the answers of :class:`~exo_ref.StateManager`'s read calls (trigger, runs, run graph, node
   details): ``TypedDict`` s, because they are handed to the caller as the JSON the server sent,
-  unchanged; the types tell a reader and mypy the fields.
+  unchanged; the types tell a reader and mypy the fields, and :data:`~exo_ref.StateStatus` /
+  :data:`~exo_ref.RunStatus` the values a ``status`` can take, so that a typo such as
+  ``node["status"] == "SUCCES"`` is an error under ``mypy --strict``, not a branch that never
+  runs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 from ._node import BaseNode
+from ._statuses import RunStatus, StateStatus
 
 __all__ = [
     "ClaimedState",
@@ -125,10 +129,11 @@ class EnqueueBody(_Wire):
 # -- read calls of StateManager (contract §2.6, §2.14-§2.16, §7) --------------------------------
 
 
+
 class TriggerResponse(TypedDict):
     """``POST .../trigger`` (contract §2.6)."""
 
-    status: str
+    status: StateStatus
     run_id: str
 
 
@@ -142,7 +147,7 @@ class RunSummary(TypedDict):
     errored_count: int
     retried_count: int
     total_count: int
-    status: str
+    status: RunStatus
     created_at: str
 
 
@@ -162,7 +167,7 @@ class RunGraphNode(TypedDict):
     id: str
     node_name: str
     identifier: str
-    status: str
+    status: StateStatus
     error: str | None
 
 
@@ -191,7 +196,7 @@ class NodeDetails(TypedDict):
     identifier: str
     graph_name: str
     run_id: str
-    status: str
+    status: StateStatus
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     error: str | None

@@ -41,6 +41,7 @@ from ._poller import Backlog
 from ._runtime import Runtime
 from ._runtime_client import ReportOutcome
 from ._state_manager import StateManager
+from ._statuses import UNFINISHED_STATES
 from ._validation import validate_nodes
 from ._wire import ClaimedState, RunSummary
 from ._workers import WorkerPool, _Failed
@@ -64,8 +65,6 @@ __all__ = [
 #: The namespace :class:`ExoEnv` and :func:`graph_node` use unless told otherwise.
 DEFAULT_NAMESPACE = "exo-test"
 
-# Statuses that keep a run PENDING (contract §3.2, §7.1); the others end a state.
-_NOT_FINISHED = frozenset({"CREATED", "QUEUED", "EXECUTED"})
 # Runtime arguments the environment wires itself.
 _WIRED = ("state_manager_uri", "key", "transport", "clock")
 # Poll spacing and shutdown grace for runtimes on a real clock: the Runtime defaults (1 s, 30 s)
@@ -1090,7 +1089,7 @@ class ExoEnv:
         signature: list[Any] = []
         for state in states:
             status = state["status"]
-            if status not in _NOT_FINISHED:
+            if status not in UNFINISHED_STATES:
                 continue
             signature.append((state["id"], status, state.get("enqueue_after")))
             ns, node = str(state["namespace_name"]), str(state["node_name"])

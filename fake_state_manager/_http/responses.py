@@ -4,7 +4,9 @@ The engine builds the response dicts itself; these models only describe them in
 ``/openapi.json`` (:mod:`.openapi`, via the ``response`` of each ``routes.Endpoint``, and
 ``openapi.ERROR_MODELS`` for the error bodies of contract §1.3). Datetimes are
 :data:`IsoDateTime` strings (ISO-8601 without offset, contract §1.1), not ``datetime``: a
-``format: date-time`` would promise an offset the values do not carry.
+``format: date-time`` would promise an offset the values do not carry. Counts and totals are
+``NonNegativeInt``: the schema's ``minimum: 0`` lets the response-model test and schemathesis
+catch a counter that went below zero (a state counted out twice).
 ``model_json_schema()`` works on every model listed in ``__all__``.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from exo_ref import RetryPolicyModel
 from fake_state_manager._graph.models import (
@@ -158,7 +160,7 @@ class ListNodesResponse(BaseModel):
     """GET ``/nodes/`` (contract §2.2)."""
 
     namespace: str
-    count: int
+    count: NonNegativeInt
     nodes: list[RegisteredNodeDocument]
 
 
@@ -194,7 +196,7 @@ class ListGraphTemplatesResponse(BaseModel):
     """GET ``/graphs/`` (contract §2.5)."""
 
     namespace: str
-    count: int
+    count: NonNegativeInt
     templates: list[GraphTemplateDocument]
 
 
@@ -218,7 +220,7 @@ class EnqueuedState(BaseModel):
 class EnqueueResponse(BaseModel):
     """Answer of enqueue (contract §2.7): status is always ``QUEUED``."""
 
-    count: int
+    count: NonNegativeInt
     namespace: str
     status: StateStatusEnum
     states: list[EnqueuedState]
@@ -269,11 +271,11 @@ class RunListItem(BaseModel):
 
     run_id: str
     graph_name: str
-    success_count: int
-    pending_count: int
-    errored_count: int
-    retried_count: int
-    total_count: int
+    success_count: NonNegativeInt
+    pending_count: NonNegativeInt
+    errored_count: NonNegativeInt
+    retried_count: NonNegativeInt
+    total_count: NonNegativeInt
     status: RunStatusEnum
     created_at: IsoDateTime
 
@@ -282,7 +284,7 @@ class RunsResponse(BaseModel):
     """GET ``/runs/{page}/{size}`` (contract §2.14, §7.1)."""
 
     namespace: str
-    total: int
+    total: NonNegativeInt
     page: int
     size: int
     runs: list[RunListItem]
@@ -312,9 +314,9 @@ class RunGraphResponse(BaseModel):
     graph_name: str
     nodes: list[GraphNode]
     edges: list[GraphEdge]
-    node_count: int
-    edge_count: int
-    execution_summary: dict[str, int]
+    node_count: NonNegativeInt
+    edge_count: NonNegativeInt
+    execution_summary: dict[str, NonNegativeInt]
 
 
 class NodeRunDetailsResponse(BaseModel):
@@ -338,4 +340,4 @@ class NamespacesResponse(BaseModel):
     """GET ``/v0/namespaces`` (contract §2.17)."""
 
     namespaces: list[str]
-    count: int
+    count: NonNegativeInt

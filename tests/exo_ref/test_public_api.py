@@ -17,9 +17,10 @@ ADDITIONS = {
     "RegistrationError", "RuntimeAlreadyRunningError", "StateManagerError",
     "StateManagerTLSError", "StateManagerTimeoutError", "StateManagerUnavailableError",
     "SystemClock", "WaitTimeoutError",
-    # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time).
-    "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunSummary", "RunsPage",
-    "TriggerResponse",
+    # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time) and the
+    # values of their status fields (Literal types).
+    "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunStatus", "RunSummary",
+    "RunsPage", "StateStatus", "TriggerResponse",
     # For clock wrappers (conformance's recording clock) and clients that want the runtime's
     # lean plain-HTTP transport (the benchmarks' floor).
     "Http11Transport", "hold_time",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from exo_ref._clock import ManualClock
+from exo_ref._statuses import STATE_STATUSES
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._http.requests import UpsertGraphTemplateRequest
 from tests.builders import NAMESPACE, graph_node
@@ -14,17 +15,9 @@ from tests.builders import NAMESPACE, graph_node
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, ManualClock's default start
 START_MS = int(START * 1000)
 
-#: §7.2 execution_summary keys, in the contract's order (§3.2 statuses).
-STATUS_ORDER = (
-    "CREATED",
-    "QUEUED",
-    "EXECUTED",
-    "ERRORED",
-    "NEXT_CREATED_ERROR",
-    "SUCCESS",
-    "PRUNED",
-    "RETRY_CREATED",
-)
+#: §7.2 execution_summary keys, in the contract's order (§3.2 statuses), which the SDK's
+#: ``StateStatus`` type states for the whole tree.
+STATUS_ORDER = STATE_STATUSES
 
 #: The keys of a registered node as GET ``/nodes/`` lists it (§2.2): ``_id``, not ``id``.
 REGISTERED_NODE_KEYS = {

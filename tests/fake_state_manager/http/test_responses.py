@@ -19,8 +19,9 @@ import sqlite3
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, Union, get_args, get_origin
+from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin
 
 import httpx
 import pytest
@@ -460,7 +461,25 @@ def pair_problems(
                 f"{label}: field {key!r} nests {nested}, server nests "
                 f"{_descriptions_in(server_fields[key])}"
             )
+        values, server_values = _literal_values(annotation), _enum_values(server_fields[key])
+        if values is not None and values != server_values:
+            problems.append(
+                f"{label}: field {key!r} allows {sorted(values)}, server answers "
+                f"{sorted(server_values or ())}"
+            )
     return problems
+
+
+def _literal_values(annotation: Any) -> set[str] | None:
+    """The values a ``Literal[...]`` annotation allows (None for any other annotation)."""
+    return set(get_args(annotation)) if get_origin(annotation) is Literal else None
+
+
+def _enum_values(annotation: Any) -> set[str] | None:
+    """The values of an enum-typed server field (None when the field is not an enum)."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return {member.value for member in annotation}
+    return None
 
 
 @pytest.mark.parametrize(
@@ -648,3 +667,26 @@ def test_pair_check_reports_fields_on_either_side() -> None:
     # ...client-only ones are not, and a nested description must be the server's pair.
     (unpaired,) = pair_problems(_ClientPage, _ServerPage, False, [])
     assert "field 'items' nests" in unpaired
+
+
+class _Colour(str, Enum):  # noqa: UP042 - as the fake's status enums
+    RED = "RED"
+    BLUE = "BLUE"
+
+
+class _ServerPaint(BaseModel):
+    colour: _Colour
+
+
+class _ClientPaint(TypedDict):
+    colour: Literal["RED", "BLUE"]
+
+
+class _ClientMisspelt(TypedDict):
+    colour: Literal["RED", "BLEU"]
+
+
+def test_pair_check_reports_status_values_the_server_does_not_answer() -> None:
+    assert pair_problems(_ClientPaint, _ServerPaint, False, []) == []
+    (problem,) = pair_problems(_ClientMisspelt, _ServerPaint, False, [])
+    assert problem.endswith("field 'colour' allows ['BLEU', 'RED'], server answers ['BLUE', 'RED']")
