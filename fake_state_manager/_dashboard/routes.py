@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib.resources
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
@@ -37,6 +37,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from exo_ref import RunStatus
 from fake_state_manager._dashboard.auth import COOKIE_NAME, COOKIE_PATH, Sessions
 from fake_state_manager._dashboard.layout import NODE_H, NODE_W
 from fake_state_manager._dashboard.views import (
@@ -77,7 +78,7 @@ _HEADERS = {
 _INT = TypeAdapter(int)
 _DELAY = TypeAdapter(Annotated[int, Field(gt=0)])  # ReEnqueueAfterRequest.enqueue_after (§2.11)
 _TEXT = TypeAdapter(str)
-_RUN_STATUS = TypeAdapter(Literal["PENDING", "SUCCESS", "FAILED"])
+_RUN_STATUS = TypeAdapter(RunStatus)
 
 
 class Refused(Exception):

@@ -13,8 +13,9 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+from exo_ref import RunStatus
 from fake_state_manager._dashboard.layout import Layout, layout, retry_links, unites_edges
 from fake_state_manager._json import JsonDict
 
@@ -35,7 +36,7 @@ __all__ = [
 
 
 #: A run's statuses as the runs list computes them (§7.1): the status filter's choices.
-RUN_STATUSES = ("PENDING", "SUCCESS", "FAILED")
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 #: States the run page offers a manual retry for (§6.3): the failures of a run's counts (§7.1).
 RETRY_STATUSES = ("ERRORED", "NEXT_CREATED_ERROR")
 #: States the run page offers a re-enqueue for (§6.2): claimed by a runtime that never reported.

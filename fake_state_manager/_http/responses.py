@@ -12,12 +12,11 @@ catch a counter that went below zero (a state counted out twice).
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-from exo_ref import RetryPolicyModel
+from exo_ref import RetryPolicyModel, RunStatus, StateStatus
 from fake_state_manager._graph.models import (
     GraphTemplateValidationStatus,
     NodeTemplate,
@@ -25,7 +24,6 @@ from fake_state_manager._graph.models import (
     Trigger,
 )
 from fake_state_manager._http.requests import NodeRegistration
-from fake_state_manager._store.documents import StateStatusEnum
 
 __all__ = [
     "ISO_DATETIME_PATTERN",
@@ -50,7 +48,6 @@ __all__ = [
     "RegisteredNodeDocument",
     "RunGraphResponse",
     "RunListItem",
-    "RunStatusEnum",
     "RunsResponse",
     "SecretsResponse",
     "TriggerGraphResponse",
@@ -74,14 +71,6 @@ IsoDateTime = Annotated[
         examples=["2026-01-01T00:00:00.123000"],
     ),
 ]
-
-
-class RunStatusEnum(str, Enum):  # noqa: UP042 - str(member) as upstream
-    """Derived run status (contract §3.6, §7.1)."""
-
-    SUCCESS = "SUCCESS"
-    PENDING = "PENDING"
-    FAILED = "FAILED"
 
 
 class _Document(BaseModel):
@@ -203,7 +192,7 @@ class ListGraphTemplatesResponse(BaseModel):
 class TriggerGraphResponse(BaseModel):
     """Answer of a trigger (contract §2.6): status ``CREATED``."""
 
-    status: StateStatusEnum
+    status: StateStatus
     run_id: str
 
 
@@ -222,20 +211,20 @@ class EnqueueResponse(BaseModel):
 
     count: NonNegativeInt
     namespace: str
-    status: StateStatusEnum
+    status: StateStatus
     states: list[EnqueuedState]
 
 
 class ExecutedResponse(BaseModel):
     """Answer of executed (contract §2.8)."""
 
-    status: StateStatusEnum
+    status: StateStatus
 
 
 class ErroredResponse(BaseModel):
     """Answer of errored (contract §2.9): status is always ``ERRORED``."""
 
-    status: StateStatusEnum
+    status: StateStatus
     retry_created: bool
 
 
@@ -243,21 +232,21 @@ class PruneResponse(BaseModel):
     """Answer of prune (contract §2.10)."""
 
     enqueue_after: int
-    status: StateStatusEnum
+    status: StateStatus
 
 
 class ReEnqueueAfterResponse(BaseModel):
     """Answer of re-enqueue-after (contract §2.11): the new ``enqueue_after`` in epoch ms."""
 
     enqueue_after: int
-    status: StateStatusEnum
+    status: StateStatus
 
 
 class ManualRetryResponse(BaseModel):
     """Answer of manual retry (contract §2.12): the new state's id."""
 
     id: str
-    status: StateStatusEnum
+    status: StateStatus
 
 
 class SecretsResponse(BaseModel):
@@ -276,7 +265,7 @@ class RunListItem(BaseModel):
     errored_count: NonNegativeInt
     retried_count: NonNegativeInt
     total_count: NonNegativeInt
-    status: RunStatusEnum
+    status: RunStatus
     created_at: IsoDateTime
 
 
@@ -296,7 +285,7 @@ class GraphNode(BaseModel):
     id: str
     node_name: str
     identifier: str
-    status: StateStatusEnum
+    status: StateStatus
     error: str | None
 
 
@@ -327,7 +316,7 @@ class NodeRunDetailsResponse(BaseModel):
     identifier: str
     graph_name: str
     run_id: str
-    status: StateStatusEnum
+    status: StateStatus
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     error: str | None

@@ -10,10 +10,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
-from exo_ref import RetryPolicyModel
+from exo_ref import RetryPolicyModel, StateStatus
 
 __all__ = [
     "ALL_STATUSES",
@@ -30,28 +29,15 @@ __all__ = [
     "GraphTemplate",
     "Run",
     "State",
-    "StateStatusEnum",
     "epoch_ms",
     "iso_utc",
 ]
 
 
 
-class StateStatusEnum(str, Enum):  # noqa: UP042 - str(member) as upstream
-    """State statuses (contract §3.2); the order is the run-graph summary's (§7.2)."""
-
-    CREATED = "CREATED"
-    QUEUED = "QUEUED"
-    EXECUTED = "EXECUTED"
-    ERRORED = "ERRORED"
-    NEXT_CREATED_ERROR = "NEXT_CREATED_ERROR"
-    SUCCESS = "SUCCESS"
-    PRUNED = "PRUNED"
-    RETRY_CREATED = "RETRY_CREATED"
-
-
-# Documents hold the statuses as plain strings (cheap to compare and JSON-ready).
-ALL_STATUSES: tuple[str, ...] = tuple(status.value for status in StateStatusEnum)
+# Documents hold the statuses as plain strings (cheap to compare and JSON-ready), the SDK's
+# ``StateStatus`` values in the contract's order, which is the run-graph summary's (§7.2).
+ALL_STATUSES: tuple[str, ...] = get_args(StateStatus)
 (
     CREATED,
     QUEUED,

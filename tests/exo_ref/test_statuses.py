@@ -18,7 +18,19 @@ from fake_state_manager._store.documents import ALL_STATUSES, Run
 from fake_state_manager._store.store import Store
 
 
-def test_the_vocabulary_is_the_servers() -> None:
+def test_the_vocabulary_is_the_contracts() -> None:
+    # §3.2's statuses in §7.2's order: the run graph's execution_summary lists them so, and the
+    # fake's store and response models take them from here.
+    assert STATE_STATUSES == (
+        "CREATED",
+        "QUEUED",
+        "EXECUTED",
+        "ERRORED",
+        "NEXT_CREATED_ERROR",
+        "SUCCESS",
+        "PRUNED",
+        "RETRY_CREATED",
+    )
     assert ALL_STATUSES == STATE_STATUSES
     assert set(RUN_STATUSES) == {"PENDING", "SUCCESS", "FAILED"}
     # The groupings are disjoint sets of known statuses.

@@ -11,9 +11,6 @@ from exo_ref._models import GraphNodeModel, StoreConfigModel, UnitesModel
 from fake_state_manager._graph import models as g
 from fake_state_manager._http import requests as s
 from fake_state_manager._http import responses as r
-from fake_state_manager._store.documents import ALL_STATUSES, StateStatusEnum
-
-from ..engine_helpers import STATUS_ORDER
 
 NODE = {"node_name": "N", "namespace": "ns", "identifier": "a", "inputs": {}}
 
@@ -260,6 +257,3 @@ def test_documents_use_the_underscore_id_key() -> None:
     assert doc.model_dump(mode="json")["_id"] == "0" * 24
 
 
-def test_state_status_order_is_the_run_graph_summary_order() -> None:
-    assert tuple(m.value for m in StateStatusEnum) == STATUS_ORDER
-    assert ALL_STATUSES == STATUS_ORDER  # the store's plain-string statuses agree

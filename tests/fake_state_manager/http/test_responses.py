@@ -461,7 +461,7 @@ def pair_problems(
                 f"{label}: field {key!r} nests {nested}, server nests "
                 f"{_descriptions_in(server_fields[key])}"
             )
-        values, server_values = _literal_values(annotation), _enum_values(server_fields[key])
+        values, server_values = _allowed_values(annotation), _allowed_values(server_fields[key])
         if values is not None and values != server_values:
             problems.append(
                 f"{label}: field {key!r} allows {sorted(values)}, server answers "
@@ -470,13 +470,10 @@ def pair_problems(
     return problems
 
 
-def _literal_values(annotation: Any) -> set[str] | None:
-    """The values a ``Literal[...]`` annotation allows (None for any other annotation)."""
-    return set(get_args(annotation)) if get_origin(annotation) is Literal else None
-
-
-def _enum_values(annotation: Any) -> set[str] | None:
-    """The values of an enum-typed server field (None when the field is not an enum)."""
+def _allowed_values(annotation: Any) -> set[str] | None:
+    """The values a ``Literal[...]`` or enum annotation allows (None for any other)."""
+    if get_origin(annotation) is Literal:
+        return set(get_args(annotation))
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return {member.value for member in annotation}
     return None
@@ -686,7 +683,13 @@ class _ClientMisspelt(TypedDict):
     colour: Literal["RED", "BLEU"]
 
 
+class _ServerPaintLiteral(BaseModel):
+    colour: Literal["BLUE", "RED"]
+
+
 def test_pair_check_reports_status_values_the_server_does_not_answer() -> None:
     assert pair_problems(_ClientPaint, _ServerPaint, False, []) == []
+    assert pair_problems(_ClientPaint, _ServerPaintLiteral, False, []) == []
+    assert pair_problems(_ClientMisspelt, _ServerPaintLiteral, False, [])
     (problem,) = pair_problems(_ClientMisspelt, _ServerPaint, False, [])
     assert problem.endswith("field 'colour' allows ['BLEU', 'RED'], server answers ['BLUE', 'RED']")
