@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,20 +22,26 @@ from fake_state_manager._engine.views import run_summary
 from fake_state_manager._store.documents import ALL_STATUSES, Run
 from fake_state_manager._store.store import Store
 
+CORPUS = Path(__file__).parents[1] / "parity" / "upstream-corpus.json"
 
-def test_the_vocabulary_is_the_contracts() -> None:
-    # §3.2's statuses in §7.2's order: the run graph's execution_summary lists them so, and the
-    # fake's store and response models take them from here.
-    assert STATE_STATUSES == (
-        "CREATED",
-        "QUEUED",
-        "EXECUTED",
-        "ERRORED",
-        "NEXT_CREATED_ERROR",
-        "SUCCESS",
-        "PRUNED",
-        "RETRY_CREATED",
-    )
+
+def _recorded_summaries(answer: Any) -> Iterator[dict[str, int]]:
+    if isinstance(answer, dict):
+        if "execution_summary" in answer:
+            yield answer["execution_summary"]
+        for value in answer.values():
+            yield from _recorded_summaries(value)
+    elif isinstance(answer, list):
+        for value in answer:
+            yield from _recorded_summaries(value)
+
+
+def test_the_vocabulary_is_upstreams() -> None:
+    # Upstream's run graphs list every status, in its order (§7.2), in each execution_summary
+    # it answered; the fake's store and response models take the statuses from here.
+    corpus = json.loads(CORPUS.read_text(encoding="utf-8"))
+    orders = {tuple(summary) for summary in _recorded_summaries(corpus["conversations"])}
+    assert orders == {STATE_STATUSES}
     assert ALL_STATUSES == STATE_STATUSES
     assert set(RUN_STATUSES) == {"PENDING", "SUCCESS", "FAILED"}
     # The groupings are disjoint sets of known statuses.
