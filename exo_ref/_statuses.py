@@ -15,7 +15,6 @@ from typing import Final, Literal, get_args
 __all__ = [
     "ERRORED_STATES",
     "RUN_STATUSES",
-    "STATE_STATUSES",
     "UNFINISHED_STATES",
     "RunStatus",
     "StateStatus",
@@ -38,7 +37,6 @@ StateStatus = Literal[
 #: A run's status, derived from its states at each read (contract §3.6, §7.1).
 RunStatus = Literal["PENDING", "SUCCESS", "FAILED"]
 
-STATE_STATUSES: Final[tuple[StateStatus, ...]] = get_args(StateStatus)
 RUN_STATUSES: Final[tuple[RunStatus, ...]] = get_args(RunStatus)
 
 #: States still on their way: while a run has one, it is PENDING (contract §3.6). The others

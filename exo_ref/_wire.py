@@ -129,7 +129,6 @@ class EnqueueBody(_Wire):
 # -- read calls of StateManager (contract §2.6, §2.14-§2.16, §7) --------------------------------
 
 
-
 class TriggerResponse(TypedDict):
     """``POST .../trigger`` (contract §2.6)."""
 

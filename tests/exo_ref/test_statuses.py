@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exo_ref import StateStatus
 from exo_ref._statuses import (
     ERRORED_STATES,
     RUN_STATUSES,
-    STATE_STATUSES,
     UNFINISHED_STATES,
     run_status,
 )
@@ -22,6 +22,7 @@ from fake_state_manager._engine.views import run_summary
 from fake_state_manager._store.documents import ALL_STATUSES, Run
 from fake_state_manager._store.store import Store
 
+STATE_STATUSES = get_args(StateStatus)
 CORPUS = Path(__file__).parents[1] / "parity" / "upstream-corpus.json"
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
+from exo_ref import StateStatus
 from exo_ref._clock import ManualClock
-from exo_ref._statuses import STATE_STATUSES
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._http.requests import UpsertGraphTemplateRequest
 from tests.builders import NAMESPACE, graph_node
@@ -17,7 +17,7 @@ START_MS = int(START * 1000)
 
 #: §7.2 execution_summary keys, in the contract's order (§3.2 statuses), which the SDK's
 #: ``StateStatus`` type states for the whole tree.
-STATUS_ORDER = STATE_STATUSES
+STATUS_ORDER: tuple[str, ...] = get_args(StateStatus)
 
 #: The keys of a registered node as GET ``/nodes/`` lists it (§2.2): ``_id``, not ``id``.
 REGISTERED_NODE_KEYS = {
