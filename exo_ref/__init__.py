@@ -41,6 +41,7 @@ from ._runtime import Runtime as Runtime
 from ._state_manager import StateManager as StateManager
 from ._statuses import RunStatus as RunStatus
 from ._statuses import StateStatus as StateStatus
+from ._statuses import ValidationStatus as ValidationStatus
 from ._version import VERSION as VERSION
 from ._version import __version__ as __version__
 from ._wire import NodeDetails as NodeDetails
@@ -91,6 +92,7 @@ __all__ = [
     "TriggerResponse",
     "UnitesModel",
     "UnitesStrategyEnum",
+    "ValidationStatus",
     "WaitTimeoutError",
     "__version__",
     "event_loop_options",

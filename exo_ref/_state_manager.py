@@ -44,13 +44,11 @@ from ._errors import (
 )
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel
 from ._runtime_client import require_transport_for_in_process
+from ._statuses import VALIDATING
 from ._wire import NodeDetails, RunGraph, RunsPage, RunSummary, TriggerResponse
 
 __all__ = ["StateManager"]
 
-# Statuses during which the state manager is still validating a graph (contract §4.4: ONGOING
-# exists in the enum but is never set upstream; upstream's SDK would stop polling on it).
-_VALIDATION_IN_PROGRESS = frozenset({"PENDING", "ONGOING"})
 _RUNS_PAGE_SIZE = 100
 DEFAULT_WAIT_TIMEOUT = 60.0
 DEFAULT_WAIT_POLL_INTERVAL = 0.5
@@ -250,12 +248,12 @@ class StateManager:
                 failure="Failed to upsert graph", ok=(200, 201),
             )
             status = data.get("validation_status")
-            if status in _VALIDATION_IN_PROGRESS:
+            if status in VALIDATING:
                 # The PUT always answers PENDING (validation runs after the response, §4.4) and
                 # usually takes milliseconds: look once at once instead of sleeping first.
                 data = await self._get_graph(http, graph_name)
                 status = data.get("validation_status")
-            while status in _VALIDATION_IN_PROGRESS:
+            while status in VALIDATING:
                 if self._clock.now() - started >= validation_timeout:
                     raise WaitTimeoutError(
                         f"Graph validation check timed out after {validation_timeout} seconds: "

@@ -1,4 +1,5 @@
-"""The statuses a state and a run can have, and how a run's follows from its states'.
+"""The statuses a state, a run and a graph template can have, and how a run's follows from its
+states'.
 
 Every reader of a run needs the same two groupings: the states that keep it going (the
 progress bar of the demo, :class:`~exo_ref.testing.ExoEnv`'s waits, ``exo-ref run``) and the
@@ -16,8 +17,10 @@ __all__ = [
     "ERRORED_STATES",
     "RUN_STATUSES",
     "UNFINISHED_STATES",
+    "VALIDATING",
     "RunStatus",
     "StateStatus",
+    "ValidationStatus",
     "run_status",
 ]
 
@@ -37,7 +40,15 @@ StateStatus = Literal[
 #: A run's status, derived from its states at each read (contract §3.6, §7.1).
 RunStatus = Literal["PENDING", "SUCCESS", "FAILED"]
 
+#: A graph template's ``validation_status`` (contract §4.4): every upsert sets PENDING, the
+#: verification that follows VALID or INVALID. ONGOING is in upstream's enum but never set.
+ValidationStatus = Literal["PENDING", "ONGOING", "VALID", "INVALID"]
+
 RUN_STATUSES: Final[tuple[RunStatus, ...]] = get_args(RunStatus)
+
+#: Validation still running: ``upsert_graph`` keeps waiting. ONGOING counts too, although nothing
+#: sets it, because upstream's SDK would stop polling on it and report a failure (§4.4).
+VALIDATING: Final[frozenset[ValidationStatus]] = frozenset({"PENDING", "ONGOING"})
 
 #: States still on their way: while a run has one, it is PENDING (contract §3.6). The others
 #: are final for that document (a retry is a new document, §3.2).

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from exo_ref import RetryPolicyModel
+from exo_ref import RetryPolicyModel, ValidationStatus
 from fake_state_manager._errors import ApiError
 from fake_state_manager._graph.checks import GraphCheckError, check_graph
 from fake_state_manager._graph.models import NodeTemplate, StoreConfig, Trigger
@@ -127,7 +127,9 @@ def build_template(
     )
 
 
-def template_response(template: GraphTemplate, *, status: str, errors: list[str]) -> JsonDict:
+def template_response(
+    template: GraphTemplate, *, status: ValidationStatus, errors: list[str]
+) -> JsonDict:
     """The upsert (§2.3) / GET (§2.4) body: secrets as ``{name: true}``.
 
     Deviation (docs/fidelity.md): GET shows the stored retry_policy, store_config and triggers

@@ -20,7 +20,6 @@ from fake_state_manager._graph import cron as _cron
 __all__ = [
     "INVALID_CRON",
     "CronTriggerValue",
-    "GraphTemplateValidationStatus",
     "NodeTemplate",
     "StoreConfig",
     "Trigger",
@@ -29,15 +28,6 @@ __all__ = [
 ]
 
 INVALID_CRON = "Invalid cron expression"
-
-
-class GraphTemplateValidationStatus(str, Enum):  # noqa: UP042 - str(member) as upstream
-    """Graph template verification status (contract §4.4); ONGOING is never set."""
-
-    VALID = "VALID"
-    INVALID = "INVALID"
-    PENDING = "PENDING"
-    ONGOING = "ONGOING"
 
 
 class TriggerTypeEnum(str, Enum):  # noqa: UP042 - str(member) as upstream

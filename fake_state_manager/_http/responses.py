@@ -16,9 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-from exo_ref import RetryPolicyModel, RunStatus, StateStatus
+from exo_ref import RetryPolicyModel, RunStatus, StateStatus, ValidationStatus
 from fake_state_manager._graph.models import (
-    GraphTemplateValidationStatus,
     NodeTemplate,
     StoreConfig,
     Trigger,
@@ -163,7 +162,7 @@ class UpsertGraphTemplateResponse(BaseModel):
     triggers: list[Trigger]
     created_at: IsoDateTime
     updated_at: IsoDateTime
-    validation_status: GraphTemplateValidationStatus
+    validation_status: ValidationStatus
     validation_errors: list[str]
 
 
@@ -173,7 +172,7 @@ class GraphTemplateDocument(_Document):
     name: str
     namespace: str
     nodes: list[NodeTemplate]
-    validation_status: GraphTemplateValidationStatus
+    validation_status: ValidationStatus
     validation_errors: list[str]
     secrets: dict[str, str] = Field(..., description="Secret name -> opaque encrypted value")
     triggers: list[Trigger]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from exo_ref import RetryPolicyModel, StateStatus
+from exo_ref import RetryPolicyModel, StateStatus, ValidationStatus
 
 __all__ = [
     "ALL_STATUSES",
@@ -168,7 +168,7 @@ class GraphTemplate:
     triggers: list[dict[str, Any]]
     created_at: float
     updated_at: float
-    validation_status: str = "PENDING"
+    validation_status: ValidationStatus = "PENDING"
     validation_errors: list[str] = field(default_factory=list)
     by_identifier: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     root_identifier: str | None = None

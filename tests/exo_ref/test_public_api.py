@@ -20,7 +20,7 @@ ADDITIONS = {
     # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time) and the
     # values of their status fields (Literal types).
     "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunStatus", "RunSummary",
-    "RunsPage", "StateStatus", "TriggerResponse",
+    "RunsPage", "StateStatus", "TriggerResponse", "ValidationStatus",
     # For clock wrappers (conformance's recording clock) and clients that want the runtime's
     # lean plain-HTTP transport (the benchmarks' floor).
     "Http11Transport", "hold_time",

@@ -1,4 +1,5 @@
-"""The status vocabulary: the §3.6 run-status rule, and its agreement with the fake's."""
+"""The status vocabulary: upstream's recorded values, the §3.6 run-status rule, and its
+agreement with the fake's."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exo_ref import StateStatus
+from exo_ref import StateStatus, ValidationStatus
 from exo_ref._statuses import (
     ERRORED_STATES,
     RUN_STATUSES,
     UNFINISHED_STATES,
+    VALIDATING,
     run_status,
 )
 from fake_state_manager._engine.views import run_summary
@@ -26,25 +28,32 @@ STATE_STATUSES = get_args(StateStatus)
 CORPUS = Path(__file__).parents[1] / "parity" / "upstream-corpus.json"
 
 
-def _recorded_summaries(answer: Any) -> Iterator[dict[str, int]]:
+def _objects(answer: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object inside a recorded answer, nested ones included."""
     if isinstance(answer, dict):
-        if "execution_summary" in answer:
-            yield answer["execution_summary"]
+        yield answer
         for value in answer.values():
-            yield from _recorded_summaries(value)
+            yield from _objects(value)
     elif isinstance(answer, list):
         for value in answer:
-            yield from _recorded_summaries(value)
+            yield from _objects(value)
+
+
+RECORDED = list(_objects(json.loads(CORPUS.read_text(encoding="utf-8"))["conversations"]))
 
 
 def test_the_vocabulary_is_upstreams() -> None:
     # Upstream's run graphs list every status, in its order (§7.2), in each execution_summary
     # it answered; the fake's store and response models take the statuses from here.
-    corpus = json.loads(CORPUS.read_text(encoding="utf-8"))
-    orders = {tuple(summary) for summary in _recorded_summaries(corpus["conversations"])}
+    orders = {tuple(o["execution_summary"]) for o in RECORDED if "execution_summary" in o}
     assert orders == {STATE_STATUSES}
+    run_statuses = {r["status"] for o in RECORDED for r in o.get("runs", []) if "status" in r}
+    assert run_statuses == set(RUN_STATUSES)  # the corpus has runs of all three
+    validation = {o["validation_status"] for o in RECORDED if "validation_status" in o}
+    assert validation  # the corpus has upserts and graph reads
+    assert validation <= set(get_args(ValidationStatus))
+    assert set(get_args(ValidationStatus)) >= VALIDATING
     assert ALL_STATUSES == STATE_STATUSES
-    assert set(RUN_STATUSES) == {"PENDING", "SUCCESS", "FAILED"}
     # The groupings are disjoint sets of known statuses.
     assert set(STATE_STATUSES) >= UNFINISHED_STATES | ERRORED_STATES
     assert not UNFINISHED_STATES & ERRORED_STATES
