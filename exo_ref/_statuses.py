@@ -47,7 +47,7 @@ ValidationStatus = Literal["PENDING", "ONGOING", "VALID", "INVALID"]
 RUN_STATUSES: Final[tuple[RunStatus, ...]] = get_args(RunStatus)
 
 #: Validation still running: ``upsert_graph`` keeps waiting. ONGOING counts too, although nothing
-#: sets it, because upstream's SDK would stop polling on it and report a failure (§4.4).
+#: sets it (§4.4): upstream's SDK takes it as final and returns an unverified graph (§8.9).
 VALIDATING: Final[frozenset[ValidationStatus]] = frozenset({"PENDING", "ONGOING"})
 
 #: States still on their way: while a run has one, it is PENDING (contract §3.6). The others
