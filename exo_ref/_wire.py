@@ -16,7 +16,7 @@ Two kinds, by who reads them:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -130,9 +130,9 @@ class EnqueueBody(_Wire):
 
 
 class TriggerResponse(TypedDict):
-    """``POST .../trigger`` (contract §2.6)."""
+    """``POST .../trigger`` (contract §2.6): the root state is always ``CREATED``."""
 
-    status: StateStatus
+    status: Literal["CREATED"]
     run_id: str
 
 

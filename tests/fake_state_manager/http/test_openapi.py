@@ -142,3 +142,15 @@ async def test_the_request_examples_are_a_working_conversation() -> None:
         assert [n["id"] for n in graph["nodes"]] == [fourth]
         await send(client, "get_node_run_details", run_id=run_id, node_id=fourth)
         assert EXAMPLE_NAMESPACE in (await send(client, "list_namespaces"))["namespaces"]
+
+
+def test_every_property_of_every_body_is_described() -> None:
+    # A reader of /openapi.json (or of a client generated from it) learns what each field means
+    # there, requests and answers alike; a field added without a description fails here.
+    properties = {
+        f"{name}.{prop}": prop_schema
+        for name, schema in DOCUMENT["components"]["schemas"].items()
+        for prop, prop_schema in schema.get("properties", {}).items()
+    }
+    assert "NodeRunDetailsResponse.parents" in properties  # the walk reaches the answers
+    assert not [name for name, schema in properties.items() if not schema.get("description")]
