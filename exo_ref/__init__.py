@@ -44,12 +44,18 @@ from ._statuses import StateStatus as StateStatus
 from ._statuses import ValidationStatus as ValidationStatus
 from ._version import VERSION as VERSION
 from ._version import __version__ as __version__
+from ._wire import GraphTemplate as GraphTemplate
+from ._wire import GraphTemplateList as GraphTemplateList
+from ._wire import ManualRetryResponse as ManualRetryResponse
 from ._wire import NodeDetails as NodeDetails
+from ._wire import NodeList as NodeList
+from ._wire import RegisteredNode as RegisteredNode
 from ._wire import RunGraph as RunGraph
 from ._wire import RunGraphEdge as RunGraphEdge
 from ._wire import RunGraphNode as RunGraphNode
 from ._wire import RunsPage as RunsPage
 from ._wire import RunSummary as RunSummary
+from ._wire import StoredGraphTemplate as StoredGraphTemplate
 from ._wire import TriggerResponse as TriggerResponse
 
 __all__ = [
@@ -62,14 +68,19 @@ __all__ = [
     "CronTrigger",
     "ExoRefError",
     "GraphNodeModel",
+    "GraphTemplate",
+    "GraphTemplateList",
     "GraphValidationError",
     "Http11Transport",
     "InvalidResponseError",
     "ManualClock",
+    "ManualRetryResponse",
     "NodeDetails",
+    "NodeList",
     "NodeValidationError",
     "PruneSignal",
     "ReQueueAfterSignal",
+    "RegisteredNode",
     "RegistrationError",
     "RetryPolicyModel",
     "RetryStrategyEnum",
@@ -88,6 +99,7 @@ __all__ = [
     "StateManagerUnavailableError",
     "StateStatus",
     "StoreConfigModel",
+    "StoredGraphTemplate",
     "SystemClock",
     "TriggerResponse",
     "UnitesModel",

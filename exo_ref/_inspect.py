@@ -57,7 +57,16 @@ from ._errors import (
 )
 from ._state_manager import StateManager
 from ._statuses import RUN_STATUSES, run_status
-from ._wire import NodeDetails, RunGraph, RunGraphNode, RunsPage, RunSummary
+from ._wire import (
+    GraphTemplate,
+    ManualRetryResponse,
+    NodeDetails,
+    RunGraph,
+    RunGraphNode,
+    RunsPage,
+    RunSummary,
+    StoredGraphTemplate,
+)
 
 __all__ = [
     "COMMANDS",
@@ -325,7 +334,7 @@ async def _gather(calls: Sequence[Callable[[], Awaitable[T]]], limit: int) -> li
     return [results[index] for index in range(len(calls))]
 
 
-async def _stored_template(sm: StateManager, name: str) -> dict[str, Any] | None:
+async def _stored_template(sm: StateManager, name: str) -> StoredGraphTemplate | None:
     """The template as listed by ``/graphs/`` (contract §2.5), or None.
 
     Upstream's GET of one graph always shows the default retry policy and no triggers
@@ -543,7 +552,7 @@ def run_view(
     return tree
 
 
-def retry_view(state_id: str, answer: Mapping[str, Any]) -> RenderableType:
+def retry_view(state_id: str, answer: ManualRetryResponse) -> RenderableType:
     return Text.assemble(
         "retried state ", (state_id, "bold"), ": new state ", (str(answer["id"]), "bold"),
         " is ", _status(answer.get("status", "CREATED")),
@@ -558,7 +567,7 @@ def _describe_unites(unites: object) -> str:
 
 
 def graph_view(
-    answer: Mapping[str, Any], stored: Mapping[str, Any] | None, name: str, namespace: str
+    answer: GraphTemplate, stored: StoredGraphTemplate | None, name: str, namespace: str
 ) -> RenderableType:
     status = str(answer["validation_status"])
     parts: list[RenderableType] = [

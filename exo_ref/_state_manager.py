@@ -45,7 +45,17 @@ from ._errors import (
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel
 from ._runtime_client import require_transport_for_in_process
 from ._statuses import VALIDATING
-from ._wire import NodeDetails, RunGraph, RunsPage, RunSummary, TriggerResponse
+from ._wire import (
+    GraphTemplate,
+    GraphTemplateList,
+    ManualRetryResponse,
+    NodeDetails,
+    NodeList,
+    RunGraph,
+    RunsPage,
+    RunSummary,
+    TriggerResponse,
+)
 
 __all__ = ["StateManager"]
 
@@ -198,7 +208,7 @@ class StateManager:
             )
         return cast(TriggerResponse, data)
 
-    async def get_graph(self, graph_name: str) -> dict[str, Any]:
+    async def get_graph(self, graph_name: str) -> GraphTemplate:
         """The graph template and its ``validation_status`` (contract §2.4)."""
         async with self._http() as http:
             return await self._get_graph(http, graph_name)
@@ -213,7 +223,7 @@ class StateManager:
         triggers: Sequence[CronTrigger] | None = None,
         validation_timeout: float = 60,
         polling_interval: float = 1,
-    ) -> dict[str, Any]:
+    ) -> GraphTemplate:
         """Create or replace a graph template and wait until it is validated (contract §2.3, §4.4).
 
         Returns:
@@ -243,10 +253,11 @@ class StateManager:
             ]
         started = self._clock.now()
         async with self._http() as http:
-            data = await self._call(
+            put = await self._call(
                 http, "PUT", f"/graph/{segment(graph_name)}", body,
                 failure="Failed to upsert graph", ok=(200, 201),
             )
+            data = cast(GraphTemplate, put)
             status = data.get("validation_status")
             if status in VALIDATING:
                 # The PUT always answers PENDING (validation runs after the response, §4.4) and
@@ -299,19 +310,21 @@ class StateManager:
             data = await self._call(http, "GET", path, None, failure="Failed to get node")
         return cast(NodeDetails, data)
 
-    async def list_nodes(self) -> dict[str, Any]:
+    async def list_nodes(self) -> NodeList:
         """Addition: nodes registered in this namespace (contract §2.2)."""
         async with self._http() as http:
-            return await self._call(http, "GET", "/nodes/", None, failure="Failed to list nodes")
+            data = await self._call(http, "GET", "/nodes/", None, failure="Failed to list nodes")
+        return cast(NodeList, data)
 
-    async def list_graphs(self) -> dict[str, Any]:
+    async def list_graphs(self) -> GraphTemplateList:
         """Addition: graph templates of this namespace (contract §2.5; secrets are ciphertexts)."""
         async with self._http() as http:
-            return await self._call(
+            data = await self._call(
                 http, "GET", "/graphs/", None, failure="Failed to list graphs"
             )
+        return cast(GraphTemplateList, data)
 
-    async def manual_retry(self, state_id: str, fanout_id: str) -> dict[str, Any]:
+    async def manual_retry(self, state_id: str, fanout_id: str) -> ManualRetryResponse:
         """Addition: retry a state by hand (contract §2.12, §6.3); returns ``{"id", "status"}``.
 
         ``id`` is the new state's; the original becomes RETRY_CREATED. ``fanout_id`` must be
@@ -319,10 +332,11 @@ class StateManager:
         refused with 409 ``Duplicate retry state detected``.
         """
         async with self._http() as http:
-            return await self._call(
+            data = await self._call(
                 http, "POST", f"/state/{segment(state_id)}/manual-retry",
                 {"fanout_id": fanout_id}, failure="Failed to retry state",
             )
+        return cast(ManualRetryResponse, data)
 
     async def wait_for_run(
         self,
@@ -373,10 +387,11 @@ class StateManager:
                 return None
             page += 1
 
-    async def _get_graph(self, http: httpx.AsyncClient, graph_name: str) -> dict[str, Any]:
-        return await self._call(
+    async def _get_graph(self, http: httpx.AsyncClient, graph_name: str) -> GraphTemplate:
+        data = await self._call(
             http, "GET", f"/graph/{segment(graph_name)}", None, failure="Failed to get graph"
         )
+        return cast(GraphTemplate, data)
 
 
 def segment(value: str) -> str:

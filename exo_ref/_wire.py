@@ -21,7 +21,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 from ._node import BaseNode
-from ._statuses import RunStatus, StateStatus
+from ._statuses import RunStatus, StateStatus, ValidationStatus
 
 __all__ = [
     "ClaimedState",
@@ -29,10 +29,15 @@ __all__ = [
     "EnqueueResponse",
     "ErroredBody",
     "ExecutedBody",
+    "GraphTemplate",
+    "GraphTemplateList",
+    "ManualRetryResponse",
     "NodeDetails",
+    "NodeList",
     "PruneBody",
     "ReEnqueueBody",
     "RegisterRequest",
+    "RegisteredNode",
     "RegisteredNodeSpec",
     "RunGraph",
     "RunGraphEdge",
@@ -40,6 +45,7 @@ __all__ = [
     "RunSummary",
     "RunsPage",
     "SecretsResponse",
+    "StoredGraphTemplate",
     "TriggerResponse",
 ]
 
@@ -202,3 +208,78 @@ class NodeDetails(TypedDict):
     parents: dict[str, str]
     created_at: str
     updated_at: str
+
+
+class ManualRetryResponse(TypedDict):
+    """``POST .../state/{id}/manual-retry`` (contract §2.12): the new state's id."""
+
+    id: str
+    status: Literal["CREATED"]
+
+
+# -- graph templates and registered nodes (contract §2.2-§2.5) -----------------------------------
+# A template's parts (``nodes``, ``retry_policy``, ``store_config``, ``triggers``) are left as
+# JSON objects: their one description is the model they were sent as, e.g.
+# ``GraphNodeModel.model_validate(template["nodes"][0])`` reads a node back.
+
+
+class GraphTemplate(TypedDict):
+    """``PUT``/``GET .../graph/{graph_name}`` (contract §2.3, §2.4); secrets by name only."""
+
+    nodes: list[dict[str, Any]]
+    secrets: dict[str, bool]
+    retry_policy: dict[str, Any]
+    store_config: dict[str, Any]
+    triggers: list[dict[str, Any]]
+    created_at: str
+    updated_at: str
+    validation_status: ValidationStatus
+    validation_errors: list[str]
+
+
+class StoredGraphTemplate(TypedDict):
+    """One item of the graphs list: the stored document, secrets as ciphertexts (§2.5)."""
+
+    _id: str
+    created_at: str
+    updated_at: str
+    name: str
+    namespace: str
+    nodes: list[dict[str, Any]]
+    validation_status: ValidationStatus
+    validation_errors: list[str]
+    secrets: dict[str, str]
+    triggers: list[dict[str, Any]]
+    retry_policy: dict[str, Any]
+    store_config: dict[str, Any]
+
+
+class GraphTemplateList(TypedDict):
+    """``GET .../graphs/`` (contract §2.5)."""
+
+    namespace: str
+    count: int
+    templates: list[StoredGraphTemplate]
+
+
+class RegisteredNode(TypedDict):
+    """One item of the nodes list: a registration and where it lives (contract §2.2)."""
+
+    _id: str
+    name: str
+    inputs_schema: dict[str, Any]
+    outputs_schema: dict[str, Any]
+    secrets: list[str]
+    namespace: str
+    runtime_name: str
+    runtime_namespace: str
+    created_at: str
+    updated_at: str
+
+
+class NodeList(TypedDict):
+    """``GET .../nodes/`` (contract §2.2)."""
+
+    namespace: str
+    count: int
+    nodes: list[RegisteredNode]

@@ -43,7 +43,7 @@ from ._runtime_client import ReportOutcome
 from ._state_manager import StateManager
 from ._statuses import UNFINISHED_STATES
 from ._validation import validate_nodes
-from ._wire import ClaimedState, RunSummary
+from ._wire import ClaimedState, GraphTemplate, RunSummary
 from ._workers import WorkerPool, _Failed
 
 if TYPE_CHECKING:
@@ -874,7 +874,7 @@ class ExoEnv:
         retry_policy: RetryPolicyModel | None = None,
         store_config: StoreConfigModel | None = None,
         triggers: Sequence[CronTrigger] | None = None,
-    ) -> dict[str, Any]:
+    ) -> GraphTemplate:
         """Create or replace a graph and wait until it is VALID (``StateManager.upsert_graph``).
 
         Start the runtimes first: validation checks the nodes are registered (contract §4.4).

@@ -19,8 +19,9 @@ ADDITIONS = {
     "SystemClock", "WaitTimeoutError",
     # Response shapes of the StateManager calls (TypedDicts: plain dicts at run time) and the
     # values of their status fields (Literal types).
-    "NodeDetails", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunStatus", "RunSummary",
-    "RunsPage", "StateStatus", "TriggerResponse", "ValidationStatus",
+    "GraphTemplate", "GraphTemplateList", "ManualRetryResponse", "NodeDetails", "NodeList",
+    "RegisteredNode", "RunGraph", "RunGraphEdge", "RunGraphNode", "RunStatus", "RunSummary",
+    "RunsPage", "StateStatus", "StoredGraphTemplate", "TriggerResponse", "ValidationStatus",
     # For clock wrappers (conformance's recording clock) and clients that want the runtime's
     # lean plain-HTTP transport (the benchmarks' floor).
     "Http11Transport", "hold_time",
