@@ -13,7 +13,13 @@
 from __future__ import annotations
 
 from conformance._harness import Observation
-from conformance._outcomes import claim_counts, reports_by_state, state_case
+from conformance._outcomes import (
+    batch_size_error,
+    claim_counts,
+    reports_by_state,
+    state_case,
+    unstarted_after_polls,
+)
 from conformance._recording import TERMINAL_KINDS
 from conformance._rules import fail, require_healthy_run
 
@@ -26,26 +32,19 @@ def assert_batching(obs: Observation) -> None:
     batch_size = obs.settings.batch_size
     enqueues = obs.log.layer("runtime", "enqueue")
     for exchange in enqueues:
-        asked = exchange.request.get("batch_size") if isinstance(exchange.request, dict) else None
-        if not isinstance(asked, int) or not 1 <= asked <= batch_size:
-            fail(
-                "batching",
-                "B1",
-                f"an enqueue asked for batch_size={asked!r}, outside 1..batch_size={batch_size}",
-                obs,
-            )
-    starts = sorted(e.start_seq for e in obs.log.executions)
-    claimed = 0
+        if problem := batch_size_error(exchange.request, batch_size):
+            fail("batching", "B1", f"an enqueue asked for {problem}", obs)
     allowance = batch_size + obs.settings.workers
-    for exchange in enqueues:
-        claimed += len(exchange.claimed())
-        done = exchange.done_seq or 0
-        started = sum(1 for seq in starts if seq < done)
-        if claimed - started > allowance:
+    unstarted = unstarted_after_polls(
+        ((len(x.claimed()), x.done_seq or 0) for x in enqueues),
+        (e.start_seq for e in obs.log.executions),
+    )
+    for count in unstarted:
+        if count > allowance:
             fail(
                 "batching",
                 "B2",
-                f"{claimed - started} claimed-but-unstarted states exceed batch_size={batch_size}"
+                f"{count} claimed-but-unstarted states exceed batch_size={batch_size}"
                 f" (+{obs.settings.workers} being handed to workers)",
                 obs,
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from conformance._harness import Observation, Scenario, run_scenario
 from conformance._nodes import Behaviour, Case, NodeShape
-from conformance._outcomes import reports_by_state, state_case
+from conformance._outcomes import peak_overlap, reports_by_state, state_case
 from conformance._recording import TERMINAL_KINDS
 from conformance._rules import fail, require_healthy_run
 from conformance._targets import RuntimeTarget, StateManagerFactory
@@ -26,17 +26,8 @@ __all__ = [
 
 
 def max_concurrency(obs: Observation) -> int:
-    """The largest number of executions in progress at once."""
-    events: list[tuple[int, int]] = []
-    for execution in obs.log.executions:
-        events.append((execution.start_seq, 1))
-        if execution.end_seq is not None:
-            events.append((execution.end_seq, -1))
-    current = peak = 0
-    for _, delta in sorted(events):
-        current += delta
-        peak = max(peak, current)
-    return peak
+    """The largest number of executions in progress at once, in the probe's event order."""
+    return peak_overlap((e.start_seq, e.end_seq) for e in obs.log.executions)
 
 
 def assert_max_concurrency(obs: Observation) -> None:

@@ -34,10 +34,13 @@ from typing import Any
 from conformance._blackbox import BlackBoxObservation
 from conformance._catalogue import CATALOGUE, INVALID_NODE, expected_reports
 from conformance._outcomes import (
+    batch_size_error,
     claim_counts,
     collapse_requeues,
+    peak_overlap,
     reports_by_state,
     same_report_body,
+    unstarted_after_polls,
 )
 from conformance._recording import REPORT_KINDS, TERMINAL_KINDS, Exchange
 
@@ -294,13 +297,11 @@ def _b1(obs: BlackBoxObservation) -> _Finding | None:
     if not obs.polls:
         return None
     limit = obs.scenario.batch_size
-    asked_all = []
     for poll in obs.polls:
-        asked = poll.request.get("batch_size") if isinstance(poll.request, dict) else None
-        if not isinstance(asked, int) or isinstance(asked, bool) or not 1 <= asked <= limit:
-            return _no(f"a poll asked for batch_size={asked!r}, outside 1..batch_size={limit}")
-        asked_all.append(asked)
-    return _yes(f"every poll asked for 1..{limit} states (at most {max(asked_all)})")
+        if problem := batch_size_error(poll.request, limit):
+            return _no(f"a poll asked for {problem}")
+    most = max(poll.request["batch_size"] for poll in obs.polls)
+    return _yes(f"every poll asked for 1..{limit} states (at most {most})")
 
 
 def _b2(obs: BlackBoxObservation) -> _Finding | None:
@@ -308,21 +309,22 @@ def _b2(obs: BlackBoxObservation) -> _Finding | None:
         return None
     s = obs.scenario
     allowance = s.batch_size + s.workers
-    starts = sorted(e.start for e in obs.executions)
-    claimed = peak = 0
-    for poll in obs.polls:
-        claimed += len(poll.claimed())
-        # Starts before the server answered: a state this poll claims cannot start before it.
-        when = poll.done_at if poll.done_at is not None else poll.sent_at
-        unstarted = claimed - sum(1 for t in starts if t < when)
-        peak = max(peak, unstarted)
-        if unstarted > allowance:
+    unstarted = unstarted_after_polls(
+        (
+            (len(poll.claimed()), poll.done_at if poll.done_at is not None else poll.sent_at)
+            for poll in obs.polls
+        ),
+        (e.start for e in obs.executions),
+    )
+    for count in unstarted:
+        if count > allowance:
             return _no(
-                f"{unstarted} claimed-but-unstarted states exceed batch_size={s.batch_size}"
+                f"{count} claimed-but-unstarted states exceed batch_size={s.batch_size}"
                 f" (+{s.workers} being handed to workers) when a poll was answered",
             )
     return _yes(
-        f"at most {peak} claimed-but-unstarted states (limit {s.batch_size} + {s.workers} workers)",
+        f"at most {max(unstarted)} claimed-but-unstarted states (limit {s.batch_size} +"
+        f" {s.workers} workers)",
     )
 
 
@@ -355,15 +357,7 @@ def _b3(obs: BlackBoxObservation) -> _Finding | None:
 
 
 def _peak(obs: BlackBoxObservation) -> int:
-    events: list[tuple[float, int]] = []
-    for e in obs.executions:
-        events.append((e.start, 1))
-        events.append((e.end if e.end is not None else float("inf"), -1))
-    current = peak = 0
-    for _, delta in sorted(events):  # at equal times the end (-1) sorts first: no overlap
-        current += delta
-        peak = max(peak, current)
-    return peak
+    return peak_overlap((e.start, e.end) for e in obs.executions)
 
 
 def _w1(obs: BlackBoxObservation) -> _Finding | None:

@@ -3,10 +3,13 @@
 The case id travels in the inputs of every triggered state, so the enqueue responses tell which
 ``state_id`` is which case (contract §2.7 returns the stored inputs). The views over plain
 exchanges serve both modes: the injected one reads its server layer, the black-box one the tap.
+Both judge batching (B1, B2) and concurrency (W1, W2) with the same measures, over their own
+records: :func:`batch_size_error`, :func:`unstarted_after_polls`, :func:`peak_overlap`.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +20,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "all_cases_final",
+    "batch_size_error",
     "claim_counts",
     "collapse_requeues",
+    "peak_overlap",
     "reports_by_state",
     "same_report_body",
     "state_case",
+    "unstarted_after_polls",
 ]
 
 
@@ -80,6 +86,51 @@ def same_report_body(kind: str, got: Any, want: Any) -> bool:
         delay, wanted = got.get("enqueue_after"), want["enqueue_after"]
         return isinstance(delay, int) and wanted - 1 <= delay <= wanted
     return bool(got == want)
+
+
+def batch_size_error(request: Any, limit: int) -> str | None:
+    """B1: what is wrong with a poll body's ``batch_size`` for a runtime set to ``limit``, or
+    None. A JSON ``true`` is no batch size, though Python's ``bool`` is an ``int``."""
+    asked = request.get("batch_size") if isinstance(request, dict) else None
+    if not isinstance(asked, int) or isinstance(asked, bool) or not 1 <= asked <= limit:
+        return f"batch_size={asked!r}, outside 1..batch_size={limit}"
+    return None
+
+
+def unstarted_after_polls(
+    polls: Iterable[tuple[int, float]], starts: Iterable[float]
+) -> list[int]:
+    """B2: after each poll, how many of the states claimed so far had not started executing.
+
+    ``polls`` are ``(states claimed, moment answered)`` in order; ``starts`` the executions'
+    start moments on the same scale. A state a poll claims cannot start before its answer, so
+    starts at or after that moment count for later polls only.
+    """
+    ordered = sorted(starts)
+    claimed = 0
+    unstarted = []
+    for count, answered in polls:
+        claimed += count
+        unstarted.append(claimed - bisect.bisect_left(ordered, answered))
+    return unstarted
+
+
+def peak_overlap(spans: Iterable[tuple[float, float | None]]) -> int:
+    """The most ``(start, end)`` spans open at once; a span without an end stays open.
+
+    At equal moments an end counts before a start: one execution ending as the next begins
+    (a worker handing over) is not two at once.
+    """
+    events: list[tuple[float, int]] = []
+    for start, end in spans:
+        events.append((start, 1))
+        if end is not None:
+            events.append((end, -1))
+    current = peak = 0
+    for _, delta in sorted(events):
+        current += delta
+        peak = max(peak, current)
+    return peak
 
 
 def all_cases_final(obs: Observation) -> bool:
