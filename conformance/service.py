@@ -111,18 +111,18 @@ def _node_class(
     for model, fields in models:
         if fields:  # none: the base's empty model, as for a node that declares none
             body[model] = _model(model, fields, field_types or {})
-    if spec.sync:
 
-        def execute(self: Any) -> Any:
-            with _recorded(spec.name, self.inputs.case):
-                return behaviour(self)
+    def execute_sync(self: Any) -> Any:
+        with _recorded(spec.name, self.inputs.case):
+            return behaviour(self)
 
-    else:
+    async def execute_async(self: Any) -> Any:
+        with _recorded(spec.name, self.inputs.case):
+            return await behaviour(self)
 
-        async def execute(self: Any) -> Any:
-            with _recorded(spec.name, self.inputs.case):
-                return await behaviour(self)
-
+    execute: Callable[[Any], Any] = execute_sync if spec.sync else execute_async
+    execute.__name__ = "execute"
+    execute.__qualname__ = f"{spec.name}.execute"
     body["execute"] = execute
     return new_class(spec.name, (base,), exec_body=lambda ns: ns.update(body))
 
