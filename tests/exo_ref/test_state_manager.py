@@ -389,6 +389,10 @@ async def test_against_fake_upsert_trigger_and_read_back() -> None:
             ]
             graph = await sm.upsert_graph("g", nodes, {})
             assert graph["validation_status"] == "VALID"
+            # The template's parts come back as JSON the models read (exo_ref._wire); a null
+            # next_nodes is stored and served as [] (contract §4.1).
+            read_back = [GraphNodeModel.model_validate(n) for n in graph["nodes"]]
+            assert read_back == [nodes[0], nodes[1].model_copy(update={"next_nodes": []})]
             run = await sm.trigger("g", inputs={"a": "hello"})
             assert run["status"] == "CREATED"
             page = await sm.list_runs()
