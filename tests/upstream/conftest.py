@@ -18,6 +18,8 @@ import pytest
 from tests.optional import UPSTREAM, available
 
 if TYPE_CHECKING:
+    from exospherehost import StateManager
+
     from tests.upstream._support import FakeReader
 
 if not available(*UPSTREAM):
@@ -57,3 +59,21 @@ async def reader(fake_uri: str, namespace: str) -> AsyncIterator[FakeReader]:
 
     async with httpx.AsyncClient(base_url=fake_uri, headers={"x-api-key": API_KEY}) as client:
         yield FakeReader(client, namespace)
+
+
+@pytest.fixture
+async def stored_graph(
+    fake_uri: str, namespace: str, reader: FakeReader
+) -> AsyncIterator[StateManager]:
+    """An upstream ``StateManager`` with graph ``stored`` (``_support.upsert_stored_graph``)
+    upserted and verified, served by an upstream runtime with ``Echo`` until the test ends."""
+    from exospherehost import StateManager
+
+    from tests.upstream._nodes import Echo
+    from tests.upstream._support import upsert_stored_graph, upstream_runtime
+
+    sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
+    with upstream_runtime(namespace, fake_uri, API_KEY, [Echo]):
+        await reader.wait_registered({"Echo"})
+        await upsert_stored_graph(sm, namespace)
+        yield sm

@@ -12,7 +12,6 @@ from exospherehost import StateManager, UnitesModel
 
 from tests.upstream._nodes import (
     ATTEMPTS,
-    Echo,
     FanOutNode,
     Merger,
     Shout,
@@ -27,7 +26,6 @@ from tests.upstream._support import (
     FakeReader,
     by_identifier,
     graph_node,
-    upsert_stored_graph,
     upstream_runtime,
 )
 from tests.upstream.conftest import API_KEY
@@ -95,18 +93,14 @@ async def test_chain_substitutes_output_placeholders(
 
 
 async def test_store_values_and_defaults_reach_inputs(
-    fake_uri: str, namespace: str, reader: FakeReader
+    stored_graph: StateManager, reader: FakeReader
 ) -> None:
     """Trigger store first, then ``default_values`` (contract §4.6 step 3, §3.5 step 3c)."""
-    sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    with upstream_runtime(namespace, fake_uri, API_KEY, [Echo]):
-        await reader.wait_registered({"Echo"})
-        await upsert_stored_graph(sm, namespace)
-        defaulted = await sm.trigger("stored", store={"req": "r1"})
-        given = await sm.trigger("stored", store={"req": "r2", "opt": "mine"})
-        runs = [await reader.wait_finished(t["run_id"]) for t in (defaulted, given)]
-        first_states = await reader.states(defaulted["run_id"])
-        second_states = await reader.states(given["run_id"])
+    defaulted = await stored_graph.trigger("stored", store={"req": "r1"})
+    given = await stored_graph.trigger("stored", store={"req": "r2", "opt": "mine"})
+    runs = [await reader.wait_finished(t["run_id"]) for t in (defaulted, given)]
+    first_states = await reader.states(defaulted["run_id"])
+    second_states = await reader.states(given["run_id"])
 
     assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"]
     assert by_identifier(first_states, "first")[0]["inputs"] == {"value": "fallback"}

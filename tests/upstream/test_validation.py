@@ -10,24 +10,19 @@ from tests.upstream._support import (
     VALIDATION_POLL,
     FakeReader,
     graph_node,
-    upsert_stored_graph,
     upstream_runtime,
 )
 from tests.upstream.conftest import API_KEY
 
 
 async def test_missing_store_keys_are_refused_with_400(
-    fake_uri: str, namespace: str, reader: FakeReader
+    stored_graph: StateManager, reader: FakeReader
 ) -> None:
     """Required store keys must come with the trigger; defaults do not count (§4.6 step 4)."""
-    sm = StateManager(namespace, state_manager_uri=fake_uri, key=API_KEY)
-    with upstream_runtime(namespace, fake_uri, API_KEY, [Echo]):
-        await reader.wait_registered({"Echo"})
-        await upsert_stored_graph(sm, namespace)
-        with pytest.raises(Exception, match=r"Failed to trigger state: 400 .*Missing store keys"):
-            await sm.trigger("stored", store={"opt": "given"})
-        with pytest.raises(Exception, match=r"Failed to trigger state: 400 .*Missing store keys"):
-            await sm.trigger("stored")
+    with pytest.raises(Exception, match=r"Failed to trigger state: 400 .*Missing store keys"):
+        await stored_graph.trigger("stored", store={"opt": "given"})
+    with pytest.raises(Exception, match=r"Failed to trigger state: 400 .*Missing store keys"):
+        await stored_graph.trigger("stored")
 
     assert await reader.runs() == [], "a refused trigger must not create a run"
 
