@@ -1,16 +1,17 @@
-"""The JSON bodies the SDK sends and reads (contract §2.1, §2.6-§2.16, §7, §8.3).
+"""The JSON bodies the SDK sends and reads (contract §2.1-§2.16, §7, §8.3).
 
 Two kinds, by who reads them:
 
 * the runtime's hot path (register, enqueue, report): pydantic models, so that a malformed
   answer fails in one place with a clear :class:`~exo_ref.InvalidResponseError` instead of a
   ``KeyError`` deep in a worker. Unknown fields are ignored: a newer server may add some;
-* the answers of :class:`~exo_ref.StateManager`'s read calls (trigger, runs, run graph, node
-  details): ``TypedDict`` s, because they are handed to the caller as the JSON the server sent,
-  unchanged; the types tell a reader and mypy the fields, and :data:`~exo_ref.StateStatus` /
-  :data:`~exo_ref.RunStatus` the values a ``status`` can take, so that a typo such as
+* the answers of :class:`~exo_ref.StateManager`'s calls (graphs, trigger, runs, run graph,
+  node details, nodes, manual retry): ``TypedDict`` s, because they are handed to the caller as
+  the JSON the server sent, unchanged; the types tell a reader and mypy the fields, and
+  :data:`~exo_ref.StateStatus`, :data:`~exo_ref.RunStatus` and
+  :data:`~exo_ref.ValidationStatus` the values a status can take, so that a typo such as
   ``node["status"] == "SUCCES"`` is an error under ``mypy --strict``, not a branch that never
-  runs.
+  runs (``tests/exo_ref/mypy_wire.py`` holds that).
 """
 
 from __future__ import annotations
