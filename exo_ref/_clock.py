@@ -25,6 +25,8 @@ _SETTLE_CHECKPOINTS = 16
 # anyio's asyncio wait_all_tasks_blocked() sleeps this long (real time) each time it finds a
 # runnable task; a second call that returns sooner found every task blocked at once.
 _BLOCKED_RECHECK = 0.1
+# How many loop turns auto-advance waits for asyncio's queued callbacks to drain.
+_MAX_QUEUE_TURNS = 1000
 
 
 @runtime_checkable
@@ -172,19 +174,39 @@ class ManualClock:
 
 
 async def _wait_until_idle() -> None:
-    """Return once every other task is blocked, seen twice in a row one loop turn apart.
+    """Return once every other task is blocked and no loose callback is about to wake one.
 
-    On asyncio a task that ends leaves its parent's wake-up as a callback in the loop's queue,
-    in no task, for one more turn: a check made in that turn sees every task blocked although
-    the parent is about to run, and time would jump under work still in progress. The second
-    check comes after that turn; if it had to wait for a runnable task, look again.
+    On asyncio, work can wait in the loop's queue outside any task: a task that ends leaves its
+    parent's wake-up there for one more turn, and a callback may queue another before the last
+    of them sets a future some task awaits. A check made meanwhile sees every task blocked
+    although one is about to run, and time would jump under work still in progress. CPython's
+    loop keeps that queue in ``_ready`` (no public API shows it): where it is visible, wait
+    until it holds nothing live, for at most ``_MAX_QUEUE_TURNS`` turns, so that a callback
+    which requeues itself forever cannot stop time for good. Where it is not (uvloop, or trio,
+    which runs nothing outside tasks), check twice one loop turn apart, which covers the
+    ended task; if the second check had to wait for a runnable task, look again.
     """
+    turns = 0
     while True:
-        await anyio.wait_all_tasks_blocked()
+        await anyio.wait_all_tasks_blocked()  # each call first lets the loop run one turn
+        queued = _queued_callbacks()
+        if queued is not None:
+            if not queued or turns >= _MAX_QUEUE_TURNS:
+                return
+            turns += 1
+            continue
         started = time.monotonic()
         await anyio.wait_all_tasks_blocked()
         if time.monotonic() - started < _BLOCKED_RECHECK:
             return
+
+
+def _queued_callbacks() -> int | None:
+    """How many live callbacks asyncio's loop has queued, or None where that is not visible."""
+    ready = getattr(anyio.lowlevel.current_token().native_token, "_ready", None)
+    if ready is None:
+        return None
+    return sum(1 for handle in ready if not handle.cancelled())
 
 
 def hold_time(clock: Clock) -> AbstractContextManager[None]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractContextManager
 
 import anyio
@@ -126,3 +127,53 @@ async def test_auto_advance_does_not_jump_while_a_finished_task_wakes_its_parent
             now = clock.now()  # the parent's first step after the child ended
             tg.cancel_scope.cancel()
         assert now == 0.0, f"time jumped while a child of {checkpoints} checkpoints ended"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # only asyncio runs work outside tasks
+@pytest.mark.parametrize("links", [2, 40, 400])
+async def test_auto_advance_waits_for_a_chain_of_loop_callbacks(links: int) -> None:
+    # Each callback queues the next and the last one wakes a task: every task looks blocked
+    # the whole time, yet time must not jump to the sleeper's deadline before the chain ends.
+    loop = asyncio.get_running_loop()
+    clock = ManualClock(0.0, auto_advance=True)
+    done = loop.create_future()
+    woken_at: list[float] = []
+
+    def link(left: int) -> None:
+        if left:
+            loop.call_soon(link, left - 1)
+        else:
+            done.set_result(None)
+
+    async def waiter() -> None:
+        await done
+        woken_at.append(clock.now())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.run_auto_advance)
+        tg.start_soon(waiter)
+        loop.call_soon(link, links)
+        await clock.sleep(10.0)
+        tg.cancel_scope.cancel()
+    assert woken_at == [0.0]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_auto_advance_is_not_stopped_by_a_callback_that_requeues_itself() -> None:
+    # A loop callback that queues itself forever keeps the queue from ever draining; time still
+    # moves, after the bounded wait.
+    loop = asyncio.get_running_loop()
+    clock = ManualClock(0.0, auto_advance=True)
+    spinning = True
+
+    def spin() -> None:
+        if spinning:
+            loop.call_soon(spin)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(clock.run_auto_advance)
+        loop.call_soon(spin)
+        await clock.sleep(10.0)
+        spinning = False
+        tg.cancel_scope.cancel()
+    assert clock.now() == 10.0
