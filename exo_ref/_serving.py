@@ -14,7 +14,8 @@ Created after registration; :meth:`Serving.run` serves until :meth:`Serving.stop
     force_stop() ─▶ the same, with the grace period over at once (a second Ctrl-C)
 
 Every state claimed and not reported is handed back: those a hand-back within the grace period
-did not reach (it ended first) get a last attempt with the abandoned ones.
+did not reach (it ended first) get a last attempt with the abandoned ones, and so do states
+whose report the client was still retrying when the grace period ended.
 """
 
 from __future__ import annotations
@@ -198,9 +199,10 @@ class Serving:
         handed_back: set[str] = set()
         deadline.on_expiry(
             lambda: logger.warning(
-                "Grace period of %.1fs over: cancelling %d running state(s)",
+                "Grace period of %.1fs over: cancelling %d running state(s) and %d report(s)",
                 s.grace_period,
                 len(pool.in_flight),
+                len(pool.reporting),
             )
         )
         leftovers: list[ClaimedState] = []
@@ -239,7 +241,8 @@ class Serving:
             for state in (*leftovers, *pool.returned)
             if state.state_id not in handed_back
         ]
-        abandoned = missed + list(pool.in_flight.values())
+        # Cancelled mid-execution, or after it while the report was still being retried.
+        abandoned = missed + list(pool.in_flight.values()) + list(pool.reporting.values())
         if abandoned:
             await within(
                 self.clock,

@@ -4,7 +4,10 @@ Exactly ``workers`` tasks read one memory stream, so at most ``workers`` states 
 each state gets a fresh node instance. A plain ``def execute`` runs in a worker thread (through a
 capacity limiter of the same size) so it cannot block the event loop (upstream defect §8.9 item 9).
 Nothing a node or the state manager does can kill a worker: every outcome ends in exactly one
-report, and report failures are retried by the client and otherwise logged.
+report, and report failures are retried by the client and otherwise logged. A node that raises
+``SystemExit``, ``KeyboardInterrupt`` or (asyncio) a ``CancelledError`` while nothing cancelled
+it has failed like any other (§8.6 step 7), and a prune whose data cannot be sent as JSON is
+reported errored, saying so: either would otherwise leave the state QUEUED for good (§3.2).
 
 Error texts are masked (exo_ref._masking): the errored report (contract §2.9) is stored where any
 holder of the API key reads it, so the state's secrets (every secret of its graph, §2.13) and the
@@ -15,15 +18,18 @@ only when a state errors.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ._clock import Clock, SystemClock, hold_time
 from ._errors import ExoRefError
@@ -90,6 +96,9 @@ class WorkerPool:
     Attributes:
         in_flight: states whose execution has started and not yet finished (reports excluded):
             the runtime hands these back if the grace period ends mid-execution.
+        reporting: states whose execution has finished and whose report has not been answered
+            (the client may still be retrying it): handed back too if the grace period ends
+            first, since the state manager may never have heard of the outcome.
         returned: states received after :meth:`stop_taking`, never started (handed back).
         executed: how many states this pool has finished (any outcome).
     """
@@ -111,6 +120,7 @@ class WorkerPool:
         self.runtime_label = runtime_label
         self._clock: Clock = clock if clock is not None else SystemClock()
         self.in_flight: dict[str, ClaimedState] = {}
+        self.reporting: dict[str, ClaimedState] = {}
         self.returned: list[ClaimedState] = []
         self.executed = 0
         self._stop_taking = False
@@ -176,26 +186,40 @@ class WorkerPool:
         state_id = state.state_id
         self.in_flight[state_id] = state
         began = time.perf_counter()
+        report: Callable[[], Awaitable[object]]
         try:
             outcome = await self._execute(state)
         except PruneSignal as signal:
-            self.in_flight.pop(state_id, None)
-            _log_outcome(state, "pruned", began)
-            await self.client.report_prune(state_id, signal.data)
+            report = self._prune_report(state, signal, began)
         except ReQueueAfterSignal as signal:
-            self.in_flight.pop(state_id, None)
             _log_outcome(state, f"asked to re-enqueue after {signal.delay_ms} ms", began)
-            await self.client.report_re_enqueue_after(state_id, signal.delay_ms)
+            report = partial(self.client.report_re_enqueue_after, state_id, signal.delay_ms)
         except _Failed as failure:
-            self.in_flight.pop(state_id, None)
-            await self._report_failure(state, failure)
+            report = partial(self._report_failure, state, failure)
         except Exception as error:  # noqa: BLE001 - a runtime bug; reported, the key masked
-            self.in_flight.pop(state_id, None)
-            await self._report_failure(state, _Failed(_text(error), error=error))
+            report = partial(self._report_failure, state, _Failed(_text(error), error=error))
         else:
-            self.in_flight.pop(state_id, None)
             _log_outcome(state, "executed", began)
-            await self.client.report_executed(state_id, outcome)
+            report = partial(self.client.report_executed, state_id, outcome)
+        self.in_flight.pop(state_id, None)
+        self.reporting[state_id] = state
+        await report()
+        del self.reporting[state_id]  # not on cancellation: then it is handed back
+
+    def _prune_report(
+        self, state: ClaimedState, signal: PruneSignal, began: float
+    ) -> Callable[[], Awaitable[object]]:
+        """The prune report, or an errored one if the signal's data cannot be sent (§2.10)."""
+        try:
+            data = to_jsonable_python(signal.data)
+        except PydanticSerializationError as error:  # it names the type, never the value
+            failed = _Failed(
+                f"Node {state.node_name} raised PruneSignal with data that cannot be sent as "
+                f"JSON ({error}); give it only JSON-serialisable values"
+            )
+            return partial(self._report_failure, state, failed)
+        _log_outcome(state, "pruned", began)
+        return partial(self.client.report_prune, state.state_id, data)
 
     async def _report_failure(self, state: ClaimedState, failure: _Failed) -> None:
         """Log and report ``failure`` masked with the state's secrets and the API key.
@@ -264,6 +288,10 @@ class WorkerPool:
             raise  # signals, and _dump_outputs' message (it names types, never values)
         except Exception as error:  # noqa: BLE001 - any failure of the node ends it errored
             raise _Failed(_text(error), secrets=raw_secrets, error=error) from None
+        except (SystemExit, KeyboardInterrupt, anyio.get_cancelled_exc_class()) as error:
+            if anyio.current_effective_deadline() == -math.inf:
+                raise  # the worker itself is cancelled (stop, grace period over)
+            raise _Failed(_stray_text(name, error), secrets=raw_secrets, error=error) from None
 
 
 def _log_outcome(state: ClaimedState, what: str, began: float) -> None:
@@ -313,6 +341,16 @@ def _text(error: BaseException) -> str:
     except Exception:  # noqa: BLE001 - a broken __str__ must not strand the state unreported
         text = ""
     return text or type(error).__name__
+
+
+def _stray_text(name: str, error: BaseException) -> str:
+    """The errored text for a ``BaseException`` the node raised without being cancelled."""
+    if isinstance(error, anyio.get_cancelled_exc_class()):
+        return (
+            f"Node {name} raised {type(error).__name__} although nothing cancelled it "
+            "(did it await a task that was cancelled?)"
+        )
+    return f"Node {name} raised {type(error).__name__}: {_text(error)}"
 
 
 def _describe(error: ValidationError) -> str:

@@ -10,13 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 from pydantic import BaseModel
 
-from exo_ref import BaseNode, ManualClock
+from exo_ref import BaseNode, ManualClock, Runtime
 from fake_state_manager import FakeStateManager
-from tests.builders import graph_node
+from tests.builders import NAMESPACE, graph_node
 
-from .helpers import Fan, runtime_for, start_graph
+from .helpers import (
+    KEY,
+    URI,
+    EchoNode,
+    Fan,
+    Recorder,
+    run_clock,
+    runtime_for,
+    start_graph,
+    state,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,3 +198,33 @@ def test_a_second_ctrl_c_hands_back_and_exits_130_while_a_sync_node_blocks(
     assert "report ['s1', 're-enqueue-after']" in output  # handed back before exiting
     assert "Exiting with status 130 after a forced stop" in output
     assert "start() returned" not in output
+
+
+async def test_a_report_still_retried_when_the_grace_period_ends_is_handed_back() -> None:
+    # The node finished, but every executed report is answered 503: when the grace period
+    # ends the state must not stay QUEUED with nobody left to report it.
+    first_attempt = anyio.Event()
+
+    class Busy(Recorder):
+        def handle(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/executed"):
+                first_attempt.set()
+                return httpx.Response(503, json={"detail": "busy"})
+            return super().handle(request)
+
+    recorder = Busy(states=[state("s1", text="done")])
+    clock = ManualClock(0.0)
+    rt = Runtime(NAMESPACE, "rt", [EchoNode], state_manager_uri=URI, key=KEY,
+                 transport=recorder.transport, clock=clock, grace_period=5.0)
+    async with anyio.create_task_group() as tg:
+        await run_clock(clock, tg)
+        async with anyio.create_task_group() as serving:
+            await serving.start(rt.run)
+            await first_attempt.wait()
+            rt.stop()
+        tg.cancel_scope.cancel()
+    assert clock.now() >= 5.0  # the retries went on for the whole grace period
+    handed_back = recorder.paths("/re-enqueue-after")
+    assert [(c.path.rsplit("/", 2)[-2], c.body) for c in handed_back] == [
+        ("s1", {"enqueue_after": 1})
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from datetime import timedelta
@@ -315,3 +316,79 @@ async def test_a_failing_report_does_not_kill_the_worker() -> None:
     client.fail_next = 1
     await run_pool([EchoNode], [st("a", text="1"), st("b", text="2")], client, workers=1)
     assert client.reports == [("executed", "b", [{"text": "2"}])]
+
+
+class Exits(BaseNode):
+    """Raises a BaseException that is not a cancellation, from async or plain ``execute``."""
+
+    class Inputs(BaseModel):
+        kind: str
+
+    async def execute(self) -> None:
+        raise {"exit": SystemExit(3), "interrupt": KeyboardInterrupt()}[self.inputs.kind]
+
+
+class SyncExits(BaseNode):
+    class Inputs(BaseModel):
+        pass
+
+    def execute(self) -> None:
+        raise SystemExit("bye")
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        pytest.param(st("s", "Exits", kind="exit"), "Node Exits raised SystemExit: 3", id="exit"),
+        pytest.param(st("s", "Exits", kind="interrupt"),
+                     "Node Exits raised KeyboardInterrupt: KeyboardInterrupt", id="interrupt"),
+        pytest.param(st("s", "SyncExits"), "Node SyncExits raised SystemExit: bye", id="sync"),
+    ],
+)
+async def test_a_node_raising_systemexit_is_errored_and_the_worker_goes_on(
+    state: ClaimedState, error: str
+) -> None:
+    client = FakeReports()
+    await run_pool([Exits, SyncExits, EchoNode], [state, st("next", text="x")], client, workers=1)
+    assert client.reports == [("errored", "s", error), ("executed", "next", [{"text": "x"}])]
+
+
+class StrayCancel(BaseNode):
+    """Awaits a task that something else cancelled: asyncio hands the node a CancelledError."""
+
+    class Inputs(BaseModel):
+        pass
+
+    async def execute(self) -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+        task.cancel()
+        await task
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio has no stray cancellation
+async def test_a_stray_cancellation_is_errored_not_a_dead_worker() -> None:
+    client = FakeReports()
+    await run_pool([StrayCancel, EchoNode], [st("s", "StrayCancel"), st("next", text="x")],
+                   client, workers=1)
+    assert client.reports == [
+        ("errored", "s", "Node StrayCancel raised CancelledError although nothing cancelled it "
+                         "(did it await a task that was cancelled?)"),
+        ("executed", "next", [{"text": "x"}]),
+    ]
+
+
+class Unsendable(BaseNode):
+    class Inputs(BaseModel):
+        pass
+
+    async def execute(self) -> None:
+        raise PruneSignal({"when": object(), "note": "fine"})
+
+
+async def test_a_prune_whose_data_cannot_be_sent_is_errored_saying_why() -> None:
+    client = FakeReports()
+    await run_pool([Unsendable], [st("s", "Unsendable")], client)
+    [(kind, state_id, error)] = client.reports
+    assert (kind, state_id) == ("errored", "s")
+    assert "PruneSignal with data that cannot be sent as JSON" in error
+    assert "<class 'object'>" in error
