@@ -124,15 +124,18 @@ def redact(text: str, key: str | None) -> str:
     return text.replace(key, "***") if key and len(key) >= MIN_MASKED_LENGTH else text
 
 
-def response_detail(response: Reply) -> str:
-    """The ``detail`` of an error body (contract §1.3), else the start of the body."""
+def response_detail(response: Reply, key: str | None) -> str:
+    """The ``detail`` of an error body (contract §1.3), else the start of the body.
+
+    ``key`` is masked before the text is cut, so that no part of it survives at the cut.
+    """
     try:
         data = response.json()
     except ValueError:
-        return response.text[:200]
+        return redact(response.text, key)[:200]
     if isinstance(data, dict) and "detail" in data:
-        return str(data["detail"])[:500]
-    return str(data)[:200]
+        return redact(str(data["detail"]), key)[:500]
+    return redact(str(data), key)[:200]
 
 
 async def send(
@@ -236,7 +239,7 @@ def status_error(
     {detail}"``.
     """
     status = response.status_code
-    detail = redact(response_detail(response), key)
+    detail = response_detail(response, key)
     if failure is not None:
         message = f"{failure}: {status} {detail}"
     else:

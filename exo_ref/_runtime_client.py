@@ -63,6 +63,7 @@ from ._calls import (
     BorrowedTransport,
     Reply,
     Sender,
+    redact,
     send,
     status_error,
     transport_failure,
@@ -313,13 +314,14 @@ class StateManagerClient:
         """``POST /states/enqueue`` once (contract §2.7); the poller owns the backoff."""
         body = _dumps({"nodes": list(nodes), "batch_size": batch_size})
         response = await self._send("POST", "/states/enqueue", body)
-        return _parse(EnqueueResponse, response, "POST", "/states/enqueue").states
+        return _parse(EnqueueResponse, response, "POST", "/states/enqueue", key=self._key).states
 
     async def secrets(self, state_id: str) -> dict[str, str]:
         """``GET /state/{id}/secrets`` (contract §2.13), a few attempts on retryable failures."""
         path = f"/state/{state_id}/secrets"
         response = await self._with_retry("GET", path, None, SECRETS_MAX_ATTEMPTS)
-        return _parse(SecretsResponse, response, "GET", path).secrets
+        # Never quote this body: it holds the graph's secrets (contract §2.13).
+        return _parse(SecretsResponse, response, "GET", path, key=None).secrets
 
     async def report_executed(
         self, state_id: str, outputs: list[dict[str, Any]]
@@ -477,7 +479,9 @@ def _retry_after(error: StateManagerError) -> float:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _parse(model: type[_M], response: Reply, method: str, path: str) -> _M:
+def _parse(model: type[_M], response: Reply, method: str, path: str, *, key: str | None) -> _M:
+    """``response`` read as ``model``; the error's ``detail`` quotes the body with ``key``
+    masked, or, with ``key=None``, not at all."""
     try:
         return model.model_validate_json(response.content)
     except ValidationError as error:
@@ -485,7 +489,7 @@ def _parse(model: type[_M], response: Reply, method: str, path: str) -> _M:
             f"{method} {path} answered {response.status_code} with an unexpected body "
             f"({error.error_count()} problem(s) reading it as {model.__name__})",
             status_code=response.status_code,
-            detail=response.text[:200],
+            detail=redact(response.text, key)[:200] if key is not None else "(not quoted)",
             method=method,
             path=path,
         ) from None

@@ -172,7 +172,7 @@ class StateManager:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            text = redact(response.text[:200], self._key)
+            text = redact(response.text, self._key)[:200]
             raise InvalidResponseError(
                 f"{context}{method} {path} answered {response.status_code} with a body that is "
                 f"not a JSON object: {text!r}",

@@ -137,6 +137,26 @@ async def test_success_with_unreadable_body_is_invalid_response() -> None:
             await client.enqueue(["EchoNode"], 4)
 
 
+
+async def test_an_unreadable_body_is_quoted_with_the_key_masked() -> None:
+    echo = httpx.Response(200, json={"states": "none", "echo": "p" * 150 + KEY})
+    recorder = Recorder(script={"/enqueue": [echo]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(InvalidResponseError) as info:
+            await client.enqueue(["EchoNode"], 4)
+    assert KEY[:4] not in info.value.detail.replace("***", "")
+    assert "ppp***" in info.value.detail
+
+
+async def test_an_unreadable_secrets_body_is_never_quoted() -> None:
+    # A secrets answer holds the graph's secrets: not one character of it goes into the error.
+    odd = httpx.Response(200, json={"secrets": {"token": ["graph-secret-value"]}})
+    recorder = Recorder(script={"/secrets": [odd]})
+    async with make_client(recorder, ManualClock()) as client:
+        with pytest.raises(InvalidResponseError) as info:
+            await client.secrets("s1")
+    assert "graph-secret-value" not in f"{info.value} {info.value.detail!r}"
+
 @pytest.mark.parametrize(
     ("fault", "error"),
     [

@@ -457,3 +457,20 @@ def test_a_client_of_the_in_process_fake_without_its_transport_fails_at_once() -
     # Issue 11: without transport= this retried DNS for http://fake-state-manager forever.
     with pytest.raises(ConfigurationError, match=r"pass transport=sm.transport"):
         StateManager("ns", state_manager_uri="http://fake-state-manager", key="k")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        pytest.param(httpx.Response(400, json={"detail": "x" * 497 + KEY}), id="detail-cut-at-500"),
+        pytest.param(httpx.Response(502, text="y" * 197 + KEY), id="text-cut-at-200"),
+    ],
+)
+async def test_a_key_at_the_cut_of_a_long_error_text_is_masked_whole(
+    response: httpx.Response,
+) -> None:
+    # The text is cut to a bounded length: masking after the cut would leave the key's start.
+    with pytest.raises(StateManagerError) as info:
+        await make(Recorder(response)).trigger("g")
+    assert KEY[:3] not in str(info.value).replace("***", "")
+    assert str(info.value).endswith("***")
