@@ -249,7 +249,10 @@ class _Dashboard:
         """The template ``page`` with ``context`` and the session's CSRF token, as ``code``."""
         csrf = self.sessions.csrf_token(nonce) if nonce is not None else None
         html = self.env.get_template(page).render(csrf=csrf, **context)
-        return Response(html, code, headers=_HEADERS, media_type="text/html")
+        # The API takes JSON's lone surrogates ("\ud800") as they are; UTF-8 cannot carry one,
+        # so a page shows it as that escape instead of failing.
+        content = html.encode("utf-8", "backslashreplace")
+        return Response(content, code, headers=_HEADERS, media_type="text/html")
 
     def error(self, status: int, detail: Any, nonce: str | None, **context: Any) -> Response:
         context.setdefault("namespace", None)

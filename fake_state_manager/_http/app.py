@@ -20,11 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fake_state_manager._dashboard import PREFIX as DASHBOARD_PREFIX
 from fake_state_manager._dashboard import build_dashboard
 from fake_state_manager._engine.engine import Engine
 from fake_state_manager._http.fastpath import FastPathMiddleware
 from fake_state_manager._http.middleware import (
     DEFAULT_MAX_BODY_BYTES,
+    APIOnlyCORSMiddleware,
     BodyLimitMiddleware,
     RecordedRequest,
     RecorderMiddleware,
@@ -151,7 +153,7 @@ def create_app(
     if recorder is not None:
         middleware.append(Middleware(RecorderMiddleware, sink=recorder, now=engine.clock.now))
     middleware += [
-        Middleware(CORSMiddleware, **cors),
+        Middleware(APIOnlyCORSMiddleware, excluded=DASHBOARD_PREFIX, cors=cors),
         Middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes),
         Middleware(UnhandledExceptionsMiddleware),
     ]

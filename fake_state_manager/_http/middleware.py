@@ -9,7 +9,7 @@ Order, outermost first (see :func:`fake_state_manager._http.app.create_app`)::
     RequestLogMiddleware            optional one line per request (dev server --log-requests)
     RequestIdMiddleware             every response carries x-exosphere-request-id (§1.4)
     RecorderMiddleware              optional log of (time, method, path, body, status)
-    CORSMiddleware (starlette)      §1.4
+    APIOnlyCORSMiddleware           starlette's CORS (§1.4), for every path but the dashboard's
     BodyLimitMiddleware             a body over the limit -> 413 before it is buffered (addition)
     UnhandledExceptionsMiddleware   any unexpected exception -> 500 middleware body (§1.3);
                                     a client gone mid-request -> one quiet log line
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "INTERNAL_ERROR_DETAIL",
     "REQUEST_ID_HEADER",
+    "APIOnlyCORSMiddleware",
     "BodyLimitMiddleware",
     "RecordedRequest",
     "RecorderMiddleware",
@@ -87,6 +89,29 @@ class _HttpMiddleware:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+class APIOnlyCORSMiddleware(_HttpMiddleware):
+    """Starlette's CORS for the API (§1.4), and none for the pages under ``excluded``.
+
+    Upstream lets its localhost origins read every answer with credentials, and it has no
+    pages. The dashboard's pages carry a session's CSRF token, and a browser sends the
+    ``SameSite=Strict`` session cookie to any port of the same host: with CORS there, any page
+    served on an allowed origin (``localhost:3000``, say) could read them and act as the user.
+    The dashboard only ever calls itself, so it needs no CORS at all.
+    """
+
+    def __init__(self, app: ASGIApp, *, excluded: str, cors: dict[str, Any]) -> None:
+        super().__init__(app)
+        self._cors = CORSMiddleware(app, **cors)
+        self._excluded = excluded.rstrip("/")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path == self._excluded or path.startswith(self._excluded + "/"):
+            await self.app(scope, receive, send)
+        else:
+            await self._cors(scope, receive, send)
 
 
 class RequestIdMiddleware(_HttpMiddleware):

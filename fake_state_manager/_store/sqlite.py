@@ -578,7 +578,7 @@ class SqliteStorage:
             return self._load(now_ms)
         except sqlite3.Error as exc:
             raise _open_error(self.path, exc) from None
-        except (ValueError, TypeError, KeyError, DuplicateKeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, DuplicateKeyError) as exc:
             raise StorageError(
                 f"{self.path} holds a document exo-ref cannot read back ({type(exc).__name__}:"
                 f" {exc}); restore it from a copy or choose another path"
@@ -591,7 +591,10 @@ class SqliteStorage:
         store = JournaledStore(id_prefix=self._prefix, first_id=last_id + 1)
         for key, doc in conn.execute("SELECT key, doc FROM nodes ORDER BY rowid"):
             namespace, name = json.loads(key)
-            store.nodes.setdefault(namespace, {})[name] = json.loads(doc)
+            node = json.loads(doc)
+            if not isinstance(node, dict):
+                raise TypeError(f"node {name!r} of namespace {namespace!r} is not an object")
+            store.nodes.setdefault(namespace, {})[name] = node
         for key, doc in conn.execute("SELECT key, doc FROM graphs ORDER BY rowid"):
             namespace, name = json.loads(key)
             store.put_graph(_graph_from(json.loads(doc)))
@@ -744,7 +747,12 @@ def _rows(store: JournaledStore) -> list[Batch]:
 
 
 def _check_header(db: Path) -> None:
-    """Refuse a file that is not SQLite before SQLite touches it (an empty file is new)."""
+    """Refuse a file that is not SQLite before SQLite touches it (an empty file is new).
+
+    A path that is not a regular file is refused first: opening a FIFO would wait for a writer.
+    """
+    if db.exists() and not db.is_file():
+        raise StorageError(f"{db} is not a regular file; choose a file path for --db")
     try:
         with db.open("rb") as handle:
             header = handle.read(len(_SQLITE_HEADER))
@@ -810,9 +818,10 @@ def _migrate(db: Path, connection: sqlite3.Connection, version: int) -> None:
 def _check_integrity(db: Path, connection: sqlite3.Connection) -> None:
     problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
+        # SQLite's report spans lines; the message stays one line, with the first problem.
+        first = " ".join(str(problems[0]).split())[:200] if problems else "integrity check failed"
         raise StorageError(
-            f"{db} is corrupt ({problems[0] if problems else 'integrity check failed'}); restore"
-            " it from a copy or choose another path"
+            f"{db} is corrupt ({first}); restore it from a copy or choose another path"
         )
     tables = {
         row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")

@@ -7,6 +7,7 @@ answers on refusal, unknown ids, secrets never shown and hostile names escaped.
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote
 
@@ -592,3 +593,36 @@ async def test_the_dashboard_works_on_a_database_too(tmp_path: object) -> None:
             assert (await web.get("/dashboard/ns/x/runs")).status_code == 200
     finally:
         sm.close()
+
+
+async def test_lone_surrogates_the_api_accepted_are_shown_as_escapes() -> None:
+    # JSON can carry a lone surrogate and the API stores it; UTF-8 cannot, so no page may fail.
+    async with world() as w:
+        body = {"runtime_name": "odd", "nodes": [{
+            "name": "Odd\ud800", "inputs_schema": {}, "outputs_schema": {}, "secrets": [],
+        }]}
+        await w.call("PUT", "/nodes/", content=json.dumps(body),  # ensure_ascii: "\\ud800"
+                     headers={"content-type": "application/json"})
+        for path in page_paths(w):
+            response = await w.web.get(path)
+            assert response.status_code == 200, (path, response.text)
+        assert "Odd\\ud800" in (await w.web.get(w.ns_path)).text
+
+
+async def test_no_other_origin_may_read_a_page_even_with_the_session() -> None:
+    # A browser sends the SameSite=Strict cookie to every port of the host: CORS on the
+    # dashboard would let a page on localhost:3000 read the CSRF token and act as the user.
+    async with world() as w:
+        origin = {"origin": "http://localhost:3000"}
+        page = await w.web.get(w.run_path, headers=origin)
+        assert page.status_code == 200
+        assert csrf_of(page.text)
+        assert "access-control-allow-origin" not in page.headers
+        assert "access-control-allow-credentials" not in page.headers
+        preflight = await w.web.options(
+            f"{w.run_path}/states/x/retry",
+            headers={**origin, "access-control-request-method": "POST"},
+        )
+        assert "access-control-allow-origin" not in preflight.headers
+        api = await w.api.get(f"{w.prefix}/graphs/", headers=origin)  # the API keeps §1.4
+        assert api.headers["access-control-allow-origin"] == "http://localhost:3000"

@@ -317,6 +317,18 @@ def _garbled(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _one_damaged_page(path: Path) -> None:
+    # quick_check reports such a file over several lines; the refusal must stay one line.
+    SqliteStorage.open(path).close()
+    rows = [(json.dumps(["ns", f"N{i}"]), json.dumps({"pad": "x" * 500})) for i in range(600)]
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO nodes (key, doc) VALUES (?, ?)", rows)
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[200_000:200_600] = b"\xff" * 600
+    path.write_bytes(bytes(data))
+
+
 BAD_FILES = {
     "random bytes": (
         lambda p: p.write_bytes(os.urandom(4096)),
@@ -330,6 +342,7 @@ BAD_FILES = {
         f"{persistence.SCHEMA_VERSION}: upgrade exo-ref",
     ),
     "garbled pages": (_garbled, "is corrupt"),
+    "one damaged page": (_one_damaged_page, r"is corrupt \(\*\*\* in database main \*\*\* On tree"),
 }
 
 
@@ -350,6 +363,13 @@ def test_a_missing_directory_or_a_directory_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nowhere").exists()
     with pytest.raises(StorageError, match="is a directory"):
         SqliteStorage.open(tmp_path)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fake.db"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="is not a regular file"):
+        SqliteStorage.open(fifo)
 
 
 def test_one_file_serves_one_fake_at_a_time(db: Path) -> None:
@@ -424,15 +444,28 @@ def test_a_version_1_file_without_queued_at_opens_as_version_2(db: Path) -> None
     conn.close()
 
 
-def test_a_document_that_cannot_be_read_back_is_refused(db: Path) -> None:
+ALTERED_ROWS = {
+    "a key that is not JSON": "UPDATE nodes SET key = '{not json'",
+    "a node that is not an object": """UPDATE nodes SET doc = '"just a string"'""",
+    "parents that are not an object": (
+        "UPDATE states SET doc = json_set(doc, '$.parents', 'a string')"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ALTERED_ROWS))
+def test_a_document_that_cannot_be_read_back_is_refused(db: Path, case: str) -> None:
     engine = Engine(clock=ManualClock(START), storage=SqliteStorage.open(db))
     register(engine, "R")
+    upsert_valid(engine, "g", [graph_node("r")])
+    engine.trigger(NAMESPACE, "g")  # one state row
     engine.close()
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE nodes SET key = '{not json'")
+        conn.execute(ALTERED_ROWS[case])
     conn.close()
-    with pytest.raises(StorageError, match="holds a document exo-ref cannot read back"):
+    with pytest.raises(StorageError, match="holds a document exo-ref cannot read back") as info:
         FakeStateManager(db=db)
+    assert "\n" not in str(info.value)
     with sqlite3.connect(db) as conn:  # the refused fake let go of the file
         assert conn.execute("SELECT count(*) FROM nodes").fetchone()[0] == 1
     conn.close()
