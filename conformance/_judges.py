@@ -223,36 +223,47 @@ def _r1(obs: BlackBoxObservation) -> _Finding | None:
     good = [x for x in regs if x.ok]
     if not good:
         return _no(f"registration before the first poll was refused: {_describe(regs)}")
-    reg = good[0]
+    # Each accepted one: the server keeps the last, so a later one may undo a right first one.
+    for number, reg in enumerate(good, 1):
+        if problem := _registration_problem(obs, reg):
+            which = "" if len(good) == 1 else f"registration {number} of {len(good)}: "
+            return _no(which + problem)
+    want = sorted(s.name for s in CATALOGUE)
+    return _yes(
+        f"registered the {len(want)} catalogue nodes as {obs.runtime_name!r} before its first poll"
+        + (f" (each of {len(good)} registrations)" if len(good) > 1 else ""),
+    )
+
+
+def _registration_problem(obs: BlackBoxObservation, reg: Exchange) -> str | None:
+    """What is wrong with one accepted registration (R1), or None."""
     body = reg.request if isinstance(reg.request, dict) else {}
     expected_path = f"/v0/namespace/{obs.namespace}/nodes"
     if reg.path.rstrip("/") != expected_path:
-        return _no(f"registered at {reg.path}, not {expected_path}/")
+        return f"registered at {reg.path}, not {expected_path}/"
     if body.get("runtime_name") != obs.runtime_name:
-        return _no(f"runtime_name {body.get('runtime_name')!r}, expected {obs.runtime_name!r}")
+        return f"runtime_name {body.get('runtime_name')!r}, expected {obs.runtime_name!r}"
     if body.get("runtime_namespace", obs.namespace) != obs.namespace:
-        return _no(f"runtime_namespace {body.get('runtime_namespace')!r} is not the namespace")
+        return f"runtime_namespace {body.get('runtime_namespace')!r} is not the namespace"
     nodes = body.get("nodes")
     if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
-        return _no(f"the registration's nodes are {nodes!r}, not a list of objects")
+        return f"the registration's nodes are {nodes!r}, not a list of objects"
     names = sorted(str(n.get("name")) for n in nodes)
     want = sorted(s.name for s in CATALOGUE)
     if names != want:
-        return _no(f"registered nodes {names}, expected the catalogue {want}")
+        return f"registered nodes {names}, expected the catalogue {want}"
     for node in nodes:
         spec = next(s for s in CATALOGUE if s.name == node["name"])
         if node.get("namespace", obs.namespace) != obs.namespace:
-            return _no(f"node {spec.name} was sent with namespace {node.get('namespace')!r}")
+            return f"node {spec.name} was sent with namespace {node.get('namespace')!r}"
         for key, fields in (("inputs_schema", spec.inputs), ("outputs_schema", spec.outputs)):
             problem = _string_schema(node.get(key), fields)
             if problem:
-                return _no(f"node {spec.name}: {key} {problem}")
+                return f"node {spec.name}: {key} {problem}"
         secrets = node.get("secrets")
         if not isinstance(secrets, list) or sorted(secrets) != sorted(spec.secrets):
-            return _no(f"node {spec.name}: secrets {secrets!r}, expected {list(spec.secrets)}")
-    return _yes(
-        f"registered the {len(want)} catalogue nodes as {obs.runtime_name!r} before its first poll",
-    )
+            return f"node {spec.name}: secrets {secrets!r}, expected {list(spec.secrets)}"
+    return None
 
 
 def _r2(obs: BlackBoxObservation) -> _Finding | None:
@@ -333,10 +344,25 @@ def _b3(obs: BlackBoxObservation) -> _Finding | None:
     if not claims and not obs.scenario.cases:
         return None
     cases = _state_cases(obs)
+    if not claims:
+        return _no(
+            f"none of the {len(obs.scenario.cases)} triggered cases was claimed"
+            + (" (the runtime exited first)" if obs.exited_early else "")
+        )
+    sent = reports_by_state(obs.exchanges, applied_only=False)
+    for sid, xs in sent.items():
+        if sid not in claims:  # the server refuses these, so only the sent ones show them
+            return _no(f"state {sid} was reported ({xs[0].kind}) without being claimed")
+        answered = next((x for x in xs if x.kind in TERMINAL_KINDS and x.ok), None)
+        again = [x for x in xs if answered and x.kind in TERMINAL_KINDS
+                 and x.sent_seq > (answered.done_seq or answered.sent_seq)]
+        if answered is not None and again:
+            return _no(
+                f"state {sid} (case {cases.get(sid)}) was reported {again[0].kind} again after"
+                f" its {answered.kind} report was answered {answered.status}",
+            )
     applied = reports_by_state(obs.exchanges, applied_only=True)
     for sid, xs in applied.items():
-        if sid not in claims:
-            return _no(f"state {sid} was reported without being claimed")
         terminal = [x.kind for x in xs if x.kind in TERMINAL_KINDS]
         if len(terminal) > 1:
             return _no(
@@ -444,9 +470,11 @@ def _t1(obs: BlackBoxObservation) -> _Finding | None:
                 f" poll_interval={interval} s (at most {early:.2f} s sooner)",
             )
     if obs.scenario.idle_polls and len(spacings) < obs.scenario.idle_polls - 1:
+        idle = [p for p in _before_stop(obs, obs.polls) if p.ok and not p.claimed()]
         return _no(
-            f"only {len(spacings) + 1} idle polls before the stop,"
-            f" expected {obs.scenario.idle_polls}",
+            f"only {len(idle)} idle polls before the stop, expected {obs.scenario.idle_polls}"
+            if idle
+            else f"no idle poll before the stop, expected {obs.scenario.idle_polls}",
         )
     if not spacings:
         return None
@@ -531,6 +559,8 @@ def _t3(obs: BlackBoxObservation) -> _Finding | None:
     grows = spacing[-1] >= _GROWTH * spacing[0] and sum(last) / len(last) >= _GROWTH * sum(
         first
     ) / len(first)
+    if len(spacing) >= 3:  # and still after the first: one quick retry, then a constant wait
+        grows = grows and spacing[-1] >= _GROWTH * spacing[1]
     if not grows:
         return _no(f"spacing after {errors} consecutive poll errors does not grow: {shown} s")
     return _yes(f"spacing after {errors} consecutive poll errors grew: {shown} s")

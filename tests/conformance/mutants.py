@@ -42,7 +42,11 @@ __all__ = [
     "PollsAfterStop",
     "PollsForUnregistered",
     "PruneAsError",
+    "QuickThenConstantBackoff",
+    "ReRegistersWithoutSecrets",
     "RegistersWithoutSecrets",
+    "ReportsTwice",
+    "ReportsUnclaimed",
     "SleepAfterFullBatch",
     "SwallowReport",
     "SyncOnLoop",
@@ -423,3 +427,96 @@ def registers_without_secrets() -> RuntimeTarget:
 def tolerates_invalid_nodes() -> RuntimeTarget:
     """:class:`ToleratesInvalidNodes` as a target (R3)."""
     return _target(ToleratesInvalidNodes, "tolerates_invalid_nodes")
+
+
+# -- more black-box mutants: each slips past a weaker reading of its rule ----------------------
+
+
+class _WireMutant(httpx.AsyncBaseTransport):
+    """Wraps the runtime's transport; :meth:`handle` changes what goes on the wire."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def send(self, request: httpx.Request, body: Any = None) -> httpx.Response:
+        """Send ``request`` (with ``body`` as its JSON instead, if given) and read the answer."""
+        if body is not None:
+            headers = {k: v for k, v in request.headers.items() if k != "content-length"}
+            request = httpx.Request(request.method, request.url, headers=headers, json=body)
+        response = await self._inner.handle_async_request(request)
+        await response.aread()
+        return response
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.handle(request, request.url.path.rstrip("/"))
+
+    async def handle(self, request: httpx.Request, path: str) -> httpx.Response:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _wire_mutant(name: str, doc: str, transport: type[_WireMutant]) -> type[exo_ref.Runtime]:
+    def __init__(self: exo_ref.Runtime, *args: Any, **kwargs: Any) -> None:
+        inner = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport()
+        exo_ref.Runtime.__init__(self, *args, transport=transport(inner), **kwargs)
+
+    return type(name, (exo_ref.Runtime,), {"__init__": __init__, "__doc__": doc,
+                                            "__module__": __name__})
+
+
+class _ReportsTwice(_WireMutant):
+    async def handle(self, request: httpx.Request, path: str) -> httpx.Response:
+        response = await self.send(request)
+        if request.method == "POST" and path.endswith("/executed"):
+            await self.send(request, json.loads(request.content))  # once more, after the answer
+        return response
+
+
+class _ReportsUnclaimed(_WireMutant):
+    async def handle(self, request: httpx.Request, path: str) -> httpx.Response:
+        if request.method == "POST" and path.endswith("/executed"):
+            parts = path.split("/")
+            parts[parts.index("state") + 1] = "f" * 24  # a state nobody claimed
+            headers = {k: v for k, v in request.headers.items() if k != "content-length"}
+            stray = request.url.copy_with(path="/".join(parts))
+            await self.send(httpx.Request("POST", stray, headers=headers,
+                                          content=request.content))
+        return await self.send(request)
+
+
+class _ReRegistersWithoutSecrets(_WireMutant):
+    async def handle(self, request: httpx.Request, path: str) -> httpx.Response:
+        response = await self.send(request)
+        if request.method == "PUT" and path.endswith("/nodes"):
+            body = json.loads(request.content)
+            body["nodes"] = [{**node, "secrets": []} for node in body["nodes"]]
+            await self.send(request, body)  # the server keeps this one
+        return response
+
+
+ReportsTwice = _wire_mutant(
+    "ReportsTwice", "Sends each executed report again after it was answered (breaks B3).",
+    _ReportsTwice,
+)
+ReportsUnclaimed = _wire_mutant(
+    "ReportsUnclaimed", "Also reports a state it never claimed (breaks B3).", _ReportsUnclaimed
+)
+ReRegistersWithoutSecrets = _wire_mutant(
+    "ReRegistersWithoutSecrets",
+    "Registers right, then again without secrets before its first poll (breaks R1).",
+    _ReRegistersWithoutSecrets,
+)
+
+
+class _QuickThenConstantPoller(Poller):
+    """One retry at once after a poll error, then a constant ``2 * poll_interval``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        interval = kwargs["poll_interval"]
+        quick = Backoff(initial=0.01, maximum=2 * interval, multiplier=1000.0, jitter=0.0)
+        super().__init__(**kwargs, error_backoff=quick)
+
+
+QuickThenConstantBackoff = _mutant("QuickThenConstantBackoff", poller=_QuickThenConstantPoller)

@@ -142,6 +142,35 @@ def test_the_black_box_mode_catches_each_mutant(rule: str, mutant: str, scenario
     )
 
 
+#: Mutants that slip past a weaker reading of a rule: (rule, mutant, scenario).
+SUBTLER: list[tuple[str, str, str]] = [
+    ("B3", "ReportsTwice", "outcomes"),  # the second copy is refused: no applied duplicate
+    ("B3", "ReportsUnclaimed", "outcomes"),  # refused too: only the sent report shows it
+    ("R1", "ReRegistersWithoutSecrets", "idle"),  # the first registration is right
+    ("T3", "QuickThenConstantBackoff", "faults"),  # 0.01 s, then flat: the first gap is short
+]
+
+
+@pytest.mark.parametrize(("rule", "mutant", "scenario"), SUBTLER)
+def test_the_black_box_mode_catches_subtler_mutants(rule: str, mutant: str, scenario: str) -> None:
+    command = sdk_command("exo_ref", runtime_class=f"tests.conformance.mutants:{mutant}")
+    obs = run_blackbox(command, scenario_named(scenario), cwd=str(ROOT))
+    failed = {v.rule: v.reason for v in judge(obs) if not v.passed}
+    assert rule in failed, (
+        f"{mutant} was not caught by {rule}; failed: {failed}\n{obs.stderr[-3000:]}"
+    )
+
+
+def test_a_runtime_that_exits_at_once_fails_b3_and_t1_saying_what_happened() -> None:
+    command = [sys.executable, "-c", "pass"]
+    idle = {v.rule: v for v in judge(run_blackbox(command, scenario_named("idle"), cwd=str(ROOT)))}
+    assert idle["T1"].reason.endswith("no idle poll before the stop, expected 4")
+    outcomes = run_blackbox(command, scenario_named("outcomes"), cwd=str(ROOT))
+    b3 = next(v for v in judge(outcomes) if v.rule == "B3")
+    assert not b3.passed
+    assert "none of the 8 triggered cases was claimed (the runtime exited first)" in b3.reason
+
+
 # -- the catalogue's implementation against its spec (no subprocess) --------------------------
 
 
