@@ -40,7 +40,7 @@ from ._poller import Backlog
 from ._runtime_client import ReportOutcome
 from ._wire import ClaimedState
 
-__all__ = ["ReportClient", "WorkerPool"]
+__all__ = ["ReportClient", "WorkerPool", "sendable_prune_data"]
 
 logger = logging.getLogger("exo_ref.workers")
 
@@ -211,12 +211,8 @@ class WorkerPool:
     ) -> Callable[[], Awaitable[object]]:
         """The prune report, or an errored one if the signal's data cannot be sent (§2.10)."""
         try:
-            data = to_jsonable_python(signal.data)
-        except PydanticSerializationError as error:  # it names the type, never the value
-            failed = _Failed(
-                f"Node {state.node_name} raised PruneSignal with data that cannot be sent as "
-                f"JSON ({error}); give it only JSON-serialisable values"
-            )
+            data = sendable_prune_data(state.node_name, signal)
+        except _Failed as failed:
             return partial(self._report_failure, state, failed)
         _log_outcome(state, "pruned", began)
         return partial(self.client.report_prune, state.state_id, data)
@@ -292,6 +288,20 @@ class WorkerPool:
             if anyio.current_effective_deadline() == -math.inf:
                 raise  # the worker itself is cancelled (stop, grace period over)
             raise _Failed(_stray_text(name, error), secrets=raw_secrets, error=error) from None
+
+
+def sendable_prune_data(node_name: str, signal: PruneSignal) -> Any:
+    """The signal's data as JSON-ready values, or :class:`_Failed` saying why it cannot be sent.
+
+    Pydantic's reason names the type, never the value (which may be anything the node had).
+    """
+    try:
+        return to_jsonable_python(signal.data)
+    except PydanticSerializationError as error:
+        raise _Failed(
+            f"Node {node_name} raised PruneSignal with data that cannot be sent as JSON "
+            f"({error}); give it only JSON-serialisable values"
+        ) from None
 
 
 def _log_outcome(state: ClaimedState, what: str, began: float) -> None:

@@ -37,14 +37,15 @@ from ._clock import Clock, ManualClock, SystemClock, hold_time
 from ._errors import ExoRefError
 from ._models import CronTrigger, GraphNodeModel, RetryPolicyModel, StoreConfigModel, UnitesModel
 from ._node import BaseNode
+from ._node_signals import PruneSignal
 from ._poller import Backlog
 from ._runtime import Runtime
 from ._runtime_client import ReportOutcome
 from ._state_manager import StateManager
-from ._statuses import UNFINISHED_STATES
+from ._statuses import ERRORED_STATES, UNFINISHED_STATES
 from ._validation import validate_nodes
 from ._wire import ClaimedState, GraphTemplate, RunSummary
-from ._workers import WorkerPool, _Failed
+from ._workers import WorkerPool, _Failed, sendable_prune_data
 
 if TYPE_CHECKING:
     from fake_state_manager import FakeStateManager
@@ -144,9 +145,10 @@ async def run_node(
 
     Raises:
         PruneSignal, ReQueueAfterSignal: raised by ``execute``, as raised.
-        Exception: anything else ``execute`` raised, as raised.
+        Exception: anything else ``execute`` raised (``SystemExit`` too), as raised.
         NodeContractError: invalid inputs or secrets, or an ``execute`` result the runtime would
-            refuse; the message is the errored text the runtime would report.
+            refuse (a ``PruneSignal`` whose data is not JSON included); the message is the
+            errored text the runtime would report.
         NodeValidationError: the class itself cannot be served (as from ``Runtime(...)``).
     """
     (node_cls,) = validate_nodes([node])
@@ -165,12 +167,16 @@ async def run_node(
         inputs=dict(inputs or {}),
     )
     try:
-        return await pool._execute(state)
+        try:
+            return await pool._execute(state)
+        except PruneSignal as signal:
+            sendable_prune_data(node_cls.__name__, signal)  # the runtime refuses it otherwise
+            raise
     except _Failed as failure:
         # The worker wraps what execute raised so that it can mask secrets in the report; a
         # unit test wants the node's own exception, traceback included.
         raised = getattr(failure, "error", None)
-        if isinstance(raised, Exception):
+        if raised is not None:
             raise raised from None
         raise NodeContractError(str(failure)) from None
 
@@ -336,10 +342,11 @@ def assert_run_failed(run: RunResult, *, error: str | None = None) -> None:
     if run.status != "FAILED":
         raise AssertionError(f"expected run {run.run_id} to fail\n{run.describe()}")
     if error is not None:
-        errors = [str(s["error"]) for s in run.states if s.get("error")]
+        # Only states that stayed failed: a retried attempt's error did not fail the run.
+        errors = [str(s["error"]) for s in run.states if s["status"] in ERRORED_STATES]
         if not any(error in text for text in errors):
             raise AssertionError(
-                f"run {run.run_id} failed, but no state's error contains {error!r}\n"
+                f"run {run.run_id} failed, but no ERRORED state's error contains {error!r}\n"
                 f"{run.describe()}"
             )
 

@@ -200,6 +200,33 @@ async def test_run_node_raises_the_prune_signal() -> None:
     assert caught.value.data == {"why": "not needed"}
 
 
+class PrunesWithAnObject(BaseNode):
+    class Inputs(BaseModel):
+        pass
+
+    async def execute(self) -> None:
+        raise PruneSignal({"when": object()})
+
+
+class Quits(BaseNode):
+    class Inputs(BaseModel):
+        pass
+
+    def execute(self) -> None:
+        raise SystemExit(3)
+
+
+async def test_run_node_refuses_a_prune_the_runtime_cannot_send() -> None:
+    with pytest.raises(NodeContractError, match="PruneSignal with data that cannot be sent"):
+        await run_node(PrunesWithAnObject)
+
+
+async def test_run_node_raises_systemexit_as_raised() -> None:
+    with pytest.raises(SystemExit) as caught:
+        await run_node(Quits)
+    assert caught.value.code == 3
+
+
 async def test_run_node_raises_the_requeue_signal() -> None:
     with pytest.raises(ReQueueAfterSignal) as caught:
         await run_node(Requeues)
@@ -519,10 +546,18 @@ def test_assert_run_succeeded_prints_the_states() -> None:
 def test_assert_run_failed_checks_the_error_text() -> None:
     run = _result("FAILED", _state("a", "ERRORED", error="disk full"))
     assert_run_failed(run, error="disk")
-    with pytest.raises(AssertionError, match="no state's error contains 'quota'"):
+    with pytest.raises(AssertionError, match="no ERRORED state's error contains 'quota'"):
         assert_run_failed(run, error="quota")
     with pytest.raises(AssertionError, match="expected run r1 to fail"):
         assert_run_failed(_result("SUCCESS", _state("a", "SUCCESS")))
+
+
+def test_assert_run_failed_ignores_the_errors_of_retried_attempts() -> None:
+    run = _result("FAILED", _state("a", "RETRY_CREATED", error="first failure"),
+                  _state("a", "ERRORED", error="second failure"))
+    assert_run_failed(run, error="second")
+    with pytest.raises(AssertionError, match="no ERRORED state's error contains 'first'"):
+        assert_run_failed(run, error="first")
 
 
 def test_assert_outputs_compares_in_any_order_unless_told() -> None:
