@@ -29,7 +29,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TextIO, TypeVar
 
@@ -359,6 +359,10 @@ def _status(status: object) -> Text:
     return Text(text, style=_STATUS_STYLES.get(text, ""))
 
 
+#: Sorts first: a state whose time is missing or unreadable.
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def _short_time(value: object) -> str:
     """``2026-01-01T12:00:00.123000`` as ``2026-01-01 12:00:00``; other text unchanged."""
     parsed = _parse_time(value)
@@ -366,21 +370,23 @@ def _short_time(value: object) -> str:
 
 
 def _parse_time(value: object) -> datetime | None:
+    """An ISO time as an aware datetime; one without an offset is UTC, as the server writes it.
+
+    Aware throughout, so times with and without an offset still compare and subtract.
+    """
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
     if later is None or earlier is None:
         return None
-    try:
-        return (later - earlier).total_seconds()
-    except TypeError:  # one has an offset and the other not
-        return None
+    return (later - earlier).total_seconds()
 
 
 def format_duration(seconds: float) -> str:
@@ -473,7 +479,7 @@ def derive_retry_numbers(
     ordered = sorted(
         (_Placed(node, index, created.get(str(node["id"]))) for index, node in
          enumerate(siblings)),
-        key=lambda placed: (placed.created or datetime.min, placed.index),
+        key=lambda placed: (placed.created or _EARLIEST, placed.index),
     )
     seen: dict[str, int] = {}
     numbers: dict[str, int] = {}
@@ -539,7 +545,7 @@ def run_view(
         retries = derive_retry_numbers(siblings, created)
         ordered = sorted(
             enumerate(siblings),
-            key=lambda pair: (created.get(str(pair[1]["id"])) or datetime.min, pair[0]),
+            key=lambda pair: (created.get(str(pair[1]["id"])) or _EARLIEST, pair[0]),
         )
         for _, node in ordered:
             state_id = str(node["id"])

@@ -445,6 +445,45 @@ def test_graph_against_upstreams_get_takes_triggers_from_the_list(
     assert json.loads(out.getvalue()) == get  # the GET's answer, not the list's
 
 
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        pytest.param({"s1": ("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"),
+                      "s2": ("2026-01-01T00:00:02", "2026-01-01T00:00:03")},
+                     ["a A  SUCCESS  +0.000s  took 1.000s  s1",
+                      "b B  SUCCESS  +2.000s  took 1.000s  s2"], id="with-and-without-offset"),
+        pytest.param({"s1": ("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01+00:00"),
+                      "s2": (None, None)},
+                     ["b B  SUCCESS  s2", "a A  SUCCESS  +0.000s  took 1.000s  s1"],
+                     id="one-state-without-times"),
+    ],
+)
+def test_run_copes_with_times_with_and_without_an_offset_or_missing(
+    times: dict[str, tuple[str | None, str | None]], expected: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A time without an offset is UTC (the server's); mixing them must not break the tree.
+    graph = {"graph_name": "g", "execution_summary": {"SUCCESS": 2}, "edges": [], "nodes": [
+        {"id": sid, "identifier": ident, "node_name": ident.upper(), "status": "SUCCESS",
+         "error": None} for sid, ident in (("s1", "a"), ("s2", "b"))
+    ]}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/graph"):
+            return httpx.Response(200, json=graph)
+        created, updated = times[request.url.path.rsplit("/", 1)[1]]
+        return httpx.Response(200, json={"created_at": created, "updated_at": updated})
+
+    monkeypatch.setenv(ENV_API_KEY, KEY)
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["run", "r1", "-n", NAMESPACE, "--uri", "http://sm.test"], out=out, err=err,
+                  transport=httpx.MockTransport(server), width=WIDTH)
+    assert (status, err.getvalue()) == (0, "")
+    lines = out.getvalue().splitlines()
+    assert "2 states: SUCCESS 2" in lines
+    assert [line.lstrip("├└─ ") for line in lines[-2:]] == expected
+
+
 def test_graph_unknown_is_the_servers_404(
     scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
