@@ -354,11 +354,13 @@ def _b3(obs: BlackBoxObservation) -> _Finding | None:
         if sid not in claims:  # the server refuses these, so only the sent ones show them
             return _no(f"state {sid} was reported ({xs[0].kind}) without being claimed")
         answered = next((x for x in xs if x.kind in TERMINAL_KINDS and x.ok), None)
-        again = [x for x in xs if answered and x.kind in TERMINAL_KINDS
-                 and x.sent_seq > (answered.done_seq or answered.sent_seq)]
-        if answered is not None and again:
+        if answered is None:
+            continue
+        after = answered.done_seq or answered.sent_seq
+        again = next((x for x in xs if x.kind in TERMINAL_KINDS and x.sent_seq > after), None)
+        if again is not None:
             return _no(
-                f"state {sid} (case {cases.get(sid)}) was reported {again[0].kind} again after"
+                f"state {sid} (case {cases.get(sid)}) was reported {again.kind} again after"
                 f" its {answered.kind} report was answered {answered.status}",
             )
     applied = reports_by_state(obs.exchanges, applied_only=True)

@@ -40,6 +40,7 @@ __all__ = [
     "RawAnswer",
     "Reply",
     "Sender",
+    "body_start",
     "redact",
     "response_detail",
     "send",
@@ -124,15 +125,23 @@ def redact(text: str, key: str | None) -> str:
     return text.replace(key, "***") if key and len(key) >= MIN_MASKED_LENGTH else text
 
 
+def body_start(response: Reply, key: str | None) -> str:
+    """The first 200 characters of a body, for an error message.
+
+    ``key`` is masked before the text is cut, so that no part of it survives at the cut.
+    """
+    return redact(response.text, key)[:200]
+
+
 def response_detail(response: Reply, key: str | None) -> str:
     """The ``detail`` of an error body (contract §1.3), else the start of the body.
 
-    ``key`` is masked before the text is cut, so that no part of it survives at the cut.
+    ``key`` is masked before the text is cut, as in :func:`body_start`.
     """
     try:
         data = response.json()
     except ValueError:
-        return redact(response.text, key)[:200]
+        return body_start(response, key)
     if isinstance(data, dict) and "detail" in data:
         return redact(str(data["detail"]), key)[:500]
     return redact(str(data), key)[:200]

@@ -189,7 +189,7 @@ async def _wait_until_idle() -> None:
     turns = 0
     while True:
         await anyio.wait_all_tasks_blocked()  # each call first lets the loop run one turn
-        queued = _queued_callbacks()
+        queued = _callbacks_queued()
         if queued is not None:
             if not queued or turns >= _MAX_QUEUE_TURNS:
                 return
@@ -201,12 +201,12 @@ async def _wait_until_idle() -> None:
             return
 
 
-def _queued_callbacks() -> int | None:
-    """How many live callbacks asyncio's loop has queued, or None where that is not visible."""
+def _callbacks_queued() -> bool | None:
+    """Whether asyncio's loop has a live callback queued, or None where that is not visible."""
     ready = getattr(anyio.lowlevel.current_token().native_token, "_ready", None)
     if ready is None:
         return None
-    return sum(1 for handle in ready if not handle.cancelled())
+    return any(not handle.cancelled() for handle in ready)
 
 
 def hold_time(clock: Clock) -> AbstractContextManager[None]:

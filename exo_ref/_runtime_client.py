@@ -63,7 +63,7 @@ from ._calls import (
     BorrowedTransport,
     Reply,
     Sender,
-    redact,
+    body_start,
     send,
     status_error,
     transport_failure,
@@ -489,7 +489,7 @@ def _parse(model: type[_M], response: Reply, method: str, path: str, *, key: str
             f"{method} {path} answered {response.status_code} with an unexpected body "
             f"({error.error_count()} problem(s) reading it as {model.__name__})",
             status_code=response.status_code,
-            detail=redact(response.text, key)[:200] if key is not None else "(not quoted)",
+            detail=body_start(response, key) if key is not None else "(not quoted)",
             method=method,
             path=path,
         ) from None

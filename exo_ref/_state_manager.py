@@ -33,7 +33,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from ._calls import BorrowedTransport, redact, send, status_error
+from ._calls import BorrowedTransport, body_start, send, status_error
 from ._clock import Clock, SystemClock
 from ._config import DEFAULT_STATE_MANAGER_VERSION, require_key, require_uri, resolve_timeout
 from ._errors import (
@@ -172,7 +172,7 @@ class StateManager:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            text = redact(response.text, self._key)[:200]
+            text = body_start(response, self._key)
             raise InvalidResponseError(
                 f"{context}{method} {path} answered {response.status_code} with a body that is "
                 f"not a JSON object: {text!r}",
