@@ -46,7 +46,6 @@ from ._config import (
 )
 from ._errors import ConfigurationError, RuntimeAlreadyRunningError
 from ._event_loop import event_loop_options
-from ._h11_transport import Http11Transport
 from ._logging import setup_default_logging
 from ._masking import masking_logs
 from ._node import BaseNode
@@ -60,10 +59,6 @@ from ._workers import WorkerPool
 __all__ = ["Runtime"]
 
 logger = logging.getLogger("exo_ref.runtime")
-
-# Extra connections beyond `workers`: the poller, registration, hand-back bursts.
-_SPARE_CONNECTIONS = 4
-
 
 class Runtime:
     """Serves node classes for one namespace against an Exosphere state manager.
@@ -300,26 +295,8 @@ class Runtime:
 
     async def _serve(self, task_status: TaskStatus[None], stop_event: anyio.Event) -> None:
         s = self.settings
-        connections = s.workers + _SPARE_CONNECTIONS
-        transport = self._transport
-        owned = transport is None
-        if transport is None and s.lean_transport:
-            # The lean keep-alive transport (see exo_ref._h11_transport for why).
-            transport = Http11Transport(
-                max_connections=connections, max_keepalive_connections=connections
-            )
         async with StateManagerClient(
-            uri=s.state_manager_uri,
-            namespace=s.namespace,
-            key=s.key,
-            version=s.state_manager_version,
-            transport=transport,
-            owns_transport=owned,
-            timeout=s.timeout,
-            clock=self._clock,
-            rng=self._rng,
-            backoff=self._backoff,
-            max_connections=connections,
+            s, transport=self._transport, clock=self._clock, rng=self._rng, backoff=self._backoff
         ) as client:
             with anyio.CancelScope() as self._main_scope:
                 names = [node.__name__ for node in self.nodes]

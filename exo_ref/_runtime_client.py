@@ -69,6 +69,7 @@ from ._calls import (
     transport_failure,
 )
 from ._clock import Clock
+from ._config import RuntimeSettings
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -99,6 +100,9 @@ __all__ = [
 logger = logging.getLogger("exo_ref.client")
 
 SECRETS_MAX_ATTEMPTS = 5
+
+# Extra connections beyond `workers`: the poller, registration, hand-back bursts.
+_SPARE_CONNECTIONS = 4
 
 
 class ReportOutcome(enum.Enum):
@@ -171,42 +175,46 @@ class StateManagerClient:
     Use as an async context manager (or call :meth:`aclose`): it owns one ``httpx.AsyncClient``.
 
     Args:
-        uri: base URI without the version (``http://host:8000``).
-        namespace: the runtime's namespace.
-        key: the API key, sent as ``x-api-key``; never logged or put in an error message.
-        version: the API version path segment (``v0``).
+        settings: the runtime's settings. The client reads where the state manager is
+            (``state_manager_uri``, ``state_manager_version``), the namespace, the key (sent as
+            ``x-api-key``; never logged or put in an error message), the timeouts, and
+            ``workers``: the pool holds a connection per worker plus a few, so a report never
+            waits for a poll's connection.
         transport: an ``httpx.AsyncBaseTransport`` (``httpx.ASGITransport`` for an in-process
-            fake, ``httpx.MockTransport`` in tests, the runtime's :class:`Http11Transport` for
-            plain HTTP); ``None`` for httpx's own transport. Chosen by the runtime from its
-            configuration (``RuntimeSettings.lean_transport``), never here.
-        timeout: per-request timeouts.
+            fake, ``httpx.MockTransport`` in tests); ``None`` for the runtime's own
+            :class:`Http11Transport` when ``settings.lean_transport`` (chosen in configuration,
+            never here), else httpx's own.
         clock: what backoff sleeps use.
         rng: the jitter source.
         backoff: retry spacing for registration, reports and secrets.
-        max_connections: connection-pool size (the runtime passes ``workers`` plus a few).
-        owns_transport: close ``transport`` with this client (the runtime's own); otherwise it
-            is borrowed and left open. Requests on an owned :class:`Http11Transport` or on a
-            borrowed ``httpx.ASGITransport`` skip ``AsyncClient``'s per-request layer (module
-            docstring).
+        owns_transport: close ``transport`` with this client; otherwise it is borrowed and left
+            open (a transport the client builds itself is always owned). Requests on an owned
+            :class:`Http11Transport` or on a borrowed ``httpx.ASGITransport`` skip
+            ``AsyncClient``'s per-request layer (module docstring).
     """
 
     def __init__(
         self,
+        settings: RuntimeSettings,
         *,
-        uri: str,
-        namespace: str,
-        key: str,
-        version: str,
         transport: httpx.AsyncBaseTransport | None,
-        timeout: httpx.Timeout,
         clock: Clock,
         rng: RandomSource,
         backoff: Backoff | None = None,
-        max_connections: int = 20,
         owns_transport: bool = False,
     ) -> None:
+        uri, key, timeout = settings.state_manager_uri, settings.key, settings.timeout
         require_transport_for_in_process(uri, transport)
-        self._prefix = f"{uri.rstrip('/')}/{version}/namespace/{namespace}"
+        connections = settings.workers + _SPARE_CONNECTIONS
+        if transport is None:
+            owns_transport = True
+            if settings.lean_transport:
+                transport = Http11Transport(
+                    max_connections=connections, max_keepalive_connections=connections
+                )
+        self._prefix = (
+            f"{uri.rstrip('/')}/{settings.state_manager_version}/namespace/{settings.namespace}"
+        )
         self._clock = clock
         self._rng = rng
         self._backoff = backoff if backoff is not None else Backoff()
@@ -228,7 +236,7 @@ class StateManagerClient:
             # Every body we send is JSON; a default header saves a merge per request.
             headers=headers,
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=connections, max_keepalive_connections=connections
             ),
         )
         # The hot path without AsyncClient's per-request layer (module docstring), or None.

@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel
 
 from exo_ref import Backoff, BaseNode, ManualClock, Runtime
+from exo_ref._config import RuntimeSettings
 from exo_ref._runtime_client import StateManagerClient
 from tests.builders import NAMESPACE
 
@@ -139,15 +140,22 @@ def make_client(
     recorder: Recorder, clock: ManualClock, backoff: Backoff | None = None
 ) -> StateManagerClient:
     return StateManagerClient(
-        uri=URI,
-        namespace=NAMESPACE,
-        key=KEY,
-        version="v0",
+        client_settings(),
         transport=recorder.transport,
-        timeout=httpx.Timeout(5.0),
         clock=clock,
         rng=random.Random(0),
         backoff=backoff or Backoff(),
+    )
+
+
+def client_settings(uri: str = URI, timeout: httpx.Timeout | None = None) -> RuntimeSettings:
+    """What a :class:`StateManagerClient` reads: the test runtime's uri, namespace and key."""
+    return RuntimeSettings(
+        namespace=NAMESPACE,
+        name="rt",
+        state_manager_uri=uri,
+        key=KEY,
+        timeout=timeout or httpx.Timeout(5.0),
     )
 
 

@@ -18,7 +18,7 @@ import anyio.abc
 import httpx
 import pytest
 
-import exo_ref._runtime
+import exo_ref._runtime_client
 from exo_ref import (
     AuthenticationError,
     InvalidResponseError,
@@ -34,7 +34,7 @@ from exo_ref._runtime_client import StateManagerClient
 from fake_state_manager import FakeStateManager, SystemClock
 from tests.builders import NAMESPACE, graph_node
 
-from .helpers import KEY, EchoNode, Fan
+from .helpers import KEY, EchoNode, Fan, client_settings
 
 Serve = Callable[[anyio.abc.SocketStream], Awaitable[None]]
 
@@ -246,7 +246,7 @@ async def test_runtime_uses_one_client_and_reuses_connections(
                     transports.append(self)
 
             monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
-            monkeypatch.setattr(exo_ref._runtime, "Http11Transport", CountingTransport)
+            monkeypatch.setattr(exo_ref._runtime_client, "Http11Transport", CountingTransport)
             runtime = Runtime(
                 NAMESPACE,
                 "rt",
@@ -301,13 +301,9 @@ async def _fan_out(client: httpx.AsyncClient, n: int) -> None:
 
 def direct_client(uri: str, *, read: float = 5.0) -> StateManagerClient:
     return StateManagerClient(
-        uri=uri,
-        namespace=NAMESPACE,
-        key=KEY,
-        version="v0",
+        client_settings(uri, httpx.Timeout(5.0, read=read)),
         transport=Http11Transport(),
         owns_transport=True,
-        timeout=httpx.Timeout(5.0, read=read),
         clock=ManualClock(),
         rng=random.Random(0),
     )

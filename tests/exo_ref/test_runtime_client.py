@@ -32,6 +32,7 @@ from .helpers import (
     KEY,
     EchoNode,
     Recorder,
+    client_settings,
     json_response,
     make_client,
     run_clock,
@@ -328,12 +329,8 @@ async def test_an_unreachable_server_is_named_with_what_to_check() -> None:
         port = probe.getsockname()[1]
     clock = ManualClock()
     client = StateManagerClient(
-        uri=f"http://127.0.0.1:{port}",
-        namespace=NAMESPACE,
-        key=KEY,
-        version="v0",
+        client_settings(f"http://127.0.0.1:{port}"),
         transport=None,
-        timeout=httpx.Timeout(5.0),
         clock=clock,
         rng=random.Random(0),
     )
@@ -361,14 +358,7 @@ def test_a_uri_with_the_version_is_refused_with_the_fix(uri: str) -> None:
 
 def asgi_client(transport: httpx.AsyncBaseTransport) -> StateManagerClient:
     return StateManagerClient(
-        uri="http://sm.test",
-        namespace=NAMESPACE,
-        key=KEY,
-        version="v0",
-        transport=transport,
-        timeout=httpx.Timeout(5.0),
-        clock=ManualClock(),
-        rng=random.Random(0),
+        client_settings(), transport=transport, clock=ManualClock(), rng=random.Random(0)
     )
 
 

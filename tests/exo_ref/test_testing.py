@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from exo_ref import (
     Runtime,
     SystemClock,
 )
+from exo_ref._config import RuntimeSettings
 from exo_ref._runtime_client import IN_PROCESS_HOST, StateManagerClient
 from exo_ref.testing import (
     ExoEnv,
@@ -607,8 +609,7 @@ def test_a_runtime_on_the_fakes_uri_without_its_transport_is_refused() -> None:
 
 
 async def test_a_client_on_the_fakes_uri_without_its_transport_is_refused() -> None:
+    uri = fake_state_manager.DEFAULT_URI
+    settings = RuntimeSettings(namespace="ns", name="rt", state_manager_uri=uri, key="k")
     with pytest.raises(ConfigurationError, match=r"pass transport=sm\.transport"):
-        StateManagerClient(
-            uri=fake_state_manager.DEFAULT_URI, namespace="ns", key="k", version="v0",
-            transport=None, timeout=httpx.Timeout(1.0), clock=SystemClock(), rng=None,  # type: ignore[arg-type]
-        )
+        StateManagerClient(settings, transport=None, clock=SystemClock(), rng=random.Random(0))
