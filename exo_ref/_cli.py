@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TextIO
 
 import httpx
@@ -103,14 +104,8 @@ def main(
     if args.command != "demo":
         parser.print_help(stream)
         return 2
-    options = DemoOptions(
-        fan_out=args.fan_out,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        backend=args.backend,
-        verbose=args.verbose,
-        fail_item=args.fail_item,
-    )
+    # Each demo flag is the DemoOptions field of the same name.
+    options = DemoOptions(**{f.name: getattr(args, f.name) for f in fields(DemoOptions)})
     try:
         result = run_demo(options, stream)
     except (ExoRefError, TimeoutError) as error:

@@ -192,6 +192,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+# The flags passed on as the FakeStateManager parameters of the same name.
+_MANAGER_FLAGS = (
+    "max_body_bytes", "log_requests", "db", "queued_timeout", "retain_runs", "retain_hours"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, serve until interrupted, return the exit code."""
     args = _parser().parse_args(argv)
@@ -219,12 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_key=api_key,
             clock=SystemClock(),
             record_requests=False,
-            max_body_bytes=args.max_body_bytes,
-            log_requests=args.log_requests,
-            db=args.db,
-            queued_timeout=args.queued_timeout,
-            retain_runs=args.retain_runs,
-            retain_hours=args.retain_hours,
+            **{name: getattr(args, name) for name in _MANAGER_FLAGS},
         )
     except StorageError as exc:  # one line, no traceback; argparse's code for bad input
         print(f"fake-state-manager: error: {exc}", file=sys.stderr)
