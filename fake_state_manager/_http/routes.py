@@ -84,52 +84,9 @@ def _register_nodes(e: Engine, p: Params, b: Any) -> JsonDict:
     )
 
 
-def _upsert_graph(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.upsert_graph(
-        p["namespace_name"],
-        p["graph_name"],
-        nodes=b.nodes,
-        secrets=b.secrets,
-        retry_policy=b.retry_policy,
-        store_config=b.store_config,
-        triggers=b.triggers,
-    )
-
-
-def _trigger(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.trigger(
-        p["namespace_name"],
-        p["graph_name"],
-        inputs=b.inputs,
-        store=b.store,
-        start_delay=b.start_delay,
-    )
-
-
-def _enqueue(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.enqueue(p["namespace_name"], nodes=b.nodes, batch_size=b.batch_size)
-
-
-def _executed(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.executed(p["namespace_name"], p["state_id"], outputs=b.outputs)
-
-
-def _errored(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.errored(p["namespace_name"], p["state_id"], error=b.error)
-
-
-def _prune(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.prune(p["namespace_name"], p["state_id"], data=b.data)
-
-
-def _re_enqueue_after(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.re_enqueue_after(p["namespace_name"], p["state_id"], enqueue_after=b.enqueue_after)
-
-
-def _manual_retry(e: Engine, p: Params, b: Any) -> JsonDict:
-    return e.manual_retry(p["namespace_name"], p["state_id"], fanout_id=b.fanout_id)
-
-
+# Every other body route passes the body's fields on by name: each field is the engine
+# method's keyword argument of that name. ``dict(model)`` is shallow, so nested models reach the
+# engine as the graph models, validated once (here).
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "PUT", NS + "/nodes/", "register_nodes", "Register or update nodes (§2.1)",
@@ -142,7 +99,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "PUT", NS + "/graph/{graph_name}", "upsert_graph_template",
-        "Create or update a graph template (§2.3, §4)", _upsert_graph,
+        "Create or update a graph template (§2.3, §4)",
+        lambda e, p, b: e.upsert_graph(p["namespace_name"], p["graph_name"], **dict(b)),
         s.UpsertGraphTemplateRequest, status=201, response=r.UpsertGraphTemplateResponse,
         errors=(400,),
     ),
@@ -158,35 +116,41 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "POST", NS + "/graph/{graph_name}/trigger", "trigger_graph", "Start a run (§2.6, §4.6)",
-        _trigger, s.TriggerGraphRequest, response=r.TriggerGraphResponse, errors=(400, 404),
+        lambda e, p, b: e.trigger(p["namespace_name"], p["graph_name"], **dict(b)),
+        s.TriggerGraphRequest, response=r.TriggerGraphResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/states/enqueue", "enqueue_states", "Claim runnable states (§2.7, §3.3)",
-        _enqueue, s.EnqueueRequest, response=r.EnqueueResponse,
+        lambda e, p, b: e.enqueue(p["namespace_name"], **dict(b)),
+        s.EnqueueRequest, response=r.EnqueueResponse,
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/executed", "executed_state",
-        "Report success and outputs (§2.8, §3.4)", _executed, s.ExecutedRequest,
-        response=r.ExecutedResponse, errors=(400, 404),
+        "Report success and outputs (§2.8, §3.4)",
+        lambda e, p, b: e.executed(p["namespace_name"], p["state_id"], **dict(b)),
+        s.ExecutedRequest, response=r.ExecutedResponse, errors=(400, 404),
     ),
     Endpoint(
-        "POST", NS + "/state/{state_id}/errored", "errored_state",
-        "Report a failure (§2.9, §5)", _errored, s.ErroredRequest, response=r.ErroredResponse,
-        errors=(400, 404),
+        "POST", NS + "/state/{state_id}/errored", "errored_state", "Report a failure (§2.9, §5)",
+        lambda e, p, b: e.errored(p["namespace_name"], p["state_id"], **dict(b)),
+        s.ErroredRequest, response=r.ErroredResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/prune", "prune_state", "Prune signal (§2.10, §6.1)",
-        _prune, s.PruneRequest, response=r.PruneResponse, errors=(400, 404),
+        lambda e, p, b: e.prune(p["namespace_name"], p["state_id"], **dict(b)),
+        s.PruneRequest, response=r.PruneResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/re-enqueue-after", "re_enqueue_after_state",
-        "Re-enqueue-after signal (§2.11, §6.2)", _re_enqueue_after, s.ReEnqueueAfterRequest,
-        response=r.ReEnqueueAfterResponse, errors=(400, 404),
+        "Re-enqueue-after signal (§2.11, §6.2)",
+        lambda e, p, b: e.re_enqueue_after(p["namespace_name"], p["state_id"], **dict(b)),
+        s.ReEnqueueAfterRequest, response=r.ReEnqueueAfterResponse, errors=(400, 404),
     ),
     Endpoint(
         "POST", NS + "/state/{state_id}/manual-retry", "manual_retry_state",
-        "Manual retry (§2.12, §6.3)", _manual_retry, s.ManualRetryRequest,
-        response=r.ManualRetryResponse, errors=(404, 409),
+        "Manual retry (§2.12, §6.3)",
+        lambda e, p, b: e.manual_retry(p["namespace_name"], p["state_id"], **dict(b)),
+        s.ManualRetryRequest, response=r.ManualRetryResponse, errors=(404, 409),
     ),
     Endpoint(
         "GET", NS + "/state/{state_id}/secrets", "get_secrets",
