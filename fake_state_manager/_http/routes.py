@@ -84,6 +84,24 @@ def _register_nodes(e: Engine, p: Params, b: Any) -> JsonDict:
     )
 
 
+def _state_report(
+    action: str, summary: str, body: type[BaseModel], errors: tuple[int, ...] = (400, 404)
+) -> Endpoint:
+    """``POST .../state/{state_id}/<action>`` (§2.8-§2.12): one engine method per action.
+
+    The method, the operation id and the response model are all named for the action
+    (``re-enqueue-after`` -> ``Engine.re_enqueue_after``, ``re_enqueue_after_state``,
+    ``ReEnqueueAfterResponse``), as upstream names them.
+    """
+    method = action.replace("-", "_")
+    response = getattr(r, "".join(word.title() for word in action.split("-")) + "Response")
+    return Endpoint(
+        "POST", f"{NS}/state/{{state_id}}/{action}", f"{method}_state", summary,
+        lambda e, p, b: getattr(e, method)(p["namespace_name"], p["state_id"], **dict(b)),
+        body, response=response, errors=errors,
+    )
+
+
 # Every other body route passes the body's fields on by name: each field is the engine
 # method's keyword argument of that name. ``dict(model)`` is shallow, so nested models reach the
 # engine as the graph models, validated once (here).
@@ -124,33 +142,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         lambda e, p, b: e.enqueue(p["namespace_name"], **dict(b)),
         s.EnqueueRequest, response=r.EnqueueResponse,
     ),
-    Endpoint(
-        "POST", NS + "/state/{state_id}/executed", "executed_state",
-        "Report success and outputs (§2.8, §3.4)",
-        lambda e, p, b: e.executed(p["namespace_name"], p["state_id"], **dict(b)),
-        s.ExecutedRequest, response=r.ExecutedResponse, errors=(400, 404),
+    _state_report("executed", "Report success and outputs (§2.8, §3.4)", s.ExecutedRequest),
+    _state_report("errored", "Report a failure (§2.9, §5)", s.ErroredRequest),
+    _state_report("prune", "Prune signal (§2.10, §6.1)", s.PruneRequest),
+    _state_report(
+        "re-enqueue-after", "Re-enqueue-after signal (§2.11, §6.2)", s.ReEnqueueAfterRequest
     ),
-    Endpoint(
-        "POST", NS + "/state/{state_id}/errored", "errored_state", "Report a failure (§2.9, §5)",
-        lambda e, p, b: e.errored(p["namespace_name"], p["state_id"], **dict(b)),
-        s.ErroredRequest, response=r.ErroredResponse, errors=(400, 404),
-    ),
-    Endpoint(
-        "POST", NS + "/state/{state_id}/prune", "prune_state", "Prune signal (§2.10, §6.1)",
-        lambda e, p, b: e.prune(p["namespace_name"], p["state_id"], **dict(b)),
-        s.PruneRequest, response=r.PruneResponse, errors=(400, 404),
-    ),
-    Endpoint(
-        "POST", NS + "/state/{state_id}/re-enqueue-after", "re_enqueue_after_state",
-        "Re-enqueue-after signal (§2.11, §6.2)",
-        lambda e, p, b: e.re_enqueue_after(p["namespace_name"], p["state_id"], **dict(b)),
-        s.ReEnqueueAfterRequest, response=r.ReEnqueueAfterResponse, errors=(400, 404),
-    ),
-    Endpoint(
-        "POST", NS + "/state/{state_id}/manual-retry", "manual_retry_state",
-        "Manual retry (§2.12, §6.3)",
-        lambda e, p, b: e.manual_retry(p["namespace_name"], p["state_id"], **dict(b)),
-        s.ManualRetryRequest, response=r.ManualRetryResponse, errors=(404, 409),
+    _state_report(
+        "manual-retry", "Manual retry (§2.12, §6.3)", s.ManualRetryRequest, errors=(404, 409)
     ),
     Endpoint(
         "GET", NS + "/state/{state_id}/secrets", "get_secrets",
