@@ -108,13 +108,7 @@ def _create(store: Store, original: State, executed: Sequence[State], now: float
             inputs = _render_inputs(store, template, child, fields, state, state.parents)
             children.append(
                 _new_state(
-                    store,
-                    child,
-                    state,
-                    inputs,
-                    {**state.parents, state.identifier: state.id},
-                    now,
-                    now_ms,
+                    store, child, state, inputs, {**state.parents, state.identifier: state.id}, now
                 )
             )
     for child_state in children:  # step 3d: insert all children, then mark SUCCESS
@@ -152,7 +146,7 @@ def _maybe_unite(
     _check_dependencies(store, unite, fields, target, target_state, original.parents)
     inputs = _render_inputs(store, template, unite, fields, target_state, original.parents)
     parents = {**target_state.parents, target: target_state.id}
-    state = _new_state(store, unite, target_state, inputs, parents, now, now_ms)
+    state = _new_state(store, unite, target_state, inputs, parents, now)
     state.does_unites = True
     state.state_fingerprint = fingerprint(state)
     with contextlib.suppress(DuplicateKeyError):  # step 4d: another branch already made it
@@ -166,8 +160,8 @@ def _new_state(
     inputs: dict[str, Any],
     parents: dict[str, str],
     now: float,
-    now_ms: int,
 ) -> State:
+    """A next state of ``source``'s run for template node ``child``, runnable at once (§3.5)."""
     return store.new_state(
         node_name=child["node_name"],
         namespace_name=child["namespace"],
@@ -176,7 +170,7 @@ def _new_state(
         run_id=source.run_id,
         inputs=inputs,
         parents=parents,
-        enqueue_after=now_ms,
+        enqueue_after=epoch_ms(now),
         now=now,
     )
 
