@@ -32,6 +32,7 @@ def _cases(node: str, count: int, prefix: str, **inputs: str) -> tuple[ServiceCa
     return tuple(ServiceCase(f"{prefix}{i:02d}", node, inputs) for i in range(count))
 
 
+# Each scenario's runtime settings stand on one line, as its report shows them (``shape()``).
 SCENARIOS: tuple[BlackBoxScenario, ...] = (
     BlackBoxScenario(
         "idle",
@@ -47,9 +48,7 @@ SCENARIOS: tuple[BlackBoxScenario, ...] = (
         "9 instant states, 3 per poll: each full poll must be followed by the next at once",
         focus=("T2",),
         cases=tuple(ServiceCase(f"burst{i:02d}", "Echo", {"text": f"t{i}"}) for i in range(9)),
-        batch_size=3,
-        workers=3,
-        poll_interval=1.0,
+        batch_size=3, workers=3, poll_interval=1.0,
     ),
     BlackBoxScenario(
         "outcomes",
@@ -65,27 +64,21 @@ SCENARIOS: tuple[BlackBoxScenario, ...] = (
             ServiceCase("requeue", "Requeue", {"delay_ms": "300"}),
             ServiceCase("secret", "UseSecret"),
         ),
-        batch_size=4,
-        workers=2,
-        poll_interval=0.2,
+        batch_size=4, workers=2, poll_interval=0.2,
     ),
     BlackBoxScenario(
         "batching",
         "8 sleeping states, one worker: how many claimed states wait unstarted",
         focus=("B2",),
         cases=_cases("Sleep", 8, "slow", seconds="0.35"),
-        batch_size=4,
-        workers=1,
-        poll_interval=0.2,
+        batch_size=4, workers=1, poll_interval=0.2,
     ),
     BlackBoxScenario(
         "concurrency",
         "6 sleeping states, three workers: concurrency must reach three and no more",
         focus=("W1", "W2"),
         cases=_cases("Sleep", 6, "nap", seconds="0.5"),
-        batch_size=3,
-        workers=3,
-        poll_interval=0.2,
+        batch_size=3, workers=3, poll_interval=0.2,
     ),
     BlackBoxScenario(
         "sync",
@@ -95,9 +88,7 @@ SCENARIOS: tuple[BlackBoxScenario, ...] = (
             ServiceCase("block", "SyncBlock", {"seconds": "1.5"}),
             *(ServiceCase(f"quick{i:02d}", "Echo", {"text": f"q{i}"}) for i in range(5)),
         ),
-        batch_size=8,
-        workers=2,
-        poll_interval=0.2,
+        batch_size=8, workers=2, poll_interval=0.2,
     ),
     BlackBoxScenario(
         "faults",
@@ -111,8 +102,7 @@ SCENARIOS: tuple[BlackBoxScenario, ...] = (
         ),
         batch_size=4,
         # One worker: states run one after another, so which report meets which fault is fixed.
-        workers=1,
-        poll_interval=0.1,
+        workers=1, poll_interval=0.1,
         faults={
             "enqueue": ("status_503",) * 4,
             "executed": ("status_503", "status_502_html"),
