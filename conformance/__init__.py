@@ -15,6 +15,7 @@ Scenarios come from public hypothesis strategies (:func:`scenarios`, built from
 :func:`field_names`; :func:`invalid_node_problems` for refused registrations). A user holds their
 own runtime to the contract by drawing from them in a hypothesis test::
 
+    @pytest.mark.anyio  # anyio's pytest plugin runs the async test (or anyio_mode = "auto")
     @given(scenario=conformance.scenarios(MY_TARGET))
     async def test_my_runtime(scenario: conformance.Scenario) -> None:
         await conformance.check_scenario(MY_TARGET, conformance.in_process_fake(), scenario)

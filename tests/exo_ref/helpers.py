@@ -222,9 +222,15 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def readme_block(test_file: str) -> str:
     """The README's Python block marked as run by ``test_file`` (its path from the root)."""
+    return marked_block(README, test_file)
+
+
+def marked_block(doc: Path, test_file: str) -> str:
+    """The Python block of ``doc`` that a ``<!-- {test_file} runs the next code block -->``
+    comment marks: the docs say what runs, and the test runs exactly that text."""
     marker = f"<!-- {test_file} runs the next code block -->"
-    text = README.read_text(encoding="utf-8")
-    assert marker in text, f"the README lost the marked code block {test_file} runs"
+    text = doc.read_text(encoding="utf-8")
+    assert marker in text, f"{doc.name} lost the marked code block {test_file} runs"
     after = text.split(marker, 1)[1]
     opening = "```python\n"
     assert after.lstrip("\n").startswith(opening)
