@@ -88,6 +88,7 @@ class _TimedOut(Exception):
 
 
 _CUT_SHORT = "the server closed the connection without a complete answer"
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")  # RFC 9112 §7.1: hex digits, nothing else
 
 
 class _AnswerReader:
@@ -172,8 +173,8 @@ class _AnswerReader:
         lower = fields.lower()
         keep_alive = version == b"HTTP/1.1"
         length = _field(fields, lower, b"\r\ncontent-length:")
-        coding = _field(fields, lower, b"\r\ntransfer-encoding:")
-        connection = _field(lower, lower, b"\r\nconnection:")
+        coding = _field(fields, lower, b"\r\ntransfer-encoding:", listed=True)
+        connection = _field(lower, lower, b"\r\nconnection:", listed=True)
         if connection is not None and b"close" in [t.strip() for t in connection.split(b",")]:
             keep_alive = False
         if self._head_request or status in (204, 304):
@@ -204,16 +205,11 @@ class _AnswerReader:
             line_end = data.find(b"\r\n", position)
             if line_end < 0:
                 break
-            size_text = bytes(data[position:line_end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError(
-                    f"invalid chunk size {size_text[:40]!r}"
-                ) from None
+            size_text = bytes(data[position:line_end]).split(b";", 1)[0].strip(b" \t")
+            if not _CHUNK_SIZE.match(size_text):  # int() would take "0x3", "1_0" and "+5"
+                raise httpx.RemoteProtocolError(f"invalid chunk size {size_text[:40]!r}")
+            size = int(size_text, 16)
             start = line_end + 2
-            if size < 0:
-                raise httpx.RemoteProtocolError("negative chunk size")
             if size == 0:  # the last chunk, then trailer fields up to a blank line
                 if data[start : start + 2] == b"\r\n":
                     return start + 2, b"".join(parts)
@@ -232,24 +228,31 @@ class _AnswerReader:
         return None
 
 
-def _field(fields: bytes, lower: bytes, name: bytes) -> bytes | None:
+def _field(fields: bytes, lower: bytes, name: bytes, *, listed: bool = False) -> bytes | None:
     """The value of header ``name`` (``b"\r\nname:"``, lower case) in ``fields``, or None.
 
+    A ``listed`` field (``Connection``, ``Transfer-Encoding``: comma-separated lists) may stand
+    on several lines, which mean their values joined by commas (RFC 9110 §5.3); any other
+    (``Content-Length``) may repeat only its one value.
+
     Raises:
-        httpx.RemoteProtocolError: ``name`` appears twice with different values (a framing
-            header that could be read two ways).
+        httpx.RemoteProtocolError: a field that is not ``listed`` appears with different values
+            (a framing header that could be read two ways).
     """
+    values = []
     found = lower.find(name)
-    if found < 0:
+    while found >= 0:
+        start = found + len(name)
+        end = lower.find(b"\r\n", start)
+        values.append((fields[start:] if end < 0 else fields[start:end]).strip(b" \t"))
+        found = -1 if end < 0 else lower.find(name, end)
+    if not values:
         return None
-    start = found + len(name)
-    end = lower.find(b"\r\n", start)
-    value = (fields[start:] if end < 0 else fields[start:end]).strip(b" \t")
-    if end >= 0 and lower.find(name, end) >= 0:
-        again = _field(fields[end:], lower[end:], name)
-        if again != value:
-            raise httpx.RemoteProtocolError(f"conflicting {name[2:-1].decode()} headers")
-    return value
+    if listed:
+        return b", ".join(values)
+    if any(value != values[0] for value in values):
+        raise httpx.RemoteProtocolError(f"conflicting {name[2:-1].decode()} headers")
+    return values[0]
 
 
 def header_fields(fields: bytes, *, strict: bool = True) -> list[tuple[bytes, bytes]]:
@@ -320,16 +323,20 @@ class _SocketConnection:
     Not safe for concurrent use: the transport hands each connection to one request at a time.
     """
 
-    __slots__ = ("_buffer", "_kit", "sock")
+    __slots__ = ("_backend", "_buffer", "_kit", "sock")
 
-    def __init__(self, sock: socket.socket, kit: _Kit = _ANYIO_KIT) -> None:
+    def __init__(self, sock: socket.socket, backend: str, kit: _Kit = _ANYIO_KIT) -> None:
         self.sock = sock
+        self._backend = backend
         self._kit = kit
         self._buffer = bytearray()
 
     def looks_closed(self) -> bool:
-        """An idle connection with something to read has been closed (or broken) by the peer."""
-        return bool(self._buffer) or _peek_shows_closed(self.sock)
+        """An idle connection with something to read has been closed (or broken) by the peer;
+        one made on another backend cannot be waited on with this one's primitives."""
+        return (
+            bool(self._buffer) or _backend() != self._backend or _peek_shows_closed(self.sock)
+        )
 
     def close(self) -> None:
         self.sock.close()
@@ -410,7 +417,6 @@ class _AsyncioConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._eof = False
-        self._lost: BaseException | None = None
         self._reader: _AnswerReader | None = None
         self._waiter: asyncio.Future[tuple[RawAnswer, bool]] | None = None
 
@@ -435,9 +441,13 @@ class _AsyncioConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
-        self._lost = exc
-        if self._waiter is not None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if exc is None:
             self._advance(self._buffer)
+        else:  # reset, not closed: what came so far may be cut short even if it parses whole
+            waiter.set_exception(httpx.ReadError(str(exc) or type(exc).__name__))
 
     def _advance(self, data: bytes | bytearray) -> bool:
         """Parse what arrived; True when the answer is complete (or failed)."""
@@ -447,11 +457,7 @@ class _AsyncioConnection(asyncio.Protocol):
         try:
             result = reader.parse(data, self._eof)
         except httpx.RemoteProtocolError as error:
-            lost = self._lost
-            if lost is not None:  # reset, not closed: an I/O error
-                waiter.set_exception(httpx.ReadError(str(lost) or type(lost).__name__))
-            else:
-                waiter.set_exception(error)
+            waiter.set_exception(error)
             return True
         if result is None:
             return False
@@ -564,7 +570,13 @@ async def _connect(host: str, port: int) -> socket.socket:
         targets = [(family, (str(ip), port))]
     error: OSError = OSError(f"no address for {host!r}")
     for family, address in targets:
-        sock, pending = _open_socket(family, address)
+        try:
+            # An address can fail at once (ENETUNREACH: an IPv6 one on a host without an IPv6
+            # route) or once the connect completes (ECONNREFUSED): either way, try the next.
+            sock, pending = _open_socket(family, address)
+        except OSError as failure:
+            error = failure
+            continue
         try:
             if pending:
                 await _wait_writable(sock)
@@ -585,9 +597,9 @@ async def _open(host: str, port: int) -> _Connection:
     sock = await _connect(host, port)
     backend = _backend()
     if backend == "trio":
-        return _SocketConnection(sock, _kit_for_trio())
+        return _SocketConnection(sock, backend, _kit_for_trio())
     if backend != "asyncio":
-        return _SocketConnection(sock)
+        return _SocketConnection(sock, backend)
     loop = asyncio.get_running_loop()
     try:
         _, protocol = await loop.create_connection(
@@ -603,12 +615,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
     """HTTP/1.1 over plain TCP with keep-alive reuse, for ``http://`` URLs only.
 
     Args:
-        max_connections: connections open at once; more concurrent requests wait (pool timeout).
-        max_keepalive_connections: idle connections kept for reuse.
+        max_connections: connections open at once, idle ones included, to all origins; more
+            concurrent requests wait (pool timeout), and an idle connection to another origin
+            is closed to make room for a new one.
+        max_keepalive_connections: idle connections kept for reuse, to all origins.
     """
 
     def __init__(self, *, max_connections: int = 100, max_keepalive_connections: int = 20) -> None:
-        self._slots = anyio.Semaphore(max_connections)
+        self._slots = anyio.Semaphore(max_connections)  # one per request in flight
         self._keep = max_keepalive_connections
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._closed = False
@@ -623,6 +637,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeouts: Timeouts,
         *,
         head_request: bool = False,
+        reuse: bool = True,
     ) -> RawAnswer:
         """Send ``data`` (a whole encoded request) to ``origin`` and read the whole answer.
 
@@ -632,6 +647,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         deadline, the answer timeout, covers writing and reading; a pool wait and a new
         connection get their own only when they happen. Returns ``(status, reason, headers,
         body)``; the headers are the head's field lines (:func:`header_fields` splits them).
+        ``reuse=False``: the request said ``Connection: close``, so the connection is closed
+        after the answer whatever the answer says (RFC 9112 §9.6).
 
         Raises:
             httpx.PoolTimeout, httpx.ConnectError, httpx.ConnectTimeout, httpx.WriteError,
@@ -652,7 +669,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             answer, keep_alive = await connection.round_trip(
                 data, timeouts[1], head_request=head_request
             )
-            self._check_in(origin, connection, keep_alive)
+            self._check_in(origin, connection, keep_alive and reuse)
             return answer
         finally:
             slots.release()
@@ -667,6 +684,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         return None
 
     async def _new_connection(self, origin: tuple[str, int], seconds: float | None) -> _Connection:
+        self._make_room()
         connection: _Connection | None = None
         try:
             with anyio.move_on_after(seconds):
@@ -678,9 +696,19 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self.connections_opened += 1
         return connection
 
+    def _make_room(self) -> None:
+        """Close idle connections (other origins': this one has none left) until one more
+        keeps ``max_connections``: each request in flight holds a slot and one connection, so
+        the idle ones may number at most the free slots."""
+        excess = sum(map(len, self._idle.values())) - self._slots.value
+        for idle in self._idle.values():
+            while idle and excess > 0:
+                idle.pop(0).close()  # the longest idle first
+                excess -= 1
+
     def _check_in(self, origin: tuple[str, int], connection: _Connection, keep: bool) -> None:
         idle = self._idle.setdefault(origin, [])
-        if keep and not self._closed and len(idle) < self._keep:
+        if keep and not self._closed and sum(map(len, self._idle.values())) < self._keep:
             idle.append(connection)
         else:
             connection.close()
@@ -695,10 +723,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
             )
         data = _encode(request, await request.aread())
         timeouts = timeouts_of(request.extensions.get("timeout", {}))
+        connection = request.headers.get("connection", "")
         try:
             status, reason, headers, body = await self.exchange(
                 (url.host, url.port or 80), data, timeouts,
                 head_request=request.method == "HEAD",
+                reuse="close" not in [t.strip().lower() for t in connection.split(",")],
             )
             fields = header_fields(headers) if isinstance(headers, bytes) else headers
         except httpx.TransportError as error:
@@ -798,4 +828,6 @@ class LeanSender:
             data = b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n%s" % (
                 method.encode("ascii"), target, self._fixed, len(body), body
             )
-        return await self._transport.exchange(self._origin, data, self._timeouts)
+        return await self._transport.exchange(
+            self._origin, data, self._timeouts, head_request=method == "HEAD"
+        )

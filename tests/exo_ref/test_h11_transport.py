@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import random
 import socket
+import struct
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +31,7 @@ from exo_ref import (
     StateManagerUnavailableError,
 )
 from exo_ref._config import lean_transport_suits
-from exo_ref._h11_transport import Http11Transport
+from exo_ref._h11_transport import Http11Transport, LeanSender
 from exo_ref._runtime_client import StateManagerClient
 from fake_state_manager import FakeStateManager, SystemClock
 from tests.builders import NAMESPACE, graph_node
@@ -166,6 +168,163 @@ async def test_connection_close_header_is_honoured() -> None:
         for _ in range(2):
             assert (await client.get("/")).text == "x"
         assert transport.connections_opened == 2
+
+
+async def test_a_request_saying_connection_close_does_not_reuse_its_connection() -> None:
+    # RFC 9112 §9.6: after sending close the client sends nothing more on that connection,
+    # even when the answer does not echo the close.
+    transport = Http11Transport()
+    async with (
+        raw_server(keep_alive) as (uri, connections),
+        httpx.AsyncClient(base_url=uri, transport=transport) as client,
+    ):
+        assert (await client.get("/one", headers={"connection": "close"})).text == "/one"
+        assert (await client.get("/two")).text == "/two"
+        assert (await client.get("/three")).text == "/three"
+        assert len(connections) == 2  # the second and third share one
+
+
+@pytest.mark.parametrize(
+    ("fields", "reused"),
+    [
+        pytest.param(b"connection: x-trace\r\nconnection: close\r\n", False, id="close-last"),
+        pytest.param(b"connection: close\r\nconnection: x-trace\r\n", False, id="close-first"),
+        pytest.param(b"connection: x-trace\r\nconnection: keep-alive\r\n", True, id="no-close"),
+    ],
+)
+async def test_a_list_header_on_several_lines_is_read_as_one_list(
+    fields: bytes, reused: bool
+) -> None:
+    # RFC 9110 §5.3: field lines of one name mean their values joined by commas.
+    response = b"HTTP/1.1 200 OK\r\n%scontent-length: 1\r\n\r\nx" % fields
+    async with (
+        raw_server(answer_once(response, close=not reused)) as (uri, connections),
+        httpx.AsyncClient(base_url=uri, transport=Http11Transport()) as client,
+    ):
+        for _ in range(2):
+            assert (await client.get("/")).text == "x"
+    assert len(connections) == (1 if reused else 2)
+
+
+async def test_transfer_codings_on_two_lines_end_in_chunked() -> None:
+    async def coded(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await stream.send(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: x-custom\r\ntransfer-encoding: chunked\r\n"
+            b"\r\n3\r\nabc\r\n0\r\n\r\n"
+        )
+
+    async with (
+        raw_server(coded) as (uri, _),
+        httpx.AsyncClient(base_url=uri, transport=Http11Transport()) as client,
+    ):
+        assert (await client.get("/")).content == b"abc"  # the chunked framing, not "close"
+
+
+async def test_a_reset_during_a_close_delimited_body_is_a_read_error() -> None:
+    # Without a length the body ends where the connection does; a reset (not a close) says
+    # nothing about where it ended, so the part received is not an answer.
+    async def reset_midway(stream: anyio.abc.SocketStream) -> None:
+        await read_request(stream, bytearray())
+        await stream.send(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nthe first half")
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Let the first half reach the client before the reset does (the claim holds either
+        # way; this is what makes the close-delimited parse see a body to take for whole).
+        await anyio.sleep(0.05)
+
+    async with (
+        raw_server(reset_midway) as (uri, _),
+        httpx.AsyncClient(base_url=uri, transport=Http11Transport()) as client,
+    ):
+        with pytest.raises(httpx.ReadError):
+            await client.get("/")
+
+
+async def test_a_host_whose_first_address_fails_at_once_is_reached_at_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An IPv6 address on a host without IPv6 (or without a route to it) fails in connect()
+    # itself, not once the connect completes; the next address must still be tried.
+    async with raw_server(keep_alive) as (uri, _):
+        port = int(uri.rsplit(":", 1)[1])
+
+        async def two_addresses(host: str, port: int, **_: Any) -> list[Any]:
+            assert host == "state-manager.test"
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("ff02::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+
+        monkeypatch.setattr(anyio, "getaddrinfo", two_addresses)
+        async with httpx.AsyncClient(transport=Http11Transport()) as client:
+            response = await client.get(f"http://state-manager.test:{port}/here")
+        assert response.text == "/here"
+
+
+async def test_the_lean_path_reads_no_body_after_head() -> None:
+    async with raw_server(answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")) as (
+        uri,
+        _,
+    ):
+        transport = Http11Transport()
+        sender = LeanSender(transport, uri + "/v0", [], httpx.Timeout(5.0))
+        status, _, _, body = await sender.send("HEAD", "/x", None)
+        await transport.aclose()
+    assert (status, body) == (200, b"")
+
+
+async def test_max_connections_counts_idle_connections_to_every_origin() -> None:
+    both_in = anyio.Event()
+    arrived: list[bytes] = []
+    ended = anyio.Event()
+
+    async def answer_in_pairs(stream: anyio.abc.SocketStream) -> None:
+        buffer = bytearray()
+        while request := await read_request(stream, buffer):
+            arrived.append(request)
+            if len(arrived) == 2:
+                both_in.set()
+            await both_in.wait()  # two requests at once: two connections
+            await stream.send(ok(b"a"))
+        ended.set()
+
+    transport = Http11Transport(max_connections=2, max_keepalive_connections=2)
+    async with (
+        raw_server(answer_in_pairs) as (a, a_connections),
+        raw_server(keep_alive) as (b, b_connections),
+        httpx.AsyncClient(transport=transport) as client,
+    ):
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(client.get, a + "/")
+        assert len(a_connections) == 2  # both idle now: the pool is full
+        assert (await client.get(b + "/")).text == "/"
+        with anyio.fail_after(10):  # a hang guard: without the room made, A's never ends
+            await ended.wait()  # an idle connection to A was closed to make room for B's
+        assert (await client.get(a + "/")).text == "a"  # the other one is still there
+        assert (len(a_connections), len(b_connections)) == (2, 1)
+
+
+async def test_max_keepalive_connections_counts_every_origin() -> None:
+    ended = anyio.Event()
+
+    async def serve_then_note_the_end(stream: anyio.abc.SocketStream) -> None:
+        await keep_alive(stream)
+        ended.set()
+
+    transport = Http11Transport(max_keepalive_connections=1)
+    async with (
+        raw_server(keep_alive) as (a, a_connections),
+        raw_server(serve_then_note_the_end) as (b, _),
+        httpx.AsyncClient(transport=transport) as client,
+    ):
+        await client.get(a + "/")
+        await client.get(b + "/")
+        with anyio.fail_after(10):  # a hang guard: a kept connection never ends
+            await ended.wait()  # B's connection was not kept: A's already fills the pool
+        await client.get(a + "/")
+        assert len(a_connections) == 1
 
 
 async def test_truncated_response_is_a_remote_protocol_error() -> None:
@@ -459,6 +618,15 @@ async def test_lean_path_arrives_in_pieces() -> None:
         pytest.param(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", id="bad-chunk"
         ),
+        # RFC 9112 §7.1: a chunk size is hex digits only (int(..., 16) takes more).
+        *(
+            pytest.param(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n%s\r\n%s\r\n0\r\n\r\n"
+                % (size, b"x" * int(size, 16)),
+                id=f"chunk-size-{size.decode()}",
+            )
+            for size in (b"0x3", b"1_0", b"+5", b"-0")
+        ),
         pytest.param(b"HTTP/1.1 200 OK\r\n", id="head-cut-short"),
     ],
 )
@@ -563,26 +731,66 @@ async def test_no_free_connection_is_a_pool_timeout() -> None:
         tg.cancel_scope.cancel()
 
 
-def test_connections_of_an_ended_event_loop_are_not_reused() -> None:
+class ThreadServer:
+    """A keep-alive echo server on blocking sockets in threads: it outlives event loops, so
+    one transport's connections can be offered to several ``anyio.run`` calls."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.origin = ("127.0.0.1", self.listener.getsockname()[1])
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    try:
+                        chunk = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                conn.sendall(ok(head.split(b" ")[1]))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_trio_connection_is_reused_by_a_later_trio_run_but_not_by_an_asyncio_run() -> None:
+    # A trio connection is a plain socket that any trio run can wait on, but no asyncio run.
+    # Each asyncio run closes its own connection before its event loop ends (its last request
+    # says so): an asyncio connection cannot be closed once its loop is gone.
+    server = ThreadServer()
     transport = Http11Transport()
+    request = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
 
-    origin: list[tuple[str, int]] = []
+    async def ask(backend: str) -> None:
+        for reuse in (True, backend != "asyncio"):
+            status, _, _, body = await transport.exchange(
+                server.origin, request, (5.0,) * 4, reuse=reuse
+            )
+            assert (status, body) == (200, b"/a")
 
-    async def ask() -> None:
-        # A raw server on a port of its own per run; the transport keeps its idle connection.
-        async with raw_server(keep_alive) as (uri, _):
-            host, port = uri.removeprefix("http://").split(":")
-            origin[:] = [(host, int(port))]
-            request = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
-            timeouts = (5.0, 5.0, 5.0, 5.0)
-            for _ in range(2):
-                status, _, _, body = await transport.exchange(origin[0], request, timeouts)
-                assert (status, body) == (200, b"/a")
-
-    for backend in ("asyncio", "trio", "asyncio"):
-        anyio.run(ask, backend=backend)
-    assert transport.connections_opened == 3  # one per run, reused within it
-    anyio.run(transport.aclose)  # closes the last run's connection, its loop gone
+    try:
+        for backend in ("asyncio", "trio", "trio", "asyncio"):
+            anyio.run(ask, backend, backend=backend)
+        # asyncio, trio (kept by the next trio run, refused by the asyncio one), asyncio
+        assert transport.connections_opened == server.connections == 3
+    finally:
+        server.close()
 
 
 async def test_lean_path_notices_an_outage_and_its_end() -> None:
