@@ -88,7 +88,7 @@ class _TimedOut(Exception):
 
 
 _CUT_SHORT = "the server closed the connection without a complete answer"
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")  # RFC 9112 §7.1: hex digits, nothing else
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")  # RFC 9112 section 7.1: hex digits, nothing else
 
 
 class _AnswerReader:
@@ -183,7 +183,7 @@ class _AnswerReader:
             self._framing = "chunked"
             self._resume = start
             if length is not None:
-                keep_alive = False  # both framings: RFC 9112 §6.1 says close afterwards
+                keep_alive = False  # both framings: RFC 9112 section 6.1 says close afterwards
         elif coding is not None or length is None:
             self._framing = "close"
             keep_alive = False
@@ -232,7 +232,7 @@ def _field(fields: bytes, lower: bytes, name: bytes, *, listed: bool = False) ->
     """The value of header ``name`` (``b"\r\nname:"``, lower case) in ``fields``, or None.
 
     A ``listed`` field (``Connection``, ``Transfer-Encoding``: comma-separated lists) may stand
-    on several lines, which mean their values joined by commas (RFC 9110 §5.3); any other
+    on several lines, which mean their values joined by commas (RFC 9110 section 5.3); any other
     (``Content-Length``) may repeat only its one value.
 
     Raises:
@@ -648,7 +648,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         connection get their own only when they happen. Returns ``(status, reason, headers,
         body)``; the headers are the head's field lines (:func:`header_fields` splits them).
         ``reuse=False``: the request said ``Connection: close``, so the connection is closed
-        after the answer whatever the answer says (RFC 9112 §9.6).
+        after the answer whatever the answer says (RFC 9112 section 9.6).
 
         Raises:
             httpx.PoolTimeout, httpx.ConnectError, httpx.ConnectTimeout, httpx.WriteError,

@@ -171,7 +171,7 @@ async def test_connection_close_header_is_honoured() -> None:
 
 
 async def test_a_request_saying_connection_close_does_not_reuse_its_connection() -> None:
-    # RFC 9112 §9.6: after sending close the client sends nothing more on that connection,
+    # RFC 9112 section 9.6: after sending close the client sends nothing more on that connection,
     # even when the answer does not echo the close.
     transport = Http11Transport()
     async with (
@@ -195,7 +195,7 @@ async def test_a_request_saying_connection_close_does_not_reuse_its_connection()
 async def test_a_list_header_on_several_lines_is_read_as_one_list(
     fields: bytes, reused: bool
 ) -> None:
-    # RFC 9110 §5.3: field lines of one name mean their values joined by commas.
+    # RFC 9110 section 5.3: field lines of one name mean their values joined by commas.
     response = b"HTTP/1.1 200 OK\r\n%scontent-length: 1\r\n\r\nx" % fields
     async with (
         raw_server(answer_once(response, close=not reused)) as (uri, connections),
@@ -618,7 +618,7 @@ async def test_lean_path_arrives_in_pieces() -> None:
         pytest.param(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", id="bad-chunk"
         ),
-        # RFC 9112 §7.1: a chunk size is hex digits only (int(..., 16) takes more).
+        # RFC 9112 section 7.1: a chunk size is hex digits only (int(..., 16) takes more).
         *(
             pytest.param(
                 b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n%s\r\n%s\r\n0\r\n\r\n"
