@@ -239,20 +239,20 @@ def _field(fields: bytes, lower: bytes, name: bytes, *, listed: bool = False) ->
         httpx.RemoteProtocolError: a field that is not ``listed`` appears with different values
             (a framing header that could be read two ways).
     """
-    values = []
     found = lower.find(name)
-    while found >= 0:
-        start = found + len(name)
-        end = lower.find(b"\r\n", start)
-        values.append((fields[start:] if end < 0 else fields[start:end]).strip(b" \t"))
-        found = -1 if end < 0 else lower.find(name, end)
-    if not values:
+    if found < 0:
         return None
+    start = found + len(name)
+    end = lower.find(b"\r\n", start)
+    value = (fields[start:] if end < 0 else fields[start:end]).strip(b" \t")
+    if end < 0 or lower.find(name, end) < 0:  # one line: the usual case, on the hot path
+        return value
+    again = _field(fields[end:], lower[end:], name, listed=listed)  # the later lines
     if listed:
-        return b", ".join(values)
-    if any(value != values[0] for value in values):
+        return value + b", " + (again or b"")
+    if again != value:
         raise httpx.RemoteProtocolError(f"conflicting {name[2:-1].decode()} headers")
-    return values[0]
+    return value
 
 
 def header_fields(fields: bytes, *, strict: bool = True) -> list[tuple[bytes, bytes]]:
@@ -708,7 +708,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     def _check_in(self, origin: tuple[str, int], connection: _Connection, keep: bool) -> None:
         idle = self._idle.setdefault(origin, [])
-        if keep and not self._closed and sum(map(len, self._idle.values())) < self._keep:
+        pooled = len(idle) if len(self._idle) == 1 else sum(map(len, self._idle.values()))
+        if keep and not self._closed and pooled < self._keep:
             idle.append(connection)
         else:
             connection.close()
