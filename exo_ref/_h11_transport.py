@@ -175,7 +175,7 @@ class _AnswerReader:
         length = _field(fields, lower, b"\r\ncontent-length:")
         coding = _field(fields, lower, b"\r\ntransfer-encoding:", listed=True)
         connection = _field(lower, lower, b"\r\nconnection:", listed=True)
-        if connection is not None and b"close" in [t.strip() for t in connection.split(b",")]:
+        if connection is not None and _says_close(connection):
             keep_alive = False
         if self._head_request or status in (204, 304):
             self._framing = "none"
@@ -253,6 +253,11 @@ def _field(fields: bytes, lower: bytes, name: bytes, *, listed: bool = False) ->
     if again != value:
         raise httpx.RemoteProtocolError(f"conflicting {name[2:-1].decode()} headers")
     return value
+
+
+def _says_close(connection: bytes) -> bool:
+    """Whether a lower-case ``Connection`` value lists ``close`` (the answer's or the request's)."""
+    return b"close" in [token.strip(b" \t") for token in connection.split(b",")]
 
 
 def header_fields(fields: bytes, *, strict: bool = True) -> list[tuple[bytes, bytes]]:
@@ -724,12 +729,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
             )
         data = _encode(request, await request.aread())
         timeouts = timeouts_of(request.extensions.get("timeout", {}))
-        connection = request.headers.get("connection", "")
+        connection = request.headers.get("connection", "").lower().encode()
         try:
             status, reason, headers, body = await self.exchange(
                 (url.host, url.port or 80), data, timeouts,
                 head_request=request.method == "HEAD",
-                reuse="close" not in [t.strip().lower() for t in connection.split(",")],
+                reuse=not _says_close(connection),
             )
             fields = header_fields(headers) if isinstance(headers, bytes) else headers
         except httpx.TransportError as error:
